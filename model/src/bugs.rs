@@ -1,0 +1,89 @@
+//! The mutation catalogue: single, named bugs that can be switched on to show that every safety
+//! property bites (specs/properties.md, "Mutants").
+//!
+//! The switch exists only in builds with the `mutants` feature (tests turn it on). Without it,
+//! [`Bugs::has`] is a constant `false` the optimiser removes, and no bug can be enabled.
+
+use serde::{Deserialize, Serialize};
+
+/// One deliberately injected protocol bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// A master grants a vote without checking lastVoteEpoch (two votes in one epoch).
+    VoteTwicePerEpoch,
+    /// A candidate counts acknowledgements instead of distinct voters (duplicated datagrams
+    /// then count twice; Redis relies on TCP here, redis-cluster.md §1.1).
+    CountDuplicateAcks,
+    /// A candidate runs its election in its current epoch instead of bumping it.
+    SkipEpochBump,
+    /// A node rebinds a slot to a claim with a lower or equal configEpoch.
+    AcceptStaleClaim,
+    /// lastVoteEpoch is not restored from the state file on restart.
+    ForgetLastVoteOnRestart,
+    /// A node marks FAIL on its own suspicion, without a quorum of reports.
+    FailWithoutQuorum,
+    /// Votes of an earlier election count in the next one (Redis #8752).
+    StaleVotesNotReset,
+    /// Candidates and voters take a master that is only PFAIL (local suspicion) for FAIL.
+    PFailCountsAsFail,
+    /// Failure reports from replicas count toward FAIL (Valkey #634 fixed the inverse).
+    ReplicaReportsCount,
+    /// A replica's advertised configEpoch (its master's) is stored as the replica's own, so a
+    /// demoted master keeps its old slots at its new master's epoch.
+    ReplicaEpochAsOwn,
+    /// The election epoch bump is not persisted before the vote request leaves.
+    UnpersistedEpochBump,
+}
+
+impl Bug {
+    /// Every bug of the catalogue.
+    pub const ALL: [Bug; 11] = [
+        Bug::VoteTwicePerEpoch,
+        Bug::CountDuplicateAcks,
+        Bug::SkipEpochBump,
+        Bug::AcceptStaleClaim,
+        Bug::ForgetLastVoteOnRestart,
+        Bug::FailWithoutQuorum,
+        Bug::StaleVotesNotReset,
+        Bug::PFailCountsAsFail,
+        Bug::ReplicaReportsCount,
+        Bug::ReplicaEpochAsOwn,
+        Bug::UnpersistedEpochBump,
+    ];
+}
+
+/// The bugs switched on in one actor (none, outside mutation tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Bugs {
+    #[cfg(any(test, feature = "mutants"))]
+    enabled: Option<Bug>,
+}
+
+impl Bugs {
+    /// No bugs: the protocol as specified.
+    pub const NONE: Bugs = Bugs {
+        #[cfg(any(test, feature = "mutants"))]
+        enabled: None,
+    };
+
+    /// Exactly one bug switched on.
+    #[cfg(any(test, feature = "mutants"))]
+    pub fn only(bug: Bug) -> Bugs {
+        Bugs { enabled: Some(bug) }
+    }
+
+    /// Whether `bug` is switched on.
+    #[inline(always)]
+    pub fn has(&self, bug: Bug) -> bool {
+        #[cfg(any(test, feature = "mutants"))]
+        {
+            self.enabled == Some(bug)
+        }
+        #[cfg(not(any(test, feature = "mutants")))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}

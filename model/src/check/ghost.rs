@@ -1,0 +1,223 @@
+//! History (ghost) variables: facts about the past that properties need and no node stores.
+//!
+//! The checker updates them after every step by observing what the acting node did — its state
+//! before and after, the timer that fired, the messages it sent. Nodes never read them. They are
+//! part of the checked state (so they are fingerprinted), which is why each is kept to the
+//! minimum its property needs: most are determined by the messages on the never-emptied
+//! network and add no states; `suspected_by` is the one that does.
+
+use std::collections::BTreeMap;
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use crate::bitset::NodeSet;
+use crate::ids::{Epoch, NodeId};
+use crate::layout::Layout;
+use crate::message::Msg;
+use crate::state::{Election, Health, NodeState, Role};
+
+/// A transition-property violation, recorded when the offending step happens.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Violation {
+    /// A node's currentEpoch, configEpoch or lastVoteEpoch went down (property 4).
+    EpochRegressed {
+        /// The node.
+        node: NodeId,
+        /// Which epoch.
+        which: &'static str,
+        /// Value before the step.
+        before: Epoch,
+        /// Value after.
+        after: Epoch,
+    },
+    /// A replica was promoted although its master was never marked FAIL (property 6).
+    PromotedWithoutFail {
+        /// The promoted replica.
+        node: NodeId,
+        /// Its master.
+        master: NodeId,
+    },
+    /// A node's view bound a slot at a lower configEpoch than before (property 7).
+    BindingRegressed {
+        /// The node whose view it is.
+        node: NodeId,
+        /// The slot.
+        slot: u16,
+        /// Binding epoch before the step.
+        before: Epoch,
+        /// Binding epoch after.
+        after: Epoch,
+    },
+    /// A replica was promoted without grants from a quorum of distinct masters (property 2b).
+    PromotedWithoutQuorum {
+        /// The promoted replica.
+        node: NodeId,
+        /// The election epoch.
+        epoch: Epoch,
+        /// Distinct masters that granted it a vote in that epoch.
+        granted: usize,
+    },
+}
+
+/// Votes one master granted in one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct Grants {
+    /// Candidates it voted for.
+    pub candidates: NodeSet,
+    /// Grant steps (capped at 2: "more than one" is all property 3 needs).
+    pub count: u8,
+}
+
+/// The history the properties read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct Ghost {
+    /// For each node: the nodes that suspected it (PFAIL) while they were slot-owning masters.
+    pub suspected_by: Vec<NodeSet>,
+    /// Nodes some node has ever had marked FAIL.
+    pub ever_failed: NodeSet,
+    /// Promotions, by election epoch.
+    pub winners: BTreeMap<Epoch, NodeSet>,
+    /// Vote grants, by (epoch, voter).
+    pub grants: BTreeMap<(Epoch, NodeId), Grants>,
+    /// Transition violations seen so far.
+    pub violations: Vec<Violation>,
+}
+
+/// What one step of one node looked like, for [`Ghost::observe`].
+pub(crate) struct Observed<'a> {
+    pub(crate) node: NodeId,
+    pub(crate) before: &'a NodeState,
+    pub(crate) after: &'a NodeState,
+    /// The peer whose PeerTimeout fired in this step, if that was the step.
+    pub(crate) timed_out: Option<NodeId>,
+    /// Messages the step sent.
+    pub(crate) sent: Vec<(NodeId, &'a Msg)>,
+}
+
+fn is_slot_owning_master(s: &NodeState) -> bool {
+    s.role == Role::Master && s.slots.owns_any(s.me)
+}
+
+impl Ghost {
+    /// Empty history for a cluster of `nodes` nodes.
+    pub fn new(nodes: usize) -> Ghost {
+        Ghost {
+            suspected_by: vec![NodeSet::new(); nodes],
+            ..Ghost::default()
+        }
+    }
+
+    /// The history after one step, or `None` if the step changed none of it.
+    pub(crate) fn observe(ghost: &Ghost, layout: &Layout, step: &Observed<'_>) -> Option<Ghost> {
+        let mut g = Cow::Borrowed(ghost);
+        let ghost = &mut g;
+        let (b, a, node) = (step.before, step.after, step.node);
+
+        // Property 4: epochs never decrease on a node, including across a restart (`before` is
+        // then the state the node had when it crashed).
+        for (which, x, y) in [
+            ("currentEpoch", b.current_epoch, a.current_epoch),
+            ("configEpoch", b.config_epoch, a.config_epoch),
+            ("lastVoteEpoch", b.last_vote_epoch, a.last_vote_epoch),
+        ] {
+            if y < x {
+                ghost.to_mut().violations.push(Violation::EpochRegressed {
+                    node,
+                    which,
+                    before: x,
+                    after: y,
+                });
+            }
+        }
+
+        // Property 7: a slot's binding never moves back to a lower configEpoch ("last failover
+        // wins"), including across a restart.
+        for ((slot, was), (_, now)) in b.slots.iter().zip(a.slots.iter()) {
+            let before = was.map(|o| b.epoch_of(o));
+            let after = now.map(|o| a.epoch_of(o));
+            if let (Some(x), y) = (before, after) {
+                let y = y.unwrap_or_default();
+                if y < x {
+                    ghost.to_mut().violations.push(Violation::BindingRegressed {
+                        node,
+                        slot,
+                        before: x,
+                        after: y,
+                    });
+                }
+            }
+        }
+
+        // Property 5: who suspected whom while being a slot-owning master. A PeerTimeout that
+        // fired is a suspicion even when the same step went on to mark FAIL.
+        if let Some(peer) = step.timed_out {
+            if b.peers[peer.index()].health == Health::Ok
+                && a.peers[peer.index()].health != Health::Ok
+                && is_slot_owning_master(b)
+                && !ghost.suspected_by[peer.index()].contains(node)
+            {
+                ghost.to_mut().suspected_by[peer.index()].insert(node);
+            }
+        }
+        if is_slot_owning_master(a) {
+            for (i, p) in a.peers.iter().enumerate() {
+                if p.health == Health::PFail && !ghost.suspected_by[i].contains(node) {
+                    ghost.to_mut().suspected_by[i].insert(node);
+                    }
+            }
+        }
+
+        for (i, p) in a.peers.iter().enumerate() {
+            let n = NodeId(i as u16);
+            if p.health.is_fail() && n != node && !ghost.ever_failed.contains(n) {
+                ghost.to_mut().ever_failed.insert(n);
+            }
+        }
+
+        // Property 3: vote grants.
+        for &(to, msg) in &step.sent {
+            if let Msg::AuthAck { epoch } = msg {
+                let known = ghost.grants.get(&(*epoch, node));
+                let unchanged = known.is_some_and(|g| g.candidates.contains(to) && g.count >= 2);
+                if !unchanged {
+                    let g = ghost.to_mut()
+                        .grants
+                        .entry((*epoch, node))
+                        .or_default();
+                    g.candidates.insert(to);
+                    g.count = g.count.saturating_add(1).min(2);
+                    }
+            }
+        }
+
+        // Properties 2, 2b and 6: promotions.
+        if let (Role::Replica { of: master }, Role::Master, Election::Running { epoch, .. }) =
+            (b.role, a.role, &b.election)
+        {
+            let epoch = *epoch;
+            let g = ghost.to_mut();
+            g.winners.entry(epoch).or_default().insert(node);
+            if !g.ever_failed.contains(master) {
+                g.violations
+                    .push(Violation::PromotedWithoutFail { node, master });
+            }
+            let granted = g
+                .grants
+                .range((epoch, NodeId(0))..=(epoch, NodeId(u16::MAX)))
+                .filter(|(_, grants)| grants.candidates.contains(node))
+                .count();
+            if granted < layout.quorum() {
+                g.violations.push(Violation::PromotedWithoutQuorum {
+                    node,
+                    epoch,
+                    granted,
+                });
+            }
+        }
+        match g {
+            Cow::Owned(changed) => Some(changed),
+            Cow::Borrowed(_) => None,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Checking: the model that hosts the actors ([`model`]), the history it keeps ([`ghost`]), the
+//! property catalogue ([`properties`]) and the configurations ([`config`]).
+
+pub mod config;
+pub mod ghost;
+pub mod hashed;
+pub mod model;
+pub mod network;
+pub mod properties;
+
+pub use config::{CheckConfig, ConfigError, NetworkKind};
+pub use model::{Action, ClusterModel, ClusterState, Envelope};

@@ -1,0 +1,346 @@
+//! [`ClusterModel`]: a `stateright::Model` that hosts one [`ClusterNode`] actor per node and
+//! interprets its commands — the same commands, in the same order, that the node runtime
+//! executes.
+//!
+//! Why not stateright's `ActorModel`? It can run this actor (a test cross-checks that both reach
+//! the same node states on the tiny configuration), but four of its behaviours cost a faithful
+//! failover model dearly (specs/protocol.md §8):
+//! - its duplicating network stores the last delivered envelope in the state (stateright #74),
+//!   which only splits identical system states, since no-op deliveries are pruned anyway;
+//! - `Recover` is always enabled, so the number of crashes cannot be bounded except by a
+//!   boundary on actor state;
+//! - its symmetry support does not rewrite ids inside timers (stateright.md §1.6);
+//! - it offers no hook to observe steps, which the history variables of the properties need.
+//!
+//! The network is UDP-like: unordered and duplicating (a sent envelope stays deliverable until
+//! dropped), and lossy when asked. Without `lossy`, no envelope is ever dropped; that loses no
+//! behaviour of the nodes, because dropping a message only removes a possible delivery, and
+//! every property reads node states and history, never the network (the argument is in
+//! specs/protocol.md §8.2, and a test compares both on the tiny configuration).
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use stateright::actor::{Actor, Command, Id, Out};
+use stateright::{Model, Property};
+
+use crate::actor::ClusterNode;
+use crate::check::ghost::{Ghost, Observed};
+use crate::check::hashed::Hashed;
+pub use crate::check::network::{Envelope, Network, Shared};
+use crate::check::properties;
+use crate::ids::{Epoch, NodeId};
+use crate::message::Msg;
+use crate::state::{NodeState, Persisted};
+use crate::timer::Timer;
+
+/// One state of the whole cluster as the checker sees it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClusterState {
+    /// Every node's state; a crashed node keeps the state it crashed with (read only by
+    /// properties that hold for the past too).
+    pub nodes: Vec<Hashed<NodeState>>,
+    /// Which nodes are down.
+    pub crashed: Vec<bool>,
+    /// What each node last saved (its state file).
+    pub storage: Vec<Option<Hashed<Persisted>>>,
+    /// Armed timers, per node.
+    pub timers: Vec<Hashed<BTreeSet<Timer>>>,
+    /// Messages in flight.
+    pub network: Network,
+    /// Crashes so far (bounded by the configuration).
+    pub crashes: u8,
+    /// PFAIL events (a peer-timeout that fired) so far (bounded by the configuration).
+    pub suspicions: u8,
+    /// History variables the properties read.
+    pub ghost: Hashed<Ghost>,
+}
+
+impl fmt::Debug for ClusterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterState")
+            .field("nodes", &self.nodes)
+            .field("crashed", &self.crashed)
+            .field("timers", &self.timers)
+            .field("network", &self.network)
+            .field("crashes", &self.crashes)
+            .field("suspicions", &self.suspicions)
+            .field("ghost", &self.ghost)
+            .finish()
+    }
+}
+
+/// A step of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Deliver a copy of an envelope (it stays in flight: the network duplicates).
+    Deliver(Shared),
+    /// Lose an envelope (lossy networks only).
+    Drop(Shared),
+    /// A timer of a node fires.
+    Timeout {
+        /// The node.
+        node: NodeId,
+        /// The timer.
+        timer: Timer,
+    },
+    /// A node crashes: volatile state and timers are gone, its state file stays.
+    Crash(NodeId),
+    /// A crashed node restarts from its state file.
+    Recover(NodeId),
+}
+
+/// The cluster as a checkable model.
+#[derive(Clone, Debug)]
+pub struct ClusterModel {
+    /// The actor every node runs.
+    pub actor: ClusterNode,
+    /// How many crashes a behaviour may contain (each may be followed by a restart).
+    pub crash_budget: u8,
+    /// How many PFAIL events (peer timeouts firing) a behaviour may contain.
+    pub suspicion_budget: u8,
+    /// Whether envelopes may be dropped.
+    pub lossy: bool,
+    /// Behaviours are explored while no node's currentEpoch exceeds this (bounds elections).
+    pub max_epoch: Epoch,
+}
+
+fn node_of(id: Id) -> NodeId {
+    // Only ids of the layout ever reach the model: actors address nodes by NodeId.
+    NodeId(usize::from(id) as u16)
+}
+
+impl ClusterModel {
+    fn len(&self) -> usize {
+        self.actor.layout.len()
+    }
+
+    /// The common tail of a node step: new node state, history, commands (applied in order);
+    /// `None` if nothing changed (a no-op the checker prunes).
+    fn finish_step(
+        &self,
+        last: &ClusterState,
+        node: NodeId,
+        after: Cow<'_, NodeState>,
+        out: Out<ClusterNode>,
+        fired: Option<&Timer>,
+    ) -> Option<ClusterState> {
+        let n = node.index();
+        let before = &*last.nodes[n];
+        let mut next = last.clone();
+        let mut changed = false;
+
+        let sent: Vec<(NodeId, &Msg)> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, msg) => Some((node_of(*dst), msg)),
+                _ => None,
+            })
+            .collect();
+        let timed_out = match fired {
+            Some(Timer::PeerTimeout(peer)) => Some(*peer),
+            _ => None,
+        };
+        let step = Observed {
+            node,
+            before,
+            after: &after,
+            timed_out,
+            sent,
+        };
+        if let Some(ghost) = Ghost::observe(&last.ghost, &self.actor.layout, &step) {
+            next.ghost = Hashed::new(ghost);
+            changed = true;
+        }
+        if let Cow::Owned(state) = after {
+            if state != *before {
+                next.nodes[n] = Hashed::new(state);
+                changed = true;
+            }
+        }
+
+        let mut timers = Cow::Borrowed(&*last.timers[n]);
+        if let Some(timer) = fired {
+            timers.to_mut().remove(timer);
+        }
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => {
+                    changed |= next.network.insert(Envelope {
+                        src: node,
+                        dst: node_of(dst),
+                        msg,
+                    });
+                }
+                Command::SetTimer(timer, _) => {
+                    if !timers.contains(&timer) {
+                        timers.to_mut().insert(timer);
+                    }
+                }
+                Command::CancelTimer(timer) => {
+                    if timers.contains(&timer) {
+                        timers.to_mut().remove(&timer);
+                    }
+                }
+                Command::Save(storage) => {
+                    if next.storage[n].as_deref() != Some(&storage) {
+                        next.storage[n] = Some(Hashed::new(storage));
+                        changed = true;
+                    }
+                }
+                Command::ChooseRandom(..) => {
+                    // The protocol declares no random choices (Random = ()).
+                }
+            }
+        }
+        if let Cow::Owned(timers) = timers {
+            if timers != *last.timers[n] {
+                next.timers[n] = Hashed::new(timers);
+                changed = true;
+            }
+        }
+        changed.then_some(next)
+    }
+}
+
+impl Model for ClusterModel {
+    type State = ClusterState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<ClusterState> {
+        let n = self.len();
+        let mut state = ClusterState {
+            nodes: Vec::with_capacity(n),
+            crashed: vec![false; n],
+            storage: vec![None; n],
+            timers: vec![Hashed::new(BTreeSet::new()); n],
+            network: Network::default(),
+            crashes: 0,
+            suspicions: 0,
+            ghost: Hashed::new(Ghost::new(n)),
+        };
+        for node in self.actor.layout.ids() {
+            let mut out = Out::new();
+            let s = self.actor.on_start(Id::from(node), &None, &mut out);
+            state.nodes.push(Hashed::new(s));
+            let mut timers = BTreeSet::new();
+            for command in out {
+                match command {
+                    Command::Send(dst, msg) => {
+                        state.network.insert(Envelope {
+                            src: node,
+                            dst: node_of(dst),
+                            msg,
+                        });
+                    }
+                    Command::SetTimer(timer, _) => {
+                        timers.insert(timer);
+                    }
+                    Command::CancelTimer(timer) => {
+                        timers.remove(&timer);
+                    }
+                    Command::Save(storage) => {
+                        state.storage[node.index()] = Some(Hashed::new(storage));
+                    }
+                    Command::ChooseRandom(..) => {}
+                }
+            }
+            state.timers[node.index()] = Hashed::new(timers);
+        }
+        vec![state]
+    }
+
+    fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
+        for env in state.network.iter() {
+            if !state.crashed[env.dst.index()] {
+                actions.push(Action::Deliver(env.clone()));
+            }
+            if self.lossy {
+                actions.push(Action::Drop(env.clone()));
+            }
+        }
+        for (i, timers) in state.timers.iter().enumerate() {
+            if !state.crashed[i] {
+                for timer in timers.iter() {
+                    if matches!(timer, Timer::PeerTimeout(_))
+                        && state.suspicions >= self.suspicion_budget
+                    {
+                        continue;
+                    }
+                    actions.push(Action::Timeout {
+                        node: NodeId(i as u16),
+                        timer: timer.clone(),
+                    });
+                }
+            }
+        }
+        for (i, &crashed) in state.crashed.iter().enumerate() {
+            let node = NodeId(i as u16);
+            if crashed {
+                actions.push(Action::Recover(node));
+            } else if state.crashes < self.crash_budget {
+                actions.push(Action::Crash(node));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &ClusterState, action: Action) -> Option<ClusterState> {
+        match action {
+            Action::Deliver(env) => {
+                let dst = env.dst;
+                let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
+                let mut out = Out::new();
+                self.actor.on_msg(
+                    Id::from(dst),
+                    &mut state,
+                    Id::from(env.src),
+                    env.msg.clone(),
+                    &mut out,
+                );
+                self.finish_step(last, dst, state, out, None)
+            }
+            Action::Drop(env) => {
+                let mut next = last.clone();
+                next.network.remove(&env);
+                Some(next)
+            }
+            Action::Timeout { node, timer } => {
+                let mut state = Cow::Borrowed(&*last.nodes[node.index()]);
+                let mut out = Out::new();
+                self.actor
+                    .on_timeout(Id::from(node), &mut state, &timer, &mut out);
+                let mut next = self.finish_step(last, node, state, out, Some(&timer))?;
+                if matches!(timer, Timer::PeerTimeout(_)) {
+                    next.suspicions += 1;
+                }
+                Some(next)
+            }
+            Action::Crash(node) => {
+                let mut next = last.clone();
+                next.crashed[node.index()] = true;
+                next.timers[node.index()] = Hashed::new(BTreeSet::new());
+                next.crashes += 1;
+                Some(next)
+            }
+            Action::Recover(node) => {
+                let n = node.index();
+                let storage: Option<Persisted> = last.storage[n].as_deref().cloned();
+                let mut out = Out::new();
+                let recovered = self.actor.on_start(Id::from(node), &storage, &mut out);
+                let mut restarted = last.clone();
+                restarted.crashed[n] = false;
+                let result = self.finish_step(&restarted, node, Cow::Owned(recovered), out, None);
+                Some(result.unwrap_or(restarted))
+            }
+        }
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::all()
+    }
+
+    fn within_boundary(&self, state: &ClusterState) -> bool {
+        state.nodes.iter().all(|n| n.current_epoch <= self.max_epoch)
+    }
+}

@@ -1,0 +1,192 @@
+//! The property catalogue (specs/properties.md): safety properties checked in every state
+//! (`always`) and reachability witnesses that show the safety properties are not vacuous
+//! (`sometimes`).
+//!
+//! States of crashed nodes are the states they crashed with. Properties about the past (slot
+//! claims, FAIL markings) read them too, since a crashed node's state was once real and comes
+//! back (in its durable part) on restart; properties about the present (what a node is doing
+//! now) read live nodes only.
+
+use std::collections::BTreeMap;
+
+use stateright::Property;
+
+use crate::check::ghost::Violation;
+use crate::check::model::{ClusterModel, ClusterState};
+use crate::ids::{Epoch, NodeId};
+use crate::layout::InitialRole;
+use crate::state::Role;
+
+/// Property names, as reports and tests use them.
+pub mod names {
+    /// (1) No two distinct nodes are bound to one slot with one configEpoch, in any view.
+    pub const SLOT_EPOCH_UNIQUE: &str = "slot-epoch-unique";
+    /// (2) At most one replica wins per epoch.
+    pub const ONE_WINNER_PER_EPOCH: &str = "one-winner-per-epoch";
+    /// (2b) A winner had votes from a majority of slot-owning masters in its epoch.
+    pub const WINNER_HAS_QUORUM: &str = "winner-has-vote-quorum";
+    /// (3) A master grants at most one vote per epoch, across restarts.
+    pub const ONE_VOTE_PER_EPOCH: &str = "one-vote-per-epoch";
+    /// (4) Epochs never decrease on a node, across restarts.
+    pub const EPOCHS_MONOTONIC: &str = "epochs-monotonic";
+    /// (5) FAIL only after a majority of slot-owning masters suspected the node.
+    pub const FAIL_NEEDS_QUORUM: &str = "fail-needs-quorum";
+    /// (6) A replica is promoted only after its master was marked FAIL.
+    pub const PROMOTION_NEEDS_FAIL: &str = "promotion-needs-fail";
+    /// (7) No view ever binds a slot at a lower configEpoch than before.
+    pub const BINDINGS_MOVE_FORWARD: &str = "slot-bindings-move-forward";
+    /// A replica replaced its master.
+    pub const FAILOVER_COMPLETES: &str = "failover-completes";
+    /// Some node rebound a slot to a new owner.
+    pub const SLOT_REBOUND: &str = "slot-rebound";
+    /// Some node marked another FAIL.
+    pub const FAIL_REACHED: &str = "fail-reached";
+    /// A master that was marked FAIL is back as a replica.
+    pub const FAILED_MASTER_REJOINS: &str = "failed-master-rejoins-as-replica";
+}
+
+/// Every property, in catalogue order.
+pub fn all() -> Vec<Property<ClusterModel>> {
+    vec![
+        Property::always(names::SLOT_EPOCH_UNIQUE, slot_epoch_unique),
+        Property::always(names::ONE_WINNER_PER_EPOCH, one_winner_per_epoch),
+        Property::always(names::WINNER_HAS_QUORUM, winner_has_quorum),
+        Property::always(names::ONE_VOTE_PER_EPOCH, one_vote_per_epoch),
+        Property::always(names::EPOCHS_MONOTONIC, epochs_monotonic),
+        Property::always(names::FAIL_NEEDS_QUORUM, fail_needs_quorum),
+        Property::always(names::PROMOTION_NEEDS_FAIL, promotion_needs_fail),
+        Property::always(names::BINDINGS_MOVE_FORWARD, bindings_move_forward),
+        Property::sometimes(names::FAILOVER_COMPLETES, failover_completes),
+        Property::sometimes(names::SLOT_REBOUND, slot_rebound),
+        Property::sometimes(names::FAIL_REACHED, fail_reached),
+        Property::sometimes(names::FAILED_MASTER_REJOINS, failed_master_rejoins),
+    ]
+}
+
+/// (1) Every (slot, configEpoch) pair that any node's slot map binds — its own claims included,
+/// since a master's own slots are bound to itself at its own configEpoch — names one node.
+///
+/// This is the checkable form of "one owner per slot": a slot can have two nodes serving it at
+/// one instant (the minority side keeps serving until it notices, specs/properties.md), but
+/// never two owners that the cluster could not order, because every view orders claims by
+/// configEpoch and a (slot, configEpoch) pair is never claimed by two nodes.
+pub fn slot_epoch_unique(_: &ClusterModel, s: &ClusterState) -> bool {
+    let mut seen: BTreeMap<(u16, Epoch), NodeId> = BTreeMap::new();
+    for node in &s.nodes {
+        for (slot, owner) in node.slots.iter() {
+            let Some(owner) = owner else { continue };
+            let key = (slot, node.epoch_of(owner));
+            if *seen.entry(key).or_insert(owner) != owner {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// (2) No election epoch has two winners.
+pub fn one_winner_per_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
+    s.ghost.winners.values().all(|w| w.len() <= 1)
+}
+
+/// (2b) Every promotion was backed by a quorum of distinct granted votes of its epoch.
+pub fn winner_has_quorum(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::PromotedWithoutQuorum { .. }))
+}
+
+/// (3) No master granted two votes in one epoch (counted by grant steps, so a re-grant after a
+/// restart that forgot lastVoteEpoch counts too).
+pub fn one_vote_per_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
+    s.ghost
+        .grants
+        .values()
+        .all(|g| g.count <= 1 && g.candidates.len() <= 1)
+}
+
+/// (4) No step decreased a node's currentEpoch, configEpoch or lastVoteEpoch (a restart is a
+/// step from the state the node crashed with).
+pub fn epochs_monotonic(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::EpochRegressed { .. }))
+}
+
+/// (5) Every node some view has FAIL was suspected by a majority of slot-owning masters.
+pub fn fail_needs_quorum(m: &ClusterModel, s: &ClusterState) -> bool {
+    let quorum = m.actor.layout.quorum();
+    s.nodes.iter().all(|node| {
+        node.peers
+            .iter()
+            .enumerate()
+            .all(|(i, p)| !p.health.is_fail() || s.ghost.suspected_by[i].len() >= quorum)
+    })
+}
+
+/// (6) Every promotion happened after its master was marked FAIL somewhere.
+pub fn promotion_needs_fail(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::PromotedWithoutFail { .. }))
+}
+
+/// (7) No step moved a slot binding of any view to a lower configEpoch (a restart is a step
+/// from the state the node crashed with): "last failover wins".
+pub fn bindings_move_forward(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::BindingRegressed { .. }))
+}
+
+fn live(s: &ClusterState) -> impl Iterator<Item = &crate::state::NodeState> + '_ {
+    s.nodes
+        .iter()
+        .zip(&s.crashed)
+        .filter(|(_, crashed)| !**crashed)
+        .map(|(n, _)| &**n)
+}
+
+fn created_as_master(m: &ClusterModel, node: NodeId) -> bool {
+    m.actor
+        .layout
+        .spec(node)
+        .is_some_and(|spec| matches!(spec.role, InitialRole::Master { .. }))
+}
+
+/// A live node created as a replica is a master now.
+pub fn failover_completes(m: &ClusterModel, s: &ClusterState) -> bool {
+    live(s).any(|n| n.role == Role::Master && !created_as_master(m, n.me))
+}
+
+/// A live node binds some slot to a node other than its creation-time owner.
+pub fn slot_rebound(m: &ClusterModel, s: &ClusterState) -> bool {
+    live(s).any(|n| {
+        n.slots.iter().any(|(slot, owner)| {
+            owner.is_some_and(|o| {
+                m.actor.layout.spec(o).is_none_or(|spec| match &spec.role {
+                    InitialRole::Master { slots } => !slots.contains(slot),
+                    InitialRole::Replica { .. } => true,
+                })
+            })
+        })
+    })
+}
+
+/// Some node has been marked FAIL.
+pub fn fail_reached(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost.ever_failed.is_empty()
+}
+
+/// A live node created as a master, once marked FAIL, now replicates another node.
+pub fn failed_master_rejoins(m: &ClusterModel, s: &ClusterState) -> bool {
+    live(s).any(|n| {
+        created_as_master(m, n.me)
+            && s.ghost.ever_failed.contains(n.me)
+            && matches!(n.role, Role::Replica { .. })
+    })
+}

@@ -1,0 +1,30 @@
+//! Timers are data: the actor asks for them by name, the checker lets any armed timer fire at any
+//! moment (stateright.md §1.3), and the node runtime turns them into tokio deadlines with the
+//! durations from [`Timing`](crate::Timing). Set replaces, cancel removes, firing removes first —
+//! in both worlds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::NodeId;
+
+/// A named timer of one node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Periodic: PING every peer with the current header and gossip (`clusterCron`, §1.5).
+    Tick,
+    /// No PONG from this peer for node_timeout: mark it PFAIL (§2.1). Re-armed by every PONG.
+    PeerTimeout(NodeId),
+    /// The failure report of `reporter` about `target` is older than the validity window (§2.2).
+    ReportExpiry {
+        /// The suspected node.
+        target: NodeId,
+        /// The master that reported it.
+        reporter: NodeId,
+    },
+    /// FAIL of this slot-owning master may be undone by its next PONG (§2.4).
+    FailUndo(NodeId),
+    /// A replica's election delay has passed: start (or retry) the election (§3.1).
+    ElectionDelay,
+    /// The election's auth_timeout has passed without a quorum of votes.
+    ElectionTimeout,
+}
