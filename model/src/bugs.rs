@@ -34,11 +34,14 @@ pub enum Bug {
     ReplicaEpochAsOwn,
     /// The election epoch bump is not persisted before the vote request leaves.
     UnpersistedEpochBump,
+    /// A master whose last slot was taken by a higher claim stays a (slot-less) master instead
+    /// of replicating the winner.
+    NoFollowWinner,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -50,6 +53,7 @@ impl Bug {
         Bug::ReplicaReportsCount,
         Bug::ReplicaEpochAsOwn,
         Bug::UnpersistedEpochBump,
+        Bug::NoFollowWinner,
     ];
 }
 

@@ -125,8 +125,14 @@ fn every_bug_has_a_mutant_test() {
         Bug::ReplicaReportsCount,
         Bug::ReplicaEpochAsOwn,
         Bug::UnpersistedEpochBump,
+        Bug::NoFollowWinner,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
     }
+}
+
+#[test]
+fn mutant_no_follow_winner() {
+    bites(tiny(), Bug::NoFollowWinner, names::CONVERGES);
 }

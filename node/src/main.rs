@@ -1,1 +1,38 @@
-fn main() {}
+//! `slotguard`: the model checker, the state explorer and the deployable node, in one binary.
+//!
+//! Each subcommand lives in its own module; the protocol itself is in `slotguard-model`, and
+//! nothing here makes a protocol decision.
+
+mod check_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// slotguard: a Redis-Cluster-style failover control plane whose protocol is model-checked.
+#[derive(Parser, Debug)]
+#[command(name = "slotguard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Model-check the protocol on a configuration (default: the embedded `tiny`).
+    Check(check_cmd::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("slotguard: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -7,6 +7,9 @@ pub mod hashed;
 pub mod model;
 pub mod network;
 pub mod properties;
+pub mod run;
+pub mod settle;
+pub mod trace;
 
 pub use config::{CheckConfig, ConfigError, NetworkKind};
 pub use model::{Action, ClusterModel, ClusterState, Envelope};

@@ -13,6 +13,7 @@ use stateright::Property;
 
 use crate::check::ghost::Violation;
 use crate::check::model::{ClusterModel, ClusterState};
+use crate::check::settle;
 use crate::ids::{Epoch, NodeId};
 use crate::layout::InitialRole;
 use crate::state::Role;
@@ -35,6 +36,9 @@ pub mod names {
     pub const PROMOTION_NEEDS_FAIL: &str = "promotion-needs-fail";
     /// (7) No view ever binds a slot at a lower configEpoch than before.
     pub const BINDINGS_MOVE_FORWARD: &str = "slot-bindings-move-forward";
+    /// (8) From any reachable state, once faults stop, the cluster settles into agreement
+    /// within a bounded number of fair rounds (convergence as a bounded check).
+    pub const CONVERGES: &str = "converges-when-faults-stop";
     /// A replica replaced its master.
     pub const FAILOVER_COMPLETES: &str = "failover-completes";
     /// Some node rebound a slot to a new owner.
@@ -56,6 +60,7 @@ pub fn all() -> Vec<Property<ClusterModel>> {
         Property::always(names::FAIL_NEEDS_QUORUM, fail_needs_quorum),
         Property::always(names::PROMOTION_NEEDS_FAIL, promotion_needs_fail),
         Property::always(names::BINDINGS_MOVE_FORWARD, bindings_move_forward),
+        Property::always(names::CONVERGES, converges),
         Property::sometimes(names::FAILOVER_COMPLETES, failover_completes),
         Property::sometimes(names::SLOT_REBOUND, slot_rebound),
         Property::sometimes(names::FAIL_REACHED, fail_reached),
@@ -141,6 +146,12 @@ pub fn bindings_move_forward(_: &ClusterModel, s: &ClusterState) -> bool {
         .violations
         .iter()
         .any(|v| matches!(v, Violation::BindingRegressed { .. }))
+}
+
+/// (8) The fair, fault-free continuation of this state reaches agreement (see
+/// [`settle`](crate::check::settle)).
+pub fn converges(m: &ClusterModel, s: &ClusterState) -> bool {
+    matches!(settle::settle(m, s), settle::Settled::Agreed { .. })
 }
 
 fn live(s: &ClusterState) -> impl Iterator<Item = &crate::state::NodeState> + '_ {

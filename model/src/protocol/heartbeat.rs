@@ -226,6 +226,9 @@ impl Step<'_, '_> {
     /// becomes a replica here ("an old master rejoins as a replica of the winner"); a replica
     /// switches to the winner. Any election of mine is abandoned.
     fn follow(&mut self, new_master: NodeId) {
+        if self.node.bug(Bug::NoFollowWinner) && self.st().role == Role::Master {
+            return;
+        }
         let st = self.st_mut();
         st.role = Role::Replica { of: new_master };
         st.election = Election::Idle;

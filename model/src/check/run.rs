@@ -1,0 +1,262 @@
+//! One run of the model checker with an honest verdict (behind `slotguard check`).
+//!
+//! stateright 0.31 has pitfalls a report must not inherit (stateright.md §0, §1.7–1.8):
+//! - a run cut short by a state limit or a timeout reports `is_done() == true`: here any run that
+//!   hit a limit is [`RunReport::complete`]` == false`, and an incomplete run never passes;
+//! - BFS paths are not shortest in 0.31: traces are labelled with their length only, never as
+//!   minimal;
+//! - symmetry is silently ignored by BFS, and unsound for ids inside timers: `ClusterModel` has
+//!   per-peer timers, so this module offers no symmetry reduction rather than an unsound one;
+//! - discoveries are paths recorded by worker threads: every one is replayed and re-checked
+//!   ([`trace::replay`]) before it is reported.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stateright::{Checker, Expectation, Model};
+
+use crate::check::model::ClusterModel;
+use crate::check::trace::{self, Trace};
+
+/// Search order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Depth-first: ~15 bytes per state; the default.
+    Dfs,
+    /// Breadth-first: holds whole states in its queue; for small models.
+    Bfs,
+}
+
+/// Limits and resources of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Search order.
+    pub strategy: Strategy,
+    /// Worker threads.
+    pub threads: usize,
+    /// Stop after about this many generated states (the run is then incomplete).
+    pub max_states: Option<usize>,
+    /// Stop after this long (the run is then incomplete).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            strategy: Strategy::Dfs,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_states: None,
+            timeout: None,
+        }
+    }
+}
+
+/// Progress figures, reported about once a second.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Progress {
+    /// States generated (with repeats).
+    pub states: usize,
+    /// Unique states.
+    pub unique: usize,
+    /// Deepest path explored.
+    pub depth: usize,
+    /// Time since start.
+    pub elapsed: Duration,
+}
+
+/// Kind of a property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Must hold in every reachable state.
+    Always,
+    /// Must hold in some reachable state (non-vacuity).
+    Sometimes,
+}
+
+/// Outcome for one property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Always-property, no violation in a complete run.
+    Holds,
+    /// Always-property, no violation so far in an incomplete run.
+    NotViolatedSoFar,
+    /// Always-property with a counterexample.
+    Violated,
+    /// Sometimes-property with an example.
+    Found,
+    /// Sometimes-property without an example.
+    NotFound,
+}
+
+/// One property's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyResult {
+    /// Catalogue name.
+    pub name: &'static str,
+    /// always or sometimes.
+    pub kind: Kind,
+    /// Outcome.
+    pub status: Status,
+    /// The replayed counterexample (always) or example (sometimes).
+    #[serde(rename = "counterexample", skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+    /// Why a discovery could not be replayed, if it could not (a checker defect; fails the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_error: Option<String>,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Whether the whole reachable state space was explored.
+    pub complete: bool,
+    /// Why not, if not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+    /// Search order.
+    pub strategy: Strategy,
+    /// Worker threads.
+    pub threads: usize,
+    /// States generated, with repeats.
+    pub states: usize,
+    /// Unique states.
+    pub unique_states: usize,
+    /// Deepest path explored.
+    pub max_depth: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Unique states per second.
+    pub states_per_second: f64,
+    /// Per property, in catalogue order.
+    pub properties: Vec<PropertyResult>,
+}
+
+impl RunReport {
+    /// Pass: complete, every always-property holds, every sometimes-property found, and every
+    /// discovery replayed.
+    pub fn passed(&self) -> bool {
+        self.complete
+            && self.properties.iter().all(|p| {
+                p.replay_error.is_none() && matches!(p.status, Status::Holds | Status::Found)
+            })
+    }
+}
+
+/// Runs the checker on `model`, calling `progress` about once a second.
+pub fn run(
+    model: ClusterModel,
+    options: &RunOptions,
+    mut progress: impl FnMut(Progress),
+) -> RunReport {
+    let properties = model.properties();
+    let mut builder = model.checker().threads(options.threads.max(1));
+    if let Some(n) = options.max_states {
+        builder = builder.target_state_count(n);
+    }
+    if let Some(t) = options.timeout {
+        builder = builder.timeout(t);
+    }
+    let start = Instant::now();
+    let checker: Box<dyn Checker<ClusterModel> + Send + Sync> = match options.strategy {
+        Strategy::Dfs => Box::new(builder.spawn_dfs()),
+        Strategy::Bfs => Box::new(builder.spawn_bfs()),
+    };
+    let mut last_report = start;
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            progress(Progress {
+                states: checker.state_count(),
+                unique: checker.unique_state_count(),
+                depth: checker.max_depth(),
+                elapsed: start.elapsed(),
+            });
+        }
+    }
+    let mut checker = checker;
+    for handle in checker.handles() {
+        // A worker that panicked is a defect of the model; surface it.
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    let elapsed = start.elapsed();
+    let states = checker.state_count();
+    let unique = checker.unique_state_count();
+    let discoveries = checker.discoveries();
+    let model = checker.model();
+
+    // Why the run stopped: every limit that was reached makes it incomplete. (stateright stops
+    // early by itself only when every property has a discovery, which cannot pass either.)
+    let mut incomplete_reason = None;
+    if let Some(n) = options.max_states {
+        if states >= n {
+            incomplete_reason = Some(format!("stopped at the state limit ({n} states)"));
+        }
+    }
+    if let Some(t) = options.timeout {
+        if elapsed >= t {
+            incomplete_reason = Some(format!("stopped at the time limit ({t:?})"));
+        }
+    }
+    if incomplete_reason.is_none() && discoveries.len() == properties.len() {
+        incomplete_reason = Some("stopped once every property had a discovery".to_string());
+    }
+    let complete = incomplete_reason.is_none();
+
+    let results = properties
+        .iter()
+        .map(|p| {
+            let kind = match p.expectation {
+                Expectation::Sometimes => Kind::Sometimes,
+                _ => Kind::Always,
+            };
+            let found = discoveries.get(p.name);
+            let status = match (kind, found.is_some(), complete) {
+                (Kind::Always, true, _) => Status::Violated,
+                (Kind::Always, false, true) => Status::Holds,
+                (Kind::Always, false, false) => Status::NotViolatedSoFar,
+                (Kind::Sometimes, true, _) => Status::Found,
+                (Kind::Sometimes, false, _) => Status::NotFound,
+            };
+            let (trace, replay_error) = match found {
+                None => (None, None),
+                Some(path) => {
+                    let actions = path.clone().into_actions();
+                    match trace::replay(model, p.name, &actions) {
+                        Ok(t) => (Some(t), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    }
+                }
+            };
+            PropertyResult {
+                name: p.name,
+                kind,
+                status,
+                trace,
+                replay_error,
+            }
+        })
+        .collect();
+    let seconds = elapsed.as_secs_f64();
+    RunReport {
+        complete,
+        incomplete_reason,
+        strategy: options.strategy,
+        threads: options.threads.max(1),
+        states,
+        unique_states: unique,
+        max_depth: checker.max_depth(),
+        seconds,
+        states_per_second: if seconds > 0.0 {
+            unique as f64 / seconds
+        } else {
+            0.0
+        },
+        properties: results,
+    }
+}

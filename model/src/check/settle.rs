@@ -1,0 +1,218 @@
+//! Convergence as a bounded check (specs/properties.md, property 8).
+//!
+//! "Eventually every node binds each slot to the same owner" is a liveness property, and
+//! stateright 0.31's `eventually` is unsound on models with cycles (stateright.md §1.5): a
+//! failover model with periodic timers is full of them. So convergence is checked as a safety
+//! property of a *bounded, fair continuation*: from a reachable state, faults stop (crashed nodes
+//! restart, no more suspicions fire, nothing is lost) and the cluster runs in synchronous rounds;
+//! within [`MAX_ROUNDS`] rounds it must reach a fixed point at which every node agrees on the
+//! slot map, every slot's owner is a master that binds it to itself, every master serves a slot,
+//! every replica follows a master, and nobody suspects anyone.
+//!
+//! A round is what happens in one ping interval of a healthy network:
+//! 1. every message in flight is delivered once, in content order (the outputs go to the next
+//!    round);
+//! 2. every armed timer but `PeerTimeout` fires — ticks, report expiries, FAIL-undo, election
+//!    delays — in timer order; an `ElectionTimeout` fires only in a round that delivered nothing
+//!    (auth_timeout is far longer than a round trip, so it never beats the votes).
+//!
+//! A round that changes no node state is a fixed point: ticks only repeat what was said, so the
+//! next round would be identical. The continuation runs the same actor code the checker and the
+//! node run; it is deterministic, so the check is reproducible.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use stateright::actor::{Actor, Command, Id, Out};
+
+use crate::actor::ClusterNode;
+use crate::check::model::{ClusterModel, ClusterState, Envelope};
+use crate::ids::NodeId;
+use crate::state::{Health, NodeState, Role};
+use crate::timer::Timer;
+
+/// Rounds a continuation may take before it counts as not converging.
+pub const MAX_ROUNDS: usize = 24;
+
+/// How a fair continuation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Reached a fixed point in this many rounds, with every node in agreement.
+    Agreed {
+        /// Rounds until the fixed point.
+        rounds: usize,
+    },
+    /// Reached a fixed point at which nodes disagree.
+    Disagreed {
+        /// What is wrong at the fixed point.
+        why: String,
+    },
+    /// No fixed point within [`MAX_ROUNDS`].
+    NoFixedPoint,
+}
+
+struct Cluster<'m> {
+    model: &'m ClusterModel,
+    nodes: Vec<NodeState>,
+    timers: Vec<BTreeSet<Timer>>,
+    queue: Vec<Envelope>,
+}
+
+impl Cluster<'_> {
+    /// Applies one step's commands; returns whether the node's state changed.
+    fn apply(&mut self, node: NodeId, after: Option<NodeState>, out: Out<ClusterNode>) -> bool {
+        let n = node.index();
+        let mut changed = false;
+        if let Some(s) = after {
+            if s != self.nodes[n] {
+                self.nodes[n] = s;
+                changed = true;
+            }
+        }
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => self.queue.push(Envelope {
+                    src: node,
+                    dst: NodeId(usize::from(dst) as u16),
+                    msg,
+                }),
+                Command::SetTimer(t, _) => {
+                    self.timers[n].insert(t);
+                }
+                Command::CancelTimer(t) => {
+                    self.timers[n].remove(&t);
+                }
+                Command::Save(_) | Command::ChooseRandom(..) => {}
+            }
+        }
+        changed
+    }
+
+    fn deliver_all(&mut self) -> (bool, bool) {
+        let mut inbox = std::mem::take(&mut self.queue);
+        inbox.sort();
+        inbox.dedup();
+        let delivered = !inbox.is_empty();
+        let mut changed = false;
+        for env in inbox {
+            let actor = &self.model.actor;
+            let mut state = Cow::Borrowed(&self.nodes[env.dst.index()]);
+            let mut out = Out::new();
+            actor.on_msg(
+                Id::from(env.dst),
+                &mut state,
+                Id::from(env.src),
+                env.msg,
+                &mut out,
+            );
+            let after = owned(state);
+            changed |= self.apply(env.dst, after, out);
+        }
+        (delivered, changed)
+    }
+
+    fn fire_timers(&mut self, election_timeouts: bool) -> bool {
+        let mut changed = false;
+        for n in 0..self.nodes.len() {
+            let due: Vec<Timer> = self.timers[n]
+                .iter()
+                .filter(|t| match t {
+                    Timer::PeerTimeout(_) => false,
+                    Timer::ElectionTimeout => election_timeouts,
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            for timer in due {
+                if !self.timers[n].remove(&timer) {
+                    continue;
+                }
+                let node = NodeId(n as u16);
+                let mut state = Cow::Borrowed(&self.nodes[n]);
+                let mut out = Out::new();
+                self.model
+                    .actor
+                    .on_timeout(Id::from(node), &mut state, &timer, &mut out);
+                let after = owned(state);
+                changed |= self.apply(node, after, out);
+            }
+        }
+        changed
+    }
+}
+
+/// Runs the fair continuation of `s` (see the module docs).
+pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
+    let mut cluster = Cluster {
+        model,
+        nodes: s.nodes.iter().map(|n| (**n).clone()).collect(),
+        timers: s.timers.iter().map(|t| (**t).clone()).collect(),
+        queue: s.network.iter().map(|e| (**e).clone()).collect(),
+    };
+    // Faults stop: crashed nodes restart from their state files.
+    for (n, &crashed) in s.crashed.iter().enumerate() {
+        if crashed {
+            let node = NodeId(n as u16);
+            let storage = s.storage[n].as_deref().cloned();
+            let mut out = Out::new();
+            let state = model.actor.on_start(Id::from(node), &storage, &mut out);
+            cluster.timers[n].clear();
+            cluster.apply(node, Some(state), out);
+        }
+    }
+    // Messages addressed to a node that was down are delivered now, as a restarted node's
+    // socket would receive late datagrams; that is a superset of dropping them.
+    for round in 1..=MAX_ROUNDS {
+        let (delivered, by_messages) = cluster.deliver_all();
+        let by_timers = cluster.fire_timers(!delivered);
+        if !by_messages && !by_timers {
+            return match disagreement(&cluster.nodes) {
+                None => Settled::Agreed { rounds: round },
+                Some(why) => Settled::Disagreed { why },
+            };
+        }
+    }
+    Settled::NoFixedPoint
+}
+
+/// What is wrong with the nodes' agreement, if anything.
+pub fn disagreement(nodes: &[NodeState]) -> Option<String> {
+    let first = nodes.first()?;
+    for node in nodes {
+        if node.slots != first.slots {
+            return Some(format!("{} and {} bind slots differently", first.me, node.me));
+        }
+        for (i, p) in node.peers.iter().enumerate() {
+            if i != node.me.index() && p.health != Health::Ok {
+                return Some(format!("{} still suspects n{i} ({:?})", node.me, p.health));
+            }
+        }
+    }
+    for node in nodes {
+        match node.role {
+            Role::Master if !node.slots.owns_any(node.me) => {
+                return Some(format!("{} is a master without slots", node.me));
+            }
+            Role::Replica { of } if nodes[of.index()].role != Role::Master => {
+                return Some(format!("{} replicates {of}, which is not a master", node.me));
+            }
+            _ => {}
+        }
+    }
+    for (slot, owner) in first.slots.iter() {
+        let Some(owner) = owner else { continue };
+        let o = &nodes[owner.index()];
+        if o.role != Role::Master || o.slots.owner(slot) != Some(owner) {
+            return Some(format!("slot {slot} is bound to {owner}, which does not serve it"));
+        }
+    }
+    None
+}
+
+/// The state a step wrote, if it wrote one.
+fn owned(state: Cow<'_, NodeState>) -> Option<NodeState> {
+    match state {
+        Cow::Owned(s) => Some(s),
+        Cow::Borrowed(_) => None,
+    }
+}

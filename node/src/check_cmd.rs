@@ -1,0 +1,317 @@
+//! `slotguard check`: run the model checker on a configuration and report honestly
+//! (specs/properties.md; the verdict rules are in `slotguard_model::check::run`).
+//!
+//! Exit status: 0 only if the run was complete, every always-property holds and every
+//! sometimes-property was found; 1 if a property failed; 3 if the run was cut short by a limit
+//! (INCOMPLETE); 2 for a bad configuration or usage.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
+use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
+
+/// Arguments of `slotguard check`.
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// A configuration: an embedded name (tiny, standard, large) or a TOML file
+    /// (see specs/configs/). Default: tiny.
+    config: Option<String>,
+    /// Override: number of masters.
+    #[arg(long)]
+    masters: Option<usize>,
+    /// Override: replicas per master, one number for all or one per master (`0,0,1`).
+    #[arg(long)]
+    replicas: Option<String>,
+    /// Override: number of hash slots.
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Override: crashes a behaviour may contain (each may be followed by a restart).
+    #[arg(long)]
+    crashes: Option<u8>,
+    /// Override: PFAIL events (peer timeouts firing) a behaviour may contain.
+    #[arg(long)]
+    suspicions: Option<u8>,
+    /// Override: elections a behaviour may contain (epoch bound).
+    #[arg(long)]
+    elections: Option<u64>,
+    /// Override: network semantics.
+    #[arg(long, value_enum)]
+    network: Option<NetworkArg>,
+    /// Search order. BFS holds whole states in memory; use it for small models only.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Dfs)]
+    strategy: StrategyArg,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Stop after about this many generated states (the run is then INCOMPLETE).
+    #[arg(long)]
+    max_states: Option<usize>,
+    /// Stop after this many seconds (the run is then INCOMPLETE).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Also print the example path of each sometimes-property.
+    #[arg(long)]
+    examples: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum NetworkArg {
+    /// Unordered, duplicating (no explicit loss; see specs/protocol.md §8.2).
+    Duplicating,
+    /// Unordered, duplicating and lossy.
+    LossyDuplicating,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StrategyArg {
+    Dfs,
+    Bfs,
+}
+
+/// Loads the named or given configuration and applies the overrides.
+fn load(args: &CheckArgs) -> Result<CheckConfig> {
+    let name = args.config.as_deref().unwrap_or("tiny");
+    let mut config = match CheckConfig::embedded(name) {
+        Some(c) => c,
+        None => {
+            let path = PathBuf::from(name);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("{name} is neither an embedded configuration (tiny, standard, large) nor a readable file")
+            })?;
+            CheckConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+    };
+    if let Some(m) = args.masters {
+        config.masters = m;
+    }
+    if let Some(r) = &args.replicas {
+        let counts: Vec<usize> = r
+            .split(',')
+            .map(|x| x.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--replicas {r}: expected a number or a list like 0,0,1"))?;
+        config.replicas = match counts.as_slice() {
+            [n] => Replicas::Each(*n),
+            _ => Replicas::PerMaster(counts),
+        };
+    }
+    if let Some(s) = args.slots {
+        config.slots = s;
+    }
+    if let Some(c) = args.crashes {
+        config.crashes = c;
+    }
+    if let Some(s) = args.suspicions {
+        config.suspicions = s;
+    }
+    if let Some(e) = args.elections {
+        config.elections = e;
+    }
+    if let Some(n) = args.network {
+        config.network = match n {
+            NetworkArg::Duplicating => NetworkKind::Duplicating,
+            NetworkArg::LossyDuplicating => NetworkKind::LossyDuplicating,
+        };
+    }
+    config.layout().context("invalid cluster")?;
+    Ok(config)
+}
+
+fn describe(config: &CheckConfig) -> String {
+    format!(
+        "{}: {} masters, replicas {:?}, {} slots, crashes {}, suspicions {}, elections {}, network {:?}",
+        config.name,
+        config.masters,
+        config.replicas.counts(config.masters),
+        config.slots,
+        config.crashes,
+        config.suspicions,
+        config.elections,
+        config.network
+    )
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    config: &'a CheckConfig,
+    passed: bool,
+    #[serde(flatten)]
+    run: &'a RunReport,
+}
+
+/// Runs `slotguard check`.
+pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
+    let config = load(&args)?;
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    let model = config.model().context("invalid cluster")?;
+    let mut options = RunOptions {
+        strategy: match args.strategy {
+            StrategyArg::Dfs => Strategy::Dfs,
+            StrategyArg::Bfs => Strategy::Bfs,
+        },
+        max_states: args.max_states,
+        timeout: args.timeout.map(Duration::from_secs),
+        ..RunOptions::default()
+    };
+    if let Some(t) = args.threads {
+        options.threads = t;
+    }
+    if !args.quiet {
+        eprintln!("checking {}", describe(&config));
+        eprintln!(
+            "strategy {:?}, {} thread(s)",
+            options.strategy, options.threads
+        );
+    }
+    let quiet = args.quiet;
+    let report = run::run(model, &options, |p| {
+        if !quiet {
+            let secs = p.elapsed.as_secs_f64();
+            eprintln!(
+                "  [{secs:6.0}s] states {:>12}  unique {:>11}  depth {:>4}  ({:.0} unique/s)",
+                p.states,
+                p.unique,
+                p.depth,
+                p.unique as f64 / secs.max(0.001)
+            );
+        }
+    });
+    let passed = report.passed();
+    if args.json {
+        let json = JsonReport {
+            config: &config,
+            passed,
+            run: &report,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print_human(&config, &report, args.examples)?;
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else if !report.complete
+        && report
+            .properties
+            .iter()
+            .all(|p| p.status != Status::Violated && p.replay_error.is_none())
+    {
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn status_text(s: Status) -> &'static str {
+    match s {
+        Status::Holds => "holds",
+        Status::NotViolatedSoFar => "not violated so far",
+        Status::Violated => "VIOLATED",
+        Status::Found => "found",
+        Status::NotFound => "NOT FOUND",
+    }
+}
+
+fn print_human(config: &CheckConfig, report: &RunReport, examples: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "configuration {}", describe(config))?;
+    writeln!(out)?;
+    writeln!(out, "{:<36} {:<10} {:<20}", "property", "kind", "result")?;
+    writeln!(out, "{}", "-".repeat(68))?;
+    for p in &report.properties {
+        let kind = match p.kind {
+            Kind::Always => "always",
+            Kind::Sometimes => "sometimes",
+        };
+        let mut result = status_text(p.status).to_string();
+        if let Some(t) = &p.trace {
+            result.push_str(&format!(" ({} steps)", t.steps.len()));
+        }
+        writeln!(out, "{:<36} {:<10} {}", p.name, kind, result)?;
+    }
+    writeln!(out, "{}", "-".repeat(68))?;
+    writeln!(
+        out,
+        "states {}  unique {}  max depth {}  time {:.1}s  ({:.0} unique states/s, {:?}, {} threads)",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.seconds,
+        report.states_per_second,
+        report.strategy,
+        report.threads
+    )?;
+    match &report.incomplete_reason {
+        None => writeln!(out, "complete: every reachable state was explored")?,
+        Some(why) => writeln!(
+            out,
+            "INCOMPLETE: {why}; results are for the explored part only"
+        )?,
+    }
+    for p in &report.properties {
+        if let Some(e) = &p.replay_error {
+            writeln!(
+                out,
+                "\n{}: the checker's discovery did not replay: {e}",
+                p.name
+            )?;
+        }
+        let Some(trace) = &p.trace else { continue };
+        let show = match p.kind {
+            Kind::Always => true,
+            Kind::Sometimes => examples,
+        };
+        if !show {
+            continue;
+        }
+        let what = match p.kind {
+            Kind::Always => "counterexample",
+            Kind::Sometimes => "example",
+        };
+        writeln!(
+            out,
+            "\n{what} for {} ({} steps, replayed and re-checked; not necessarily the shortest):",
+            p.name,
+            trace.steps.len()
+        )?;
+        for step in &trace.steps {
+            writeln!(out, "  {:>3}. {}", step.index, step.action)?;
+            for c in &step.changes {
+                writeln!(out, "         ~ {c}")?;
+            }
+            for s in &step.sent {
+                writeln!(out, "         > {s}")?;
+            }
+        }
+        writeln!(out, "  final state:")?;
+        for line in &trace.final_state {
+            writeln!(out, "    {line}")?;
+        }
+        writeln!(out, "  explorer path: {}", trace.explorer_path)?;
+    }
+    writeln!(
+        out,
+        "\nRESULT: {}",
+        if report.passed() {
+            "PASS"
+        } else if report.complete {
+            "FAIL"
+        } else {
+            "INCOMPLETE"
+        }
+    )?;
+    Ok(())
+}
