@@ -70,6 +70,10 @@ pub struct CheckConfig {
     /// How masters' configEpochs are assigned at creation.
     #[serde(default)]
     pub epochs: InitialEpochs,
+    /// Only these nodes may be suspected (their peers' timeouts about them may fire); absent:
+    /// any node. For targeted checks such as "two replicas of one master compete".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspects: Option<Vec<u16>>,
 }
 
 /// A configuration that cannot be checked.
@@ -127,6 +131,10 @@ impl CheckConfig {
             crash_budget: self.crashes,
             suspicion_budget: self.suspicions,
             lossy: self.network == NetworkKind::LossyDuplicating,
+            suspectable: self
+                .suspects
+                .as_ref()
+                .map(|v| v.iter().map(|&n| crate::ids::NodeId(n)).collect()),
             max_epoch,
         })
     }

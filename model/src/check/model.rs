@@ -2,9 +2,8 @@
 //! interprets its commands — the same commands, in the same order, that the node runtime
 //! executes.
 //!
-//! Why not stateright's `ActorModel`? It can run this actor (a test cross-checks that both reach
-//! the same node states on the tiny configuration), but four of its behaviours cost a faithful
-//! failover model dearly (specs/protocol.md §8):
+//! Why not stateright's `ActorModel`? It can run this actor, but four of its behaviours cost a
+//! faithful failover model dearly (specs/protocol.md §8):
 //! - its duplicating network stores the last delivered envelope in the state (stateright #74),
 //!   which only splits identical system states, since no-op deliveries are pruned anyway;
 //! - `Recover` is always enabled, so the number of crashes cannot be bounded except by a
@@ -102,6 +101,9 @@ pub struct ClusterModel {
     pub suspicion_budget: u8,
     /// Whether envelopes may be dropped.
     pub lossy: bool,
+    /// Nodes whose peer timeouts may fire (`None`: every node may be suspected). A bound for
+    /// targeted checks, stated with every result that uses it.
+    pub suspectable: Option<crate::bitset::NodeSet>,
     /// Behaviours are explored while no node's currentEpoch exceeds this (bounds elections).
     pub max_epoch: Epoch,
 }
@@ -263,10 +265,15 @@ impl Model for ClusterModel {
         for (i, timers) in state.timers.iter().enumerate() {
             if !state.crashed[i] {
                 for timer in timers.iter() {
-                    if matches!(timer, Timer::PeerTimeout(_))
-                        && state.suspicions >= self.suspicion_budget
-                    {
-                        continue;
+                    if let Timer::PeerTimeout(peer) = timer {
+                        if state.suspicions >= self.suspicion_budget
+                            || self
+                                .suspectable
+                                .as_ref()
+                                .is_some_and(|s| !s.contains(*peer))
+                        {
+                            continue;
+                        }
                     }
                     actions.push(Action::Timeout {
                         node: NodeId(i as u16),

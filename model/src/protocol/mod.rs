@@ -4,3 +4,6 @@
 pub(crate) mod election;
 pub(crate) mod failure;
 pub mod heartbeat;
+
+#[cfg(test)]
+mod tests;

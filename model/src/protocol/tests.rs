@@ -1,0 +1,221 @@
+//! Unit tests of the handlers: one node, driven by hand through the actor interface, with its
+//! output inspected as the runtime would see it.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use stateright::actor::{Actor, Command, Id, Out};
+
+use crate::actor::ClusterNode;
+use crate::ids::{Epoch, NodeId};
+use crate::layout::{InitialEpochs, Layout, Timing};
+use crate::message::{GossipEntry, Msg, SlotClaim, Suspicion, VoteRequest};
+use crate::state::{Election, Health, NodeState, Persisted, Role};
+use crate::timer::Timer;
+
+/// 3 masters (slots 0, 1, 2; configEpochs 1, 2, 3), one replica each (n3 of n0, n4 of n1, n5 of
+/// n2).
+fn actor() -> ClusterNode {
+    let layout = Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("valid");
+    ClusterNode::new(Arc::new(layout), Timing::default())
+}
+
+fn start(a: &ClusterNode, me: u16) -> NodeState {
+    let mut out = Out::new();
+    a.on_start(Id::from(me as usize), &None, &mut out)
+}
+
+fn deliver(a: &ClusterNode, s: &mut NodeState, from: u16, msg: Msg) -> Vec<Command<Msg, Timer, (), Persisted>> {
+    let mut cow = Cow::Borrowed(&*s);
+    let mut out = Out::new();
+    a.on_msg(Id::from(s.me.index()), &mut cow, Id::from(from as usize), msg, &mut out);
+    let next = cow.into_owned();
+    *s = next;
+    out.into_iter().collect()
+}
+
+fn fire(a: &ClusterNode, s: &mut NodeState, t: Timer) -> Vec<Command<Msg, Timer, (), Persisted>> {
+    let mut cow = Cow::Borrowed(&*s);
+    let mut out = Out::new();
+    a.on_timeout(Id::from(s.me.index()), &mut cow, &t, &mut out);
+    let next = cow.into_owned();
+    *s = next;
+    out.into_iter().collect()
+}
+
+fn sends(cmds: &[Command<Msg, Timer, (), Persisted>]) -> Vec<(usize, Msg)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(to, m) => Some((usize::from(*to), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Master 0 with master 2 FAIL in its view (its own PFAIL plus master 1's report).
+fn master0_with_n2_failed(a: &ClusterNode) -> NodeState {
+    let mut s = start(a, 0);
+    fire(a, &mut s, Timer::PeerTimeout(NodeId(2)));
+    assert_eq!(s.peers[2].health, Health::PFail);
+    deliver(a, &mut s, 1, Msg::Gossip(GossipEntry {
+        node: NodeId(2),
+        suspicion: Suspicion::PFail,
+        config_epoch: Epoch(3),
+        from_voting_master: true,
+    }));
+    assert!(s.peers[2].health.is_fail());
+    s
+}
+
+fn request(epoch: u64) -> Msg {
+    Msg::AuthRequest(VoteRequest {
+        epoch: Epoch(epoch),
+        master: NodeId(2),
+        master_config_epoch: Epoch(3),
+        slots: [2u16].into_iter().collect(),
+    })
+}
+
+#[test]
+fn pfail_alone_is_not_fail() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
+    assert_eq!(s.peers[2].health, Health::PFail);
+    // A replica's report does not count (Valkey #634).
+    deliver(&a, &mut s, 5, Msg::Gossip(GossipEntry {
+        node: NodeId(2),
+        suspicion: Suspicion::PFail,
+        config_epoch: Epoch(3),
+        from_voting_master: false,
+    }));
+    assert_eq!(s.peers[2].health, Health::PFail);
+}
+
+#[test]
+fn quorum_of_reports_marks_fail_and_broadcasts_it() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
+    let out = deliver(&a, &mut s, 1, Msg::Gossip(GossipEntry {
+        node: NodeId(2),
+        suspicion: Suspicion::PFail,
+        config_epoch: Epoch(3),
+        from_voting_master: true,
+    }));
+    assert!(s.peers[2].health.is_fail());
+    let fails: Vec<usize> = sends(&out)
+        .into_iter()
+        .filter(|(_, m)| *m == Msg::Fail { node: NodeId(2) })
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(fails, vec![1, 3, 4, 5], "FAIL goes to everyone but its subject");
+}
+
+#[test]
+fn a_master_votes_once_per_epoch_and_saves_before_acking() {
+    let a = actor();
+    let mut s = master0_with_n2_failed(&a);
+    let out = deliver(&a, &mut s, 5, request(4));
+    assert_eq!(s.last_vote_epoch, Epoch(4));
+    let save = out.iter().position(|c| matches!(c, Command::Save(p) if p.last_vote_epoch == Epoch(4)));
+    let ack = out.iter().position(|c| matches!(c, Command::Send(_, Msg::AuthAck { .. })));
+    assert!(save.expect("vote persisted") < ack.expect("vote sent"), "persist before you promise");
+    // A second request in the same epoch, from anyone, gets nothing.
+    let again = deliver(&a, &mut s, 5, request(4));
+    assert!(!sends(&again).iter().any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
+    // A later epoch gets a vote.
+    let later = deliver(&a, &mut s, 5, request(5));
+    assert!(sends(&later).iter().any(|(to, m)| *to == 5 && *m == Msg::AuthAck { epoch: Epoch(5) }));
+}
+
+#[test]
+fn no_vote_while_the_master_is_not_fail() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    let out = deliver(&a, &mut s, 5, request(4));
+    assert!(!sends(&out).iter().any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
+    assert_eq!(s.last_vote_epoch, Epoch(0));
+}
+
+#[test]
+fn replica_election_bumps_persists_and_wins_with_distinct_votes() {
+    let a = actor();
+    let mut s = start(&a, 5);
+    fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
+    deliver(&a, &mut s, 0, Msg::Fail { node: NodeId(2) });
+    assert_eq!(s.election, Election::Scheduled);
+    let out = fire(&a, &mut s, Timer::ElectionDelay);
+    assert_eq!(s.current_epoch, Epoch(4));
+    let save = out.iter().position(|c| matches!(c, Command::Save(p) if p.current_epoch == Epoch(4)));
+    let req = out.iter().position(|c| matches!(c, Command::Send(_, Msg::AuthRequest(_))));
+    assert!(save.expect("epoch persisted") < req.expect("request sent"));
+    // The same voter twice (a duplicated datagram) is one vote.
+    deliver(&a, &mut s, 0, Msg::AuthAck { epoch: Epoch(4) });
+    deliver(&a, &mut s, 0, Msg::AuthAck { epoch: Epoch(4) });
+    assert!(matches!(s.role, Role::Replica { .. }));
+    // A vote of another epoch does not count.
+    deliver(&a, &mut s, 1, Msg::AuthAck { epoch: Epoch(3) });
+    assert!(matches!(s.role, Role::Replica { .. }));
+    deliver(&a, &mut s, 1, Msg::AuthAck { epoch: Epoch(4) });
+    assert_eq!(s.role, Role::Master);
+    assert_eq!(s.config_epoch, Epoch(4));
+    assert_eq!(s.slots.owner(2), Some(NodeId(5)));
+}
+
+#[test]
+fn claims_rebind_only_at_a_strictly_higher_config_epoch() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    let claim = |epoch: u64| {
+        Msg::Update(SlotClaim {
+            node: NodeId(5),
+            config_epoch: Epoch(epoch),
+            slots: [2u16].into_iter().collect(),
+        })
+    };
+    deliver(&a, &mut s, 1, claim(3));
+    assert_eq!(s.slots.owner(2), Some(NodeId(2)), "equal epoch does not rebind");
+    deliver(&a, &mut s, 1, claim(4));
+    assert_eq!(s.slots.owner(2), Some(NodeId(5)));
+}
+
+#[test]
+fn an_old_master_that_lost_its_slots_follows_the_winner() {
+    let a = actor();
+    let mut s = start(&a, 2);
+    let mut pong = crate::protocol::heartbeat::header(&start(&a, 5));
+    pong.master = None;
+    pong.config_epoch = Epoch(4);
+    pong.current_epoch = Epoch(4);
+    pong.slots = [2u16].into_iter().collect();
+    deliver(&a, &mut s, 5, Msg::Pong(pong));
+    assert_eq!(s.role, Role::Replica { of: NodeId(5) });
+    assert_eq!(s.slots.owner(2), Some(NodeId(5)));
+}
+
+#[test]
+fn a_restart_recovers_epochs_and_vote_from_storage() {
+    let a = actor();
+    let mut s = master0_with_n2_failed(&a);
+    deliver(&a, &mut s, 5, request(4));
+    let persisted = s.persisted();
+    let mut out = Out::new();
+    let back = a.on_start(Id::from(0usize), &Some(persisted), &mut out);
+    assert_eq!(back.last_vote_epoch, Epoch(4));
+    assert_eq!(back.current_epoch, Epoch(4));
+    assert_eq!(back.incarnation, 1);
+    assert_eq!(back.peers[2].health, Health::Ok, "suspicions are volatile");
+}
+
+#[test]
+fn out_of_range_peer_input_is_ignored() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    let before = s.clone();
+    let out = deliver(&a, &mut s, 1, Msg::Fail { node: NodeId(99) });
+    assert!(out.is_empty());
+    let out = deliver(&a, &mut s, 77, Msg::AuthAck { epoch: Epoch(9) });
+    assert!(out.is_empty());
+    assert_eq!(s, before);
+}

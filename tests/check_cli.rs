@@ -1,0 +1,105 @@
+//! End-to-end tests of `slotguard check`: the real binary, its exit status, its JSON report.
+
+use std::process::Command;
+
+fn slotguard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slotguard"))
+}
+
+fn json(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = slotguard()
+        .arg("check")
+        .args(args)
+        .arg("--json")
+        .arg("--quiet")
+        .output()
+        .expect("slotguard runs");
+    let code = out.status.code().expect("exited");
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (code, value)
+}
+
+/// A small, complete configuration passes: exit 0, `complete`, every property as expected.
+#[test]
+fn a_complete_passing_run_exits_zero() {
+    let (code, report) = json(&["tiny", "--crashes", "0"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["passed"], true);
+    let props = report["properties"].as_array().expect("properties");
+    assert!(props.len() >= 12);
+    for p in props {
+        match p["kind"].as_str() {
+            Some("always") => assert_eq!(p["status"], "holds", "{p:#}"),
+            Some("sometimes") => {
+                assert_eq!(p["status"], "found", "{p:#}");
+                assert!(p["counterexample"]["steps"].as_array().is_some_and(|s| !s.is_empty()));
+            }
+            other => panic!("unexpected kind {other:?}"),
+        }
+    }
+    assert!(report["unique_states"].as_u64().is_some_and(|n| n > 1000));
+}
+
+/// A run cut short by a limit is INCOMPLETE: non-zero exit, never "holds".
+#[test]
+fn a_truncated_run_is_incomplete_and_fails() {
+    let (code, report) = json(&["tiny", "--max-states", "2000"]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["passed"], false);
+    for p in report["properties"].as_array().expect("properties") {
+        assert_ne!(p["status"], "holds");
+    }
+}
+
+/// A configuration in which no failover can happen (too few suspicions for a replica to see its
+/// master fail) is reported as a failure: the sometimes-properties are not found.
+#[test]
+fn a_vacuous_configuration_fails() {
+    let (code, report) = json(&["tiny", "--crashes", "0", "--suspicions", "2"]);
+    assert_eq!(code, 1);
+    assert_eq!(report["complete"], true);
+    let failover = report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["name"] == "failover-completes")
+        .expect("listed");
+    assert_eq!(failover["status"], "not-found");
+}
+
+/// Bad configurations get a one-line error and exit 2.
+#[test]
+fn bad_configurations_are_rejected() {
+    for args in [
+        vec!["no-such-config"],
+        vec!["tiny", "--masters", "5", "--slots", "3"],
+        vec!["tiny", "--replicas", "x"],
+    ] {
+        let out = slotguard().arg("check").args(&args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: {err}");
+    }
+}
+
+/// The human report shows a table and the verdict.
+#[test]
+fn the_human_report_has_a_table_and_a_verdict() {
+    let out = slotguard()
+        .args(["check", "tiny", "--crashes", "0", "--quiet", "--examples"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("slot-epoch-unique"));
+    assert!(text.contains("complete: every reachable state was explored"));
+    assert!(text.contains("example for failover-completes"));
+    assert!(text.contains("explorer path: 0/"));
+    assert!(text.trim_end().ends_with("RESULT: PASS"), "{text}");
+}
