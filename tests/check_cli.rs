@@ -38,7 +38,9 @@ fn a_complete_passing_run_exits_zero() {
             Some("always") => assert_eq!(p["status"], "holds", "{p:#}"),
             Some("sometimes") => {
                 assert_eq!(p["status"], "found", "{p:#}");
-                assert!(p["counterexample"]["steps"].as_array().is_some_and(|s| !s.is_empty()));
+                assert!(p["counterexample"]["steps"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty()));
             }
             other => panic!("unexpected kind {other:?}"),
         }

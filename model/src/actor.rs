@@ -140,7 +140,11 @@ impl Step<'_, '_> {
     }
 
     /// Arms (or re-arms) a timer for `duration` (a range: the runtime draws from it).
-    pub(crate) fn set_timer(&mut self, timer: Timer, duration: std::ops::Range<std::time::Duration>) {
+    pub(crate) fn set_timer(
+        &mut self,
+        timer: Timer,
+        duration: std::ops::Range<std::time::Duration>,
+    ) {
         self.fx.set_timer(timer, duration);
     }
 
@@ -212,13 +216,13 @@ impl Actor for ClusterNode {
         self.step(state, o, |s| {
             s.on_peer_heard(from);
             match msg {
-            Msg::Ping(h) => s.on_heartbeat(from, &h, false),
-            Msg::Pong(h) => s.on_heartbeat(from, &h, true),
-            Msg::Gossip(e) => s.on_gossip(from, &e),
-            Msg::Fail { node } => s.on_fail_message(node),
-            Msg::AuthRequest(req) => s.on_vote_request(from, &req),
-            Msg::AuthAck { epoch } => s.on_vote(from, epoch),
-            Msg::Update(claim) => s.on_update(&claim),
+                Msg::Ping(h) => s.on_heartbeat(from, &h, false),
+                Msg::Pong(h) => s.on_heartbeat(from, &h, true),
+                Msg::Gossip(e) => s.on_gossip(from, &e),
+                Msg::Fail { node } => s.on_fail_message(node),
+                Msg::AuthRequest(req) => s.on_vote_request(from, &req),
+                Msg::AuthAck { epoch } => s.on_vote(from, epoch),
+                Msg::Update(claim) => s.on_update(&claim),
             }
         });
     }

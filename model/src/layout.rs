@@ -193,7 +193,9 @@ impl Layout {
         for (i, &count) in replicas.iter().enumerate() {
             for _ in 0..count {
                 nodes.push(NodeSpec {
-                    role: InitialRole::Replica { of: NodeId(i as u16) },
+                    role: InitialRole::Replica {
+                        of: NodeId(i as u16),
+                    },
                     config_epoch: Epoch(0),
                     no_failover: false,
                 });

@@ -113,7 +113,7 @@ impl SlotMap {
 
     /// Whether `node` owns at least one slot.
     pub fn owns_any(&self, node: NodeId) -> bool {
-        self.0.iter().any(|o| *o == Some(node))
+        self.0.contains(&Some(node))
     }
 
     /// `(slot, owner)` pairs in slot order.
@@ -208,10 +208,7 @@ impl NodeState {
                 }
                 InitialRole::Replica { of } => (
                     Role::Replica { of: *of },
-                    layout
-                        .spec(*of)
-                        .map(|m| m.config_epoch)
-                        .unwrap_or_default(),
+                    layout.spec(*of).map(|m| m.config_epoch).unwrap_or_default(),
                 ),
             };
             peers.push(PeerView {
@@ -279,7 +276,11 @@ impl NodeState {
             config_epoch: self.config_epoch,
             role: self.role,
             slots: self.slots.clone(),
-            peers: self.peers.iter().map(|p| (p.role, p.config_epoch)).collect(),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| (p.role, p.config_epoch))
+                .collect(),
         }
     }
 

@@ -80,10 +80,7 @@ fn a_truncated_run_is_incomplete() {
     let report = run::run(tiny().model().expect("valid"), &options, |_| {});
     assert!(!report.complete);
     assert!(!report.passed());
-    assert!(report
-        .properties
-        .iter()
-        .all(|p| p.status != Status::Holds));
+    assert!(report.properties.iter().all(|p| p.status != Status::Holds));
 }
 
 /// Every state reachable from the initial one, by explicit search (small models only).
@@ -129,7 +126,10 @@ fn lossy_and_duplicating_reach_the_same_node_states() {
         let a: HashSet<u64> = reachable(&plain).iter().map(nodes_and_history).collect();
         let lossy_states = reachable(&lossy);
         let b: HashSet<u64> = lossy_states.iter().map(nodes_and_history).collect();
-        assert!(lossy_states.len() > a.len(), "the lossy search explored drops");
+        assert!(
+            lossy_states.len() > a.len(),
+            "the lossy search explored drops"
+        );
         assert_eq!(a, b, "crashes={crashes} suspicions={suspicions}");
     }
 }

@@ -4,10 +4,10 @@
 //! Each test runs the checker until the expected property has a discovery and fails if the run
 //! ends without one. The configuration is the smallest embedded one in which the bug can act.
 
-use slotguard_model::check::properties::names;
-use slotguard_model::check::{CheckConfig, ClusterModel};
 use slotguard_model::check::config::Replicas;
+use slotguard_model::check::properties::names;
 use slotguard_model::check::trace::{describe_action, replay};
+use slotguard_model::check::{CheckConfig, ClusterModel};
 use slotguard_model::{Bug, Bugs};
 use stateright::{Checker, HasDiscoveries, Model};
 
@@ -124,7 +124,11 @@ fn mutant_accept_stale_claim() {
 
 #[test]
 fn mutant_forget_last_vote_on_restart() {
-    bites(tiny(), Bug::ForgetLastVoteOnRestart, names::EPOCHS_MONOTONIC);
+    bites(
+        tiny(),
+        Bug::ForgetLastVoteOnRestart,
+        names::EPOCHS_MONOTONIC,
+    );
 }
 
 #[test]

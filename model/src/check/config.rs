@@ -39,7 +39,9 @@ impl Replicas {
     pub fn counts(&self, masters: usize) -> Vec<usize> {
         match self {
             Replicas::Each(n) => vec![*n; masters],
-            Replicas::PerMaster(v) => (0..masters).map(|i| v.get(i).copied().unwrap_or(0)).collect(),
+            Replicas::PerMaster(v) => (0..masters)
+                .map(|i| v.get(i).copied().unwrap_or(0))
+                .collect(),
         }
     }
 }
@@ -90,7 +92,10 @@ pub enum ConfigError {
 /// The embedded configurations, by name.
 pub const EMBEDDED: [(&str, &str); 3] = [
     ("tiny", include_str!("../../../specs/configs/tiny.toml")),
-    ("standard", include_str!("../../../specs/configs/standard.toml")),
+    (
+        "standard",
+        include_str!("../../../specs/configs/standard.toml"),
+    ),
     ("large", include_str!("../../../specs/configs/large.toml")),
 ];
 

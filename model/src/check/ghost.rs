@@ -6,8 +6,8 @@
 //! minimum its property needs: most are determined by the messages on the never-emptied
 //! network and add no states; `suspected_by` is the one that does.
 
-use std::collections::BTreeMap;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -164,7 +164,7 @@ impl Ghost {
             for (i, p) in a.peers.iter().enumerate() {
                 if p.health == Health::PFail && !ghost.suspected_by[i].contains(node) {
                     ghost.to_mut().suspected_by[i].insert(node);
-                    }
+                }
             }
         }
 
@@ -181,13 +181,10 @@ impl Ghost {
                 let known = ghost.grants.get(&(*epoch, node));
                 let unchanged = known.is_some_and(|g| g.candidates.contains(to) && g.count >= 2);
                 if !unchanged {
-                    let g = ghost.to_mut()
-                        .grants
-                        .entry((*epoch, node))
-                        .or_default();
+                    let g = ghost.to_mut().grants.entry((*epoch, node)).or_default();
                     g.candidates.insert(to);
                     g.count = g.count.saturating_add(1).min(2);
-                    }
+                }
             }
         }
 

@@ -348,6 +348,9 @@ impl Model for ClusterModel {
     }
 
     fn within_boundary(&self, state: &ClusterState) -> bool {
-        state.nodes.iter().all(|n| n.current_epoch <= self.max_epoch)
+        state
+            .nodes
+            .iter()
+            .all(|n| n.current_epoch <= self.max_epoch)
     }
 }

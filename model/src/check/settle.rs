@@ -180,7 +180,10 @@ pub fn disagreement(nodes: &[NodeState]) -> Option<String> {
     let first = nodes.first()?;
     for node in nodes {
         if node.slots != first.slots {
-            return Some(format!("{} and {} bind slots differently", first.me, node.me));
+            return Some(format!(
+                "{} and {} bind slots differently",
+                first.me, node.me
+            ));
         }
         for (i, p) in node.peers.iter().enumerate() {
             if i != node.me.index() && p.health != Health::Ok {
@@ -194,7 +197,10 @@ pub fn disagreement(nodes: &[NodeState]) -> Option<String> {
                 return Some(format!("{} is a master without slots", node.me));
             }
             Role::Replica { of } if nodes[of.index()].role != Role::Master => {
-                return Some(format!("{} replicates {of}, which is not a master", node.me));
+                return Some(format!(
+                    "{} replicates {of}, which is not a master",
+                    node.me
+                ));
             }
             _ => {}
         }
@@ -203,7 +209,9 @@ pub fn disagreement(nodes: &[NodeState]) -> Option<String> {
         let Some(owner) = owner else { continue };
         let o = &nodes[owner.index()];
         if o.role != Role::Master || o.slots.owner(slot) != Some(owner) {
-            return Some(format!("slot {slot} is bound to {owner}, which does not serve it"));
+            return Some(format!(
+                "slot {slot} is bound to {owner}, which does not serve it"
+            ));
         }
     }
     None

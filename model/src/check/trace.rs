@@ -102,12 +102,13 @@ pub fn replay(
             });
         };
         indices.push(at);
-        let next = model
-            .next_state(&state, action.clone())
-            .ok_or_else(|| ReplayError::NoSuccessor {
-                step: i + 1,
-                action: describe_action(action),
-            })?;
+        let next =
+            model
+                .next_state(&state, action.clone())
+                .ok_or_else(|| ReplayError::NoSuccessor {
+                    step: i + 1,
+                    action: describe_action(action),
+                })?;
         steps.push(describe_step(i + 1, action, &state, &next));
         state = next;
     }
@@ -175,11 +176,7 @@ pub fn describe_msg(msg: &Msg) -> String {
             e.node,
             e.suspicion,
             e.config_epoch,
-            if e.from_voting_master {
-                ", report"
-            } else {
-                ""
-            }
+            if e.from_voting_master { ", report" } else { "" }
         ),
         Msg::Fail { node } => format!("FAIL {node}"),
         Msg::AuthRequest(r) => format!(
@@ -323,7 +320,11 @@ pub fn node_changes(b: &NodeState, a: &NodeState) -> Vec<String> {
             continue;
         }
         if p.health != q.health {
-            out.push(format!("n{i}: {} -> {}", health(p.health), health(q.health)));
+            out.push(format!(
+                "n{i}: {} -> {}",
+                health(p.health),
+                health(q.health)
+            ));
         }
         if p.role != q.role {
             out.push(format!("n{i} role: {} -> {}", role(p.role), role(q.role)));
@@ -336,7 +337,10 @@ pub fn node_changes(b: &NodeState, a: &NodeState) -> Vec<String> {
         }
         if p.reports != q.reports {
             let list = |s: &crate::bitset::NodeSet| {
-                s.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+                s.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             out.push(format!(
                 "n{i} failure reports: {{{}}} -> {{{}}}",

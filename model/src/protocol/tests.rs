@@ -25,10 +25,21 @@ fn start(a: &ClusterNode, me: u16) -> NodeState {
     a.on_start(Id::from(me as usize), &None, &mut out)
 }
 
-fn deliver(a: &ClusterNode, s: &mut NodeState, from: u16, msg: Msg) -> Vec<Command<Msg, Timer, (), Persisted>> {
+fn deliver(
+    a: &ClusterNode,
+    s: &mut NodeState,
+    from: u16,
+    msg: Msg,
+) -> Vec<Command<Msg, Timer, (), Persisted>> {
     let mut cow = Cow::Borrowed(&*s);
     let mut out = Out::new();
-    a.on_msg(Id::from(s.me.index()), &mut cow, Id::from(from as usize), msg, &mut out);
+    a.on_msg(
+        Id::from(s.me.index()),
+        &mut cow,
+        Id::from(from as usize),
+        msg,
+        &mut out,
+    );
     let next = cow.into_owned();
     *s = next;
     out.into_iter().collect()
@@ -57,12 +68,17 @@ fn master0_with_n2_failed(a: &ClusterNode) -> NodeState {
     let mut s = start(a, 0);
     fire(a, &mut s, Timer::PeerTimeout(NodeId(2)));
     assert_eq!(s.peers[2].health, Health::PFail);
-    deliver(a, &mut s, 1, Msg::Gossip(GossipEntry {
-        node: NodeId(2),
-        suspicion: Suspicion::PFail,
-        config_epoch: Epoch(3),
-        from_voting_master: true,
-    }));
+    deliver(
+        a,
+        &mut s,
+        1,
+        Msg::Gossip(GossipEntry {
+            node: NodeId(2),
+            suspicion: Suspicion::PFail,
+            config_epoch: Epoch(3),
+            from_voting_master: true,
+        }),
+    );
     assert!(s.peers[2].health.is_fail());
     s
 }
@@ -83,12 +99,17 @@ fn pfail_alone_is_not_fail() {
     fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
     assert_eq!(s.peers[2].health, Health::PFail);
     // A replica's report does not count (Valkey #634).
-    deliver(&a, &mut s, 5, Msg::Gossip(GossipEntry {
-        node: NodeId(2),
-        suspicion: Suspicion::PFail,
-        config_epoch: Epoch(3),
-        from_voting_master: false,
-    }));
+    deliver(
+        &a,
+        &mut s,
+        5,
+        Msg::Gossip(GossipEntry {
+            node: NodeId(2),
+            suspicion: Suspicion::PFail,
+            config_epoch: Epoch(3),
+            from_voting_master: false,
+        }),
+    );
     assert_eq!(s.peers[2].health, Health::PFail);
 }
 
@@ -97,19 +118,28 @@ fn quorum_of_reports_marks_fail_and_broadcasts_it() {
     let a = actor();
     let mut s = start(&a, 0);
     fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
-    let out = deliver(&a, &mut s, 1, Msg::Gossip(GossipEntry {
-        node: NodeId(2),
-        suspicion: Suspicion::PFail,
-        config_epoch: Epoch(3),
-        from_voting_master: true,
-    }));
+    let out = deliver(
+        &a,
+        &mut s,
+        1,
+        Msg::Gossip(GossipEntry {
+            node: NodeId(2),
+            suspicion: Suspicion::PFail,
+            config_epoch: Epoch(3),
+            from_voting_master: true,
+        }),
+    );
     assert!(s.peers[2].health.is_fail());
     let fails: Vec<usize> = sends(&out)
         .into_iter()
         .filter(|(_, m)| *m == Msg::Fail { node: NodeId(2) })
         .map(|(to, _)| to)
         .collect();
-    assert_eq!(fails, vec![1, 3, 4, 5], "FAIL goes to everyone but its subject");
+    assert_eq!(
+        fails,
+        vec![1, 3, 4, 5],
+        "FAIL goes to everyone but its subject"
+    );
 }
 
 #[test]
@@ -118,15 +148,26 @@ fn a_master_votes_once_per_epoch_and_saves_before_acking() {
     let mut s = master0_with_n2_failed(&a);
     let out = deliver(&a, &mut s, 5, request(4));
     assert_eq!(s.last_vote_epoch, Epoch(4));
-    let save = out.iter().position(|c| matches!(c, Command::Save(p) if p.last_vote_epoch == Epoch(4)));
-    let ack = out.iter().position(|c| matches!(c, Command::Send(_, Msg::AuthAck { .. })));
-    assert!(save.expect("vote persisted") < ack.expect("vote sent"), "persist before you promise");
+    let save = out
+        .iter()
+        .position(|c| matches!(c, Command::Save(p) if p.last_vote_epoch == Epoch(4)));
+    let ack = out
+        .iter()
+        .position(|c| matches!(c, Command::Send(_, Msg::AuthAck { .. })));
+    assert!(
+        save.expect("vote persisted") < ack.expect("vote sent"),
+        "persist before you promise"
+    );
     // A second request in the same epoch, from anyone, gets nothing.
     let again = deliver(&a, &mut s, 5, request(4));
-    assert!(!sends(&again).iter().any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
+    assert!(!sends(&again)
+        .iter()
+        .any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
     // A later epoch gets a vote.
     let later = deliver(&a, &mut s, 5, request(5));
-    assert!(sends(&later).iter().any(|(to, m)| *to == 5 && *m == Msg::AuthAck { epoch: Epoch(5) }));
+    assert!(sends(&later)
+        .iter()
+        .any(|(to, m)| *to == 5 && *m == Msg::AuthAck { epoch: Epoch(5) }));
 }
 
 #[test]
@@ -134,7 +175,9 @@ fn no_vote_while_the_master_is_not_fail() {
     let a = actor();
     let mut s = start(&a, 0);
     let out = deliver(&a, &mut s, 5, request(4));
-    assert!(!sends(&out).iter().any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
+    assert!(!sends(&out)
+        .iter()
+        .any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
     assert_eq!(s.last_vote_epoch, Epoch(0));
 }
 
@@ -147,8 +190,12 @@ fn replica_election_bumps_persists_and_wins_with_distinct_votes() {
     assert_eq!(s.election, Election::Scheduled);
     let out = fire(&a, &mut s, Timer::ElectionDelay);
     assert_eq!(s.current_epoch, Epoch(4));
-    let save = out.iter().position(|c| matches!(c, Command::Save(p) if p.current_epoch == Epoch(4)));
-    let req = out.iter().position(|c| matches!(c, Command::Send(_, Msg::AuthRequest(_))));
+    let save = out
+        .iter()
+        .position(|c| matches!(c, Command::Save(p) if p.current_epoch == Epoch(4)));
+    let req = out
+        .iter()
+        .position(|c| matches!(c, Command::Send(_, Msg::AuthRequest(_))));
     assert!(save.expect("epoch persisted") < req.expect("request sent"));
     // The same voter twice (a duplicated datagram) is one vote.
     deliver(&a, &mut s, 0, Msg::AuthAck { epoch: Epoch(4) });
@@ -175,7 +222,11 @@ fn claims_rebind_only_at_a_strictly_higher_config_epoch() {
         })
     };
     deliver(&a, &mut s, 1, claim(3));
-    assert_eq!(s.slots.owner(2), Some(NodeId(2)), "equal epoch does not rebind");
+    assert_eq!(
+        s.slots.owner(2),
+        Some(NodeId(2)),
+        "equal epoch does not rebind"
+    );
     deliver(&a, &mut s, 1, claim(4));
     assert_eq!(s.slots.owner(2), Some(NodeId(5)));
 }
