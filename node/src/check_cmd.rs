@@ -16,9 +16,9 @@ use serde::Serialize;
 use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
 
-/// Arguments of `slotguard check`.
-#[derive(Args, Debug)]
-pub(crate) struct CheckArgs {
+/// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConfigArgs {
     /// A configuration: an embedded name (tiny, standard, large) or a TOML file
     /// (see specs/configs/). Default: tiny.
     config: Option<String>,
@@ -43,6 +43,43 @@ pub(crate) struct CheckArgs {
     /// Override: network semantics.
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
+}
+
+impl ConfigArgs {
+    /// The same selection as command-line arguments (to print a command that reopens it).
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(c) = &self.config {
+            v.push(c.clone());
+        }
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                v.push(format!("--{name}"));
+                v.push(value);
+            }
+        };
+        flag("masters", self.masters.map(|x| x.to_string()));
+        flag("replicas", self.replicas.clone());
+        flag("slots", self.slots.map(|x| x.to_string()));
+        flag("crashes", self.crashes.map(|x| x.to_string()));
+        flag("suspicions", self.suspicions.map(|x| x.to_string()));
+        flag("elections", self.elections.map(|x| x.to_string()));
+        flag(
+            "network",
+            self.network.map(|n| match n {
+                NetworkArg::Duplicating => "duplicating".to_string(),
+                NetworkArg::LossyDuplicating => "lossy-duplicating".to_string(),
+            }),
+        );
+        v
+    }
+}
+
+/// Arguments of `slotguard check`.
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Search order. BFS holds whole states in memory; use it for small models only.
     #[arg(long, value_enum, default_value_t = StrategyArg::Dfs)]
     strategy: StrategyArg,
@@ -67,7 +104,7 @@ pub(crate) struct CheckArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum NetworkArg {
+pub(crate) enum NetworkArg {
     /// Unordered, duplicating (no explicit loss; see specs/protocol.md §8.2).
     Duplicating,
     /// Unordered, duplicating and lossy.
@@ -81,7 +118,7 @@ enum StrategyArg {
 }
 
 /// Loads the named or given configuration and applies the overrides.
-fn load(args: &CheckArgs) -> Result<CheckConfig> {
+pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     let name = args.config.as_deref().unwrap_or("tiny");
     let mut config = match CheckConfig::embedded(name) {
         Some(c) => c,
@@ -129,7 +166,7 @@ fn load(args: &CheckArgs) -> Result<CheckConfig> {
     Ok(config)
 }
 
-fn describe(config: &CheckConfig) -> String {
+pub(crate) fn describe(config: &CheckConfig) -> String {
     format!(
         "{}: {} masters, replicas {:?}, {} slots, crashes {}, suspicions {}, elections {}, network {:?}",
         config.name,
@@ -153,7 +190,7 @@ struct JsonReport<'a> {
 
 /// Runs `slotguard check`.
 pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
-    let config = load(&args)?;
+    let config = load(&args.config)?;
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
@@ -199,7 +236,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         };
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print_human(&config, &report, args.examples)?;
+        print_human(&config, &args.config, &report, args.examples)?;
     }
     Ok(if passed {
         ExitCode::SUCCESS
@@ -225,7 +262,12 @@ fn status_text(s: Status) -> &'static str {
     }
 }
 
-fn print_human(config: &CheckConfig, report: &RunReport, examples: bool) -> Result<()> {
+fn print_human(
+    config: &CheckConfig,
+    selection: &ConfigArgs,
+    report: &RunReport,
+    examples: bool,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "configuration {}", describe(config))?;
     writeln!(out)?;
@@ -300,7 +342,12 @@ fn print_human(config: &CheckConfig, report: &RunReport, examples: bool) -> Resu
         for line in &trace.final_state {
             writeln!(out, "    {line}")?;
         }
+        let mut reopen = vec!["slotguard".to_string(), "explore".to_string()];
+        reopen.extend(selection.to_args());
+        reopen.push("--path".to_string());
+        reopen.push(trace.explorer_path.clone());
         writeln!(out, "  explorer path: {}", trace.explorer_path)?;
+        writeln!(out, "  open it in the explorer: {}", reopen.join(" "))?;
     }
     writeln!(
         out,

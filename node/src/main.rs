@@ -4,6 +4,7 @@
 //! nothing here makes a protocol decision.
 
 mod check_cmd;
+mod explore_cmd;
 
 use std::process::ExitCode;
 
@@ -21,12 +22,15 @@ struct Cli {
 enum Command {
     /// Model-check the protocol on a configuration (default: the embedded `tiny`).
     Check(check_cmd::CheckArgs),
+    /// Browse the protocol's states in stateright's explorer (web UI).
+    Explore(explore_cmd::ExploreArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check_cmd::run(args),
+        Command::Explore(args) => explore_cmd::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

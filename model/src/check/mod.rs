@@ -7,6 +7,7 @@ pub mod hashed;
 pub mod model;
 pub mod network;
 pub mod properties;
+pub mod render;
 pub mod run;
 pub mod settle;
 pub mod trace;

@@ -19,7 +19,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::fmt;
 
 use stateright::actor::{Actor, Command, Id, Out};
 use stateright::{Model, Property};
@@ -54,20 +53,6 @@ pub struct ClusterState {
     pub suspicions: u8,
     /// History variables the properties read.
     pub ghost: Hashed<Ghost>,
-}
-
-impl fmt::Debug for ClusterState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterState")
-            .field("nodes", &self.nodes)
-            .field("crashed", &self.crashed)
-            .field("timers", &self.timers)
-            .field("network", &self.network)
-            .field("crashes", &self.crashes)
-            .field("suspicions", &self.suspicions)
-            .field("ghost", &self.ghost)
-            .finish()
-    }
 }
 
 /// A step of the cluster.
@@ -345,6 +330,24 @@ impl Model for ClusterModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         properties::all()
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        crate::check::trace::describe_action(action)
+    }
+
+    fn format_step(&self, last: &ClusterState, action: Action) -> Option<String> {
+        let next = self.next_state(last, action.clone())?;
+        // The explorer shows this text as the state reached by the step: what the step did,
+        // then the whole state.
+        Some(format!(
+            "STEP {}\n\n{next:?}",
+            crate::check::render::format_step(last, &action, &next)
+        ))
+    }
+
+    fn as_svg(&self, path: stateright::Path<ClusterState, Action>) -> Option<String> {
+        Some(crate::check::render::svg(self, &path))
     }
 
     fn within_boundary(&self, state: &ClusterState) -> bool {
