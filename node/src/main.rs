@@ -4,7 +4,10 @@
 //! nothing here makes a protocol decision.
 
 mod check_cmd;
+mod cluster_cmd;
 mod explore_cmd;
+mod node_cmd;
+mod runtime;
 
 use std::process::ExitCode;
 
@@ -24,6 +27,10 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Browse the protocol's states in stateright's explorer (web UI).
     Explore(explore_cmd::ExploreArgs),
+    /// Run one cluster node (UDP cluster bus, RESP admin port).
+    Node(runtime::config::NodeArgs),
+    /// Run a local cluster on loopback, one child process per node.
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +38,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Explore(args) => explore_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Node(args) => node_cmd::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Cluster(args) => cluster_cmd::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,213 @@
+//! `slotguard cluster`: a local cluster on loopback in one command — generated configuration
+//! and key in a directory, one `slotguard node` child process per node, a wait until every node
+//! reports the same slot map, and a clean stop on Ctrl-C.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use redis_protocol::resp2::decode::decode;
+use redis_protocol::resp2::types::OwnedFrame;
+
+/// Arguments of `slotguard cluster`.
+#[derive(Args, Debug)]
+pub(crate) struct ClusterArgs {
+    /// Masters.
+    #[arg(long, default_value_t = 3)]
+    masters: usize,
+    /// Replicas per master.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Client port of node 0; node i uses base+i, and its cluster bus base+10000+i.
+    #[arg(long, default_value_t = 7000)]
+    base_port: u16,
+    /// Directory for configuration, key, state files and logs (default: a new temporary one).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// cluster-node-timeout in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    node_timeout: u64,
+}
+
+/// Sends one command to a RESP port and returns the reply.
+pub(crate) fn resp_command(port: u16, args: &[&str]) -> Result<OwnedFrame> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some((frame, _)) = decode(&buf).map_err(|e| anyhow::anyhow!("{}", e.details()))? {
+            return Ok(frame);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `(owner id, slot ranges)` of the masters that serve slots, as one node reports them.
+fn slot_map(port: u16) -> Result<Vec<(String, String)>> {
+    let OwnedFrame::BulkString(text) = resp_command(port, &["CLUSTER", "NODES"])? else {
+        bail!("unexpected reply");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let mut map: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 8).then(|| (f[0].to_string(), f[8..].join(" ")))
+        })
+        .collect();
+    map.sort();
+    Ok(map)
+}
+
+fn random_key() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..4)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for c in &mut self.0 {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes the configuration of every node into `dir`.
+fn write_configs(args: &ClusterArgs, dir: &Path) -> Result<usize> {
+    let n = args.masters * (1 + args.replicas);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = dir.join("cluster.key");
+    if !key.exists() {
+        std::fs::write(&key, random_key())?;
+    }
+    let nodes: Vec<String> = (0..n)
+        .map(|i| {
+            let port = usize::from(args.base_port) + i;
+            format!("\"127.0.0.1:{port}@{}\"", port + 10000)
+        })
+        .collect();
+    for i in 0..n {
+        let text = format!(
+            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = {}\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
+            args.masters,
+            args.replicas,
+            args.node_timeout,
+            dir.join(format!("n{i}")).display(),
+            key.display(),
+            nodes.join(", ")
+        );
+        std::fs::write(dir.join(format!("node-{i}.toml")), text)?;
+    }
+    Ok(n)
+}
+
+/// Runs `slotguard cluster`.
+pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
+    if usize::from(args.base_port) + args.masters * (1 + args.replicas) + 10000 > 65535 {
+        bail!(
+            "--base-port {} leaves no room for the bus ports (base+10000+i)",
+            args.base_port
+        );
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("slotguard-cluster-{}", std::process::id()))
+    });
+    let n = write_configs(args, &dir)?;
+    let exe = std::env::current_exe().context("cannot find the slotguard binary")?;
+    let mut children = Children(Vec::new());
+    for i in 0..n {
+        let log = std::fs::File::create(dir.join(format!("node-{i}.log")))?;
+        let child = Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(dir.join(format!("node-{i}.toml")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start a node")?;
+        children.0.push(child);
+    }
+    eprintln!("started {n} nodes in {} (logs: node-*.log)", dir.display());
+    let ports: Vec<u16> = (0..n).map(|i| args.base_port + i as u16).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for (i, c) in children.0.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                bail!(
+                    "node {i} exited ({status}); see {}",
+                    dir.join(format!("node-{i}.log")).display()
+                );
+            }
+        }
+        let maps: Vec<_> = ports.iter().map(|&p| slot_map(p).ok()).collect();
+        if maps.iter().all(|m| m.is_some()) && maps.windows(2).all(|w| w[0] == w[1]) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the nodes did not agree on the slot map within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("cluster ready: {n} nodes agree on the slot map");
+    println!("  redis-cli -p {} cluster nodes", args.base_port);
+    println!("  redis-cli -p {} cluster slots", args.base_port);
+    println!("press Ctrl-C to stop every node");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(crate::node_cmd::shutdown_signal());
+        let _ = tx.send(());
+    });
+    loop {
+        if rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            break;
+        }
+        for (i, c) in children.0.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                eprintln!("node {i} exited ({status})");
+            }
+        }
+    }
+    eprintln!("stopping {n} nodes");
+    drop(children);
+    Ok(())
+}

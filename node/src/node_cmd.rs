@@ -1,0 +1,59 @@
+//! `slotguard node`: one deployable node — the model's actor behind a UDP cluster bus and a
+//! RESP port, until SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::runtime::config::{NodeArgs, NodeConfig};
+use crate::runtime::{admin, Runtime};
+
+/// Runs `slotguard node`.
+pub(crate) fn run(args: &NodeArgs) -> Result<()> {
+    let config = Arc::new(NodeConfig::from_args(args)?);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let me = usize::from(config.id);
+        let client = config.nodes[me].client;
+        let listener = TcpListener::bind(client)
+            .await
+            .with_context(|| format!("cannot listen for clients on {client}"))?;
+        let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
+        info!(id = config.id, %client, bus = %config.nodes[me].bus, "serving");
+        let admin = tokio::spawn(admin::serve(listener, Arc::clone(&config), shared));
+        let result = node.run(shutdown_signal()).await;
+        admin.abort();
+        result
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

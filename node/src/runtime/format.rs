@@ -1,0 +1,255 @@
+//! Client-facing views in Redis's formats (redis-cluster.md §8), so `redis-cli` and
+//! cluster-aware clients can read them. Pure functions of a snapshot: nothing here decides
+//! anything about the protocol.
+
+use std::fmt::Write as _;
+
+use redis_protocol::resp2::types::OwnedFrame;
+use slotguard_model::state::{Health, Role};
+use slotguard_model::NodeId;
+
+use super::config::NodeConfig;
+use super::Snapshot;
+
+/// The 40-hex-character id clients see for node `i` (Redis ids are 160-bit hex strings).
+pub(crate) fn node_name(i: usize) -> String {
+    format!("{:040x}", i + 1)
+}
+
+fn role_of(s: &Snapshot, i: usize) -> Role {
+    if i == s.state.me.index() {
+        s.state.role
+    } else {
+        s.state.peers[i].role
+    }
+}
+
+fn health_of(s: &Snapshot, i: usize) -> Health {
+    if i == s.state.me.index() {
+        Health::Ok
+    } else {
+        s.state.peers[i].health
+    }
+}
+
+/// Contiguous runs `(start, end, owner)` of the slot map.
+fn runs(s: &Snapshot) -> Vec<(u16, u16, Option<NodeId>)> {
+    let mut out: Vec<(u16, u16, Option<NodeId>)> = Vec::new();
+    for (slot, owner) in s.state.slots.iter() {
+        match out.last_mut() {
+            Some((_, end, o)) if *o == owner && *end + 1 == slot => *end = slot,
+            _ => out.push((slot, slot, owner)),
+        }
+    }
+    out
+}
+
+/// `CLUSTER NODES`.
+pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
+    let mut text = String::new();
+    for (i, ep) in cfg.nodes.iter().enumerate() {
+        let role = role_of(s, i);
+        let health = health_of(s, i);
+        let mut flags = Vec::new();
+        if i == s.state.me.index() {
+            flags.push("myself");
+        }
+        flags.push(match role {
+            Role::Master => "master",
+            Role::Replica { .. } => "slave",
+        });
+        match health {
+            Health::PFail => flags.push("fail?"),
+            Health::Fail { .. } => flags.push("fail"),
+            Health::Ok => {}
+        }
+        if i == s.state.me.index() && s.state.no_failover {
+            flags.push("nofailover");
+        }
+        let master = match role {
+            Role::Master => "-".to_string(),
+            Role::Replica { of } => node_name(of.index()),
+        };
+        let epoch = match role {
+            Role::Master => s.state.epoch_of(NodeId(i as u16)),
+            Role::Replica { of } => s.state.epoch_of(of),
+        };
+        let link = if health == Health::Ok {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        let _ = write!(
+            text,
+            "{} {}:{}@{} {} {} 0 0 {} {}",
+            node_name(i),
+            ep.client.ip(),
+            ep.client.port(),
+            ep.bus.port(),
+            flags.join(","),
+            master,
+            epoch,
+            link
+        );
+        for (a, b, owner) in runs(s) {
+            if owner == Some(NodeId(i as u16)) {
+                if a == b {
+                    let _ = write!(text, " {a}");
+                } else {
+                    let _ = write!(text, " {a}-{b}");
+                }
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn bulk(s: impl Into<String>) -> OwnedFrame {
+    OwnedFrame::BulkString(s.into().into_bytes())
+}
+
+fn node_entry(cfg: &NodeConfig, i: usize) -> OwnedFrame {
+    OwnedFrame::Array(vec![
+        bulk(cfg.ip(i).to_string()),
+        OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
+        bulk(node_name(i)),
+        OwnedFrame::Array(vec![]),
+    ])
+}
+
+/// Replicas of `master` in this view, healthy ones only.
+fn replicas_of(s: &Snapshot, master: NodeId) -> Vec<usize> {
+    (0..s.state.peers.len())
+        .filter(|&i| role_of(s, i) == (Role::Replica { of: master }) && !health_of(s, i).is_fail())
+        .collect()
+}
+
+/// `CLUSTER SLOTS`.
+pub(crate) fn cluster_slots(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
+    let mut entries = Vec::new();
+    for (a, b, owner) in runs(s) {
+        let Some(owner) = owner else { continue };
+        let mut e = vec![
+            OwnedFrame::Integer(i64::from(a)),
+            OwnedFrame::Integer(i64::from(b)),
+            node_entry(cfg, owner.index()),
+        ];
+        e.extend(
+            replicas_of(s, owner)
+                .into_iter()
+                .map(|r| node_entry(cfg, r)),
+        );
+        entries.push(OwnedFrame::Array(e));
+    }
+    OwnedFrame::Array(entries)
+}
+
+/// `CLUSTER SHARDS`.
+pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
+    let mut shards = Vec::new();
+    for m in 0..cfg.nodes.len() {
+        if role_of(s, m) != Role::Master {
+            continue;
+        }
+        let master = NodeId(m as u16);
+        let slots: Vec<OwnedFrame> = runs(s)
+            .into_iter()
+            .filter(|(_, _, o)| *o == Some(master))
+            .flat_map(|(a, b, _)| {
+                [
+                    OwnedFrame::Integer(i64::from(a)),
+                    OwnedFrame::Integer(i64::from(b)),
+                ]
+            })
+            .collect();
+        let members = std::iter::once(m).chain(
+            (0..cfg.nodes.len()).filter(|&i| role_of(s, i) == (Role::Replica { of: master })),
+        );
+        let nodes: Vec<OwnedFrame> = members
+            .map(|i| {
+                let health = match health_of(s, i) {
+                    Health::Fail { .. } => "fail",
+                    _ => "online",
+                };
+                OwnedFrame::Array(vec![
+                    bulk("id"),
+                    bulk(node_name(i)),
+                    bulk("port"),
+                    OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
+                    bulk("ip"),
+                    bulk(cfg.ip(i).to_string()),
+                    bulk("endpoint"),
+                    bulk(cfg.ip(i).to_string()),
+                    bulk("role"),
+                    bulk(if i == m { "master" } else { "replica" }),
+                    bulk("replication-offset"),
+                    OwnedFrame::Integer(0),
+                    bulk("health"),
+                    bulk(health),
+                ])
+            })
+            .collect();
+        shards.push(OwnedFrame::Array(vec![
+            bulk("slots"),
+            OwnedFrame::Array(slots),
+            bulk("nodes"),
+            OwnedFrame::Array(nodes),
+        ]));
+    }
+    OwnedFrame::Array(shards)
+}
+
+/// `CLUSTER INFO`, with slotguard's datagram counters appended.
+pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
+    let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
+    for (_, owner) in s.state.slots.iter() {
+        let Some(o) = owner else { continue };
+        assigned += 1;
+        match health_of(s, o.index()) {
+            Health::Ok => ok += 1,
+            Health::PFail => pfail += 1,
+            Health::Fail { .. } => fail += 1,
+        }
+    }
+    let state = if assigned == s.state.slots.len() && fail == 0 {
+        "ok"
+    } else {
+        "fail"
+    };
+    let mut text = format!(
+        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\n\
+         cluster_slots_ok:{ok}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\
+         cluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\n\
+         cluster_my_epoch:{}\r\nslotguard_last_vote_epoch:{}\r\nslotguard_incarnation:{}\r\n",
+        cfg.nodes.len(),
+        cfg.layout.shards(),
+        s.state.current_epoch,
+        s.state.advertised_config_epoch(),
+        s.state.last_vote_epoch,
+        s.state.incarnation,
+    );
+    for (name, value) in &s.counters {
+        let _ = write!(text, "slotguard_{name}:{value}\r\n");
+    }
+    text
+}
+
+/// `INFO`.
+pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot) -> String {
+    let role = match s.state.role {
+        Role::Master => "master".to_string(),
+        Role::Replica { of } => format!(
+            "slave\r\nmaster_host:{}\r\nmaster_port:{}",
+            cfg.ip(of.index()),
+            cfg.nodes[of.index()].client.port()
+        ),
+    };
+    format!(
+        "# Server\r\nslotguard_version:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\r\n# Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
+        env!("CARGO_PKG_VERSION"),
+        node_name(s.state.me.index()),
+        cfg.nodes[s.state.me.index()].client.port(),
+        cluster_info(cfg, s)
+    )
+}

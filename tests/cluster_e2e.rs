@@ -1,0 +1,483 @@
+//! End-to-end tests of real `slotguard node` processes on loopback: agreement, failover after
+//! `kill -9`, rejoin after restart, hostile datagrams, a corrupt state file, and `redis-cli`.
+//!
+//! Every wait polls with a generous deadline; nothing asserts how long anything took.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+const KEY: &str = "slotguard-e2e-test-key-0123456789";
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A cluster of node processes in a temporary directory.
+struct Cluster {
+    dir: PathBuf,
+    base: u16,
+    masters: usize,
+    replicas: usize,
+    children: Vec<Option<Child>>,
+}
+
+fn unique_base(slot: u16) -> u16 {
+    // Ports base..base+n for clients and base+10000.. for the bus; distinct per test and run.
+    21000 + ((std::process::id() as u16 % 200) * 20 + slot * 7) % 4000
+}
+
+impl Cluster {
+    fn new(name: &str, masters: usize, replicas: usize, slot: u16) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("slotguard-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        std::fs::write(dir.join("cluster.key"), KEY).expect("key");
+        let n = masters * (1 + replicas);
+        Cluster {
+            dir,
+            base: unique_base(slot),
+            masters,
+            replicas,
+            children: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    fn port(&self, i: usize) -> u16 {
+        self.base + i as u16
+    }
+
+    fn bus(&self, i: usize) -> u16 {
+        self.base + 10000 + i as u16
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        let path = self.dir.join(format!("node-{i}.toml"));
+        let nodes: Vec<String> = (0..self.len())
+            .map(|j| format!("\"127.0.0.1:{}@{}\"", self.port(j), self.bus(j)))
+            .collect();
+        let text = format!(
+            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
+            self.masters,
+            self.replicas,
+            self.dir.join(format!("n{i}")).display(),
+            self.dir.join("cluster.key").display(),
+            nodes.join(", ")
+        );
+        std::fs::write(&path, text).expect("config");
+        path
+    }
+
+    fn start(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{i}.log")))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+            .arg("node")
+            .arg("--config")
+            .arg(self.config(i))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("node starts");
+        self.children[i] = Some(child);
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..self.len() {
+            self.start(i);
+        }
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reaped");
+        }
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| self.children[i].is_some())
+            .collect()
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node-{i}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// One RESP request; the reply as text (bulk/simple strings) or a debug rendering.
+fn resp(port: u16, args: &[&str]) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Ok(Some((frame, _))) = redis_protocol::resp2::decode::decode(&buf) {
+            return Some(match frame {
+                redis_protocol::resp2::types::OwnedFrame::BulkString(b)
+                | redis_protocol::resp2::types::OwnedFrame::SimpleString(b) => {
+                    String::from_utf8_lossy(&b).into_owned()
+                }
+                other => format!("{other:?}"),
+            });
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A parsed CLUSTER NODES line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NodeLine {
+    id: String,
+    flags: String,
+    master: String,
+    epoch: u64,
+    slots: String,
+}
+
+fn cluster_nodes(port: u16) -> Option<Vec<NodeLine>> {
+    let text = resp(port, &["CLUSTER", "NODES"])?;
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some(NodeLine {
+                id: f.first()?.to_string(),
+                flags: f.get(2)?.to_string(),
+                master: f.get(3)?.to_string(),
+                epoch: f.get(6)?.parse().ok()?,
+                slots: f.get(8..).map(|s| s.join(" ")).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// `slots -> (owner, epoch)` as one node reports it.
+fn slot_owners(lines: &[NodeLine]) -> BTreeMap<String, (String, u64)> {
+    lines
+        .iter()
+        .filter(|l| !l.slots.is_empty())
+        .flat_map(|l| {
+            l.slots
+                .split(' ')
+                .map(|r| (r.to_string(), (l.id.clone(), l.epoch)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn agree(c: &Cluster, nodes: &[usize]) -> Option<BTreeMap<String, (String, u64)>> {
+    let maps: Vec<_> = nodes
+        .iter()
+        .map(|&i| cluster_nodes(c.port(i)).map(|l| slot_owners(&l)))
+        .collect::<Option<_>>()?;
+    let first = maps.first()?.clone();
+    (maps.iter().all(|m| *m == first) && first.len() == c.masters).then_some(first)
+}
+
+fn name(i: usize) -> String {
+    format!("{:040x}", i + 1)
+}
+
+/// Samples every live node's CLUSTER NODES until stopped, and records any (slot range,
+/// configEpoch) pair reported with two different owners.
+fn sampler(
+    c: &Cluster,
+    live: Arc<Mutex<Vec<usize>>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    let ports: Vec<u16> = (0..c.len()).map(|i| c.port(i)).collect();
+    std::thread::spawn(move || {
+        let mut seen: BTreeMap<(String, u64), String> = BTreeMap::new();
+        let mut conflicts = Vec::new();
+        let mut samples = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let nodes = live.lock().map(|l| l.clone()).unwrap_or_default();
+            for i in nodes {
+                let Some(lines) = cluster_nodes(ports[i]) else {
+                    continue;
+                };
+                samples += 1;
+                for (range, (owner, epoch)) in slot_owners(&lines) {
+                    let prev = seen
+                        .entry((range.clone(), epoch))
+                        .or_insert_with(|| owner.clone());
+                    if *prev != owner {
+                        conflicts.push(format!(
+                            "{range} at epoch {epoch}: {prev} and {owner} (from n{i})"
+                        ));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (samples, conflicts)
+    })
+}
+
+#[test]
+fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica() {
+    let mut c = Cluster::new("failover", 3, 1, 0);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("all six nodes agree on the slot map", || {
+        agree(&c, &all).is_some()
+    });
+    let before = agree(&c, &all).expect("agreed");
+    let max_epoch = before.values().map(|(_, e)| *e).max().unwrap_or(0);
+
+    let live = Arc::new(Mutex::new(all.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = sampler(&c, Arc::clone(&live), Arc::clone(&stop));
+
+    // kill -9 master n0; its replica is n3 (masters 0..3, replicas 3..6, replica i of master i-3).
+    if let Ok(mut l) = live.lock() {
+        l.retain(|&i| i != 0);
+    }
+    c.kill9(0);
+    let survivors = c.live();
+    wait_until(
+        "every live node binds n0's slots to n3 at a higher configEpoch",
+        || {
+            agree(&c, &survivors).is_some_and(|m| {
+                m.values()
+                    .any(|(owner, epoch)| *owner == name(3) && *epoch > max_epoch)
+            })
+        },
+    );
+    let lines = cluster_nodes(c.port(3)).expect("n3 answers");
+    let me = lines
+        .iter()
+        .find(|l| l.flags.contains("myself"))
+        .expect("myself");
+    assert!(me.flags.contains("master"), "{me:?}");
+
+    // Restart n0: it recovers from its state file and follows the winner.
+    c.start(0);
+    if let Ok(mut l) = live.lock() {
+        l.push(0);
+    }
+    wait_until("n0 rejoins as a replica of n3", || {
+        cluster_nodes(c.port(0)).is_some_and(|lines| {
+            lines.iter().any(|l| {
+                l.flags.contains("myself") && l.flags.contains("slave") && l.master == name(3)
+            })
+        })
+    });
+    let all = c.live();
+    wait_until("all six nodes agree again", || agree(&c, &all).is_some());
+    let info = resp(c.port(0), &["CLUSTER", "INFO"]).expect("info");
+    assert!(
+        info.contains("slotguard_incarnation:1"),
+        "n0 restarted from its state file: {info}"
+    );
+    assert!(c.log(0).contains("recovered state"), "{}", c.log(0));
+    assert!(c.log(3).contains("role: now MASTER"));
+
+    stop.store(true, Ordering::Relaxed);
+    let (samples, conflicts) = watcher.join().expect("sampler");
+    assert!(samples > 10, "the sampler saw the cluster");
+    assert!(
+        conflicts.is_empty(),
+        "two owners for one slot and epoch: {conflicts:?}"
+    );
+}
+
+/// A datagram sealed as a node would seal it (tests forge them with the real or a wrong key).
+fn seal(
+    key: &[u8],
+    sender: u16,
+    incarnation: u32,
+    sequence: u64,
+    msgs: &[slotguard_model::Msg],
+) -> Vec<u8> {
+    let mut out = vec![1u8];
+    out.extend_from_slice(&sender.to_be_bytes());
+    out.extend_from_slice(&incarnation.to_be_bytes());
+    out.extend_from_slice(&sequence.to_be_bytes());
+    out.extend_from_slice(&postcard::to_allocvec(msgs).expect("encodes"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    mac.update(&out);
+    out.extend_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+fn counter(port: u16, name: &str) -> u64 {
+    resp(port, &["CLUSTER", "INFO"])
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix(&format!("slotguard_{name}:"))
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
+    let mut c = Cluster::new("hostile", 3, 0, 1);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let target = format!("127.0.0.1:{}", c.bus(0));
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let fail_n1 = [slotguard_model::Msg::Fail {
+        node: slotguard_model::NodeId(1),
+    }];
+    // Garbage, a truncated datagram, one under the wrong key, and a replay of an old one.
+    sock.send_to(&[7u8; 100], &target).expect("send");
+    sock.send_to(&[1u8, 0, 1], &target).expect("send");
+    sock.send_to(
+        &seal(b"not-the-cluster-key-at-all", 1, 0, 1 << 40, &fail_n1),
+        &target,
+    )
+    .expect("send");
+    sock.send_to(&seal(KEY.as_bytes(), 1, 0, 1, &fail_n1), &target)
+        .expect("send");
+    // An authentic datagram whose payload does not decode.
+    let mut junk = seal(KEY.as_bytes(), 2, 0, 1 << 41, &[]);
+    junk.truncate(15);
+    junk.extend_from_slice(&[0xff; 9]);
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).expect("key");
+    mac.update(&junk);
+    junk.extend_from_slice(&mac.finalize().into_bytes());
+    sock.send_to(&junk, &target).expect("send");
+    let port = c.port(0);
+    wait_until("every kind of drop is counted", || {
+        counter(port, "bad_version") >= 1
+            && counter(port, "truncated") >= 1
+            && counter(port, "bad_mac") >= 1
+            && counter(port, "replayed_or_stale") >= 1
+            && counter(port, "undecodable") >= 1
+    });
+    assert_eq!(resp(port, &["PING"]).as_deref(), Some("PONG"));
+    let lines = cluster_nodes(port).expect("answers");
+    assert!(
+        lines.iter().all(|l| !l.flags.contains("fail")),
+        "nothing was marked FAIL: {lines:?}"
+    );
+    assert!(agree(&c, &all).is_some(), "the cluster still agrees");
+}
+
+#[test]
+fn bad_resp_gets_an_error_and_the_connection_lives() {
+    let mut c = Cluster::new("resp", 3, 0, 2);
+    c.start(0);
+    let port = c.port(0);
+    wait_until("n0 answers", || resp(port, &["PING"]).is_some());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"*1\r\n$4\r\nNOPE\r\n").expect("write");
+    s.write_all(b"$x\r\n").expect("write");
+    s.write_all(b"*1\r\n$4\r\nPING\r\n").expect("write");
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    let end = Instant::now() + DEADLINE;
+    while !got.contains("+PONG") && Instant::now() < end {
+        let n = s.read(&mut buf).expect("read");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("-ERR unknown command"), "{got}");
+    assert!(got.contains("-ERR Protocol error"), "{got}");
+    assert!(got.ends_with("+PONG\r\n"), "{got}");
+}
+
+#[test]
+fn a_corrupt_state_file_stops_start_up_with_its_name() {
+    let c = Cluster::new("corrupt", 3, 0, 3);
+    let data = c.dir.join("n0");
+    std::fs::create_dir_all(&data).expect("dir");
+    let file = data.join("node-0.state");
+    std::fs::write(&file, b"SLOTGUARD-STATE 1\n\x00\x00\x00\x00garbage").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .arg("node")
+        .arg("--config")
+        .arg(c.config(0))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert_eq!(
+        std::fs::read(&file).expect("kept"),
+        b"SLOTGUARD-STATE 1\n\x00\x00\x00\x00garbage"
+    );
+}
+
+fn redis_cli() -> Option<PathBuf> {
+    let p = Path::new("/usr/bin/redis-cli");
+    p.exists().then(|| p.to_path_buf())
+}
+
+#[test]
+fn redis_cli_reads_cluster_nodes_and_slots() {
+    let Some(cli) = redis_cli() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-cli is not installed; .ci/run installs it"
+        );
+        eprintln!("SKIPPED: redis-cli is not installed (apt-get install redis-tools)");
+        return;
+    };
+    let mut c = Cluster::new("rediscli", 3, 0, 4);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let run = |args: &[&str]| {
+        let out = Command::new(&cli)
+            .arg("-p")
+            .arg(c.port(1).to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let nodes = run(&["cluster", "nodes"]);
+    assert!(nodes.contains("myself,master"), "{nodes}");
+    assert!(nodes.contains(" 0-5461"), "{nodes}");
+    let slots = run(&["cluster", "slots"]);
+    assert!(slots.contains("5461") && slots.contains("16383"), "{slots}");
+    assert_eq!(run(&["ping"]).trim(), "PONG");
+}
