@@ -309,7 +309,15 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         info.contains("slotguard_incarnation:1"),
         "n0 restarted from its state file: {info}"
     );
-    assert!(c.log(0).contains("recovered state"), "{}", c.log(0));
+    // Its epochs came back from disk: the restart logged the recovered currentEpoch, which was 3
+    // (three masters created with configEpochs 1..3) when it was killed.
+    assert!(
+        c.log(0)
+            .lines()
+            .any(|l| l.contains("recovered state") && l.contains("current_epoch=3")),
+        "{}",
+        c.log(0)
+    );
     assert!(c.log(3).contains("role: now MASTER"));
 
     stop.store(true, Ordering::Relaxed);

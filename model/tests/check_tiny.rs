@@ -68,6 +68,24 @@ fn bfs_and_dfs_agree() {
     assert_eq!(reports[0].states, reports[1].states);
 }
 
+/// stateright's own verdict on a complete run agrees: every always-property holds, every
+/// sometimes-property has an example.
+#[test]
+fn stateright_assert_properties_on_a_complete_run() {
+    use stateright::Checker;
+    let mut config = tiny();
+    config.crashes = 0;
+    let checker = config
+        .model()
+        .expect("valid")
+        .checker()
+        .threads(2)
+        .spawn_dfs()
+        .join();
+    assert!(checker.is_done());
+    checker.assert_properties();
+}
+
 /// A run cut short by a limit is never reported as a pass (stateright 0.31 says `is_done`).
 #[test]
 fn a_truncated_run_is_incomplete() {
