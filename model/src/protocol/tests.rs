@@ -68,19 +68,19 @@ fn master0_with_n2_failed(a: &ClusterNode) -> NodeState {
     let mut s = start(a, 0);
     fire(a, &mut s, Timer::PeerTimeout(NodeId(2)));
     assert_eq!(s.peers[2].health, Health::PFail);
-    deliver(
-        a,
-        &mut s,
-        1,
-        Msg::Gossip(GossipEntry {
-            node: NodeId(2),
-            suspicion: Suspicion::PFail,
-            config_epoch: Epoch(3),
-            from_voting_master: true,
-        }),
-    );
+    deliver(a, &mut s, 1, n2_pfail_report(true));
     assert!(s.peers[2].health.is_fail());
     s
+}
+
+/// A gossip entry calling n2 PFAIL, from a slot-owning master or not.
+fn n2_pfail_report(from_voting_master: bool) -> Msg {
+    Msg::Gossip(GossipEntry {
+        node: NodeId(2),
+        suspicion: Suspicion::PFail,
+        config_epoch: Epoch(3),
+        from_voting_master,
+    })
 }
 
 fn request(epoch: u64) -> Msg {
@@ -99,17 +99,7 @@ fn pfail_alone_is_not_fail() {
     fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
     assert_eq!(s.peers[2].health, Health::PFail);
     // A replica's report does not count (Valkey #634).
-    deliver(
-        &a,
-        &mut s,
-        5,
-        Msg::Gossip(GossipEntry {
-            node: NodeId(2),
-            suspicion: Suspicion::PFail,
-            config_epoch: Epoch(3),
-            from_voting_master: false,
-        }),
-    );
+    deliver(&a, &mut s, 5, n2_pfail_report(false));
     assert_eq!(s.peers[2].health, Health::PFail);
 }
 
@@ -118,17 +108,7 @@ fn quorum_of_reports_marks_fail_and_broadcasts_it() {
     let a = actor();
     let mut s = start(&a, 0);
     fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
-    let out = deliver(
-        &a,
-        &mut s,
-        1,
-        Msg::Gossip(GossipEntry {
-            node: NodeId(2),
-            suspicion: Suspicion::PFail,
-            config_epoch: Epoch(3),
-            from_voting_master: true,
-        }),
-    );
+    let out = deliver(&a, &mut s, 1, n2_pfail_report(true));
     assert!(s.peers[2].health.is_fail());
     let fails: Vec<usize> = sends(&out)
         .into_iter()

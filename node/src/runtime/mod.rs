@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use self::config::NodeConfig;
 use self::storage::StateFile;
 use self::timers::Timers;
-use self::wire::Drop;
+use self::wire::Rejection;
 
 /// What the admin port can see: the node's state after its last step, and counters.
 #[derive(Clone)]
@@ -165,7 +165,7 @@ impl Runtime {
         };
         if usize::from(datagram.sender) >= self.config.layout.len() || datagram.sender == self.me.0
         {
-            self.count(Drop::UnknownSender.name());
+            self.count(Rejection::UnknownSender.name());
             return Ok(());
         }
         if datagram
@@ -173,7 +173,7 @@ impl Runtime {
             .iter()
             .any(|m| !message_is_valid(&self.config.layout, m))
         {
-            self.count(Drop::Undecodable.name());
+            self.count(Rejection::Undecodable.name());
             return Ok(());
         }
         let stamp = (datagram.incarnation, datagram.sequence);
@@ -182,7 +182,7 @@ impl Runtime {
             .get(&datagram.sender)
             .is_some_and(|&last| stamp <= last)
         {
-            self.count(Drop::Stale.name());
+            self.count(Rejection::Stale.name());
             return Ok(());
         }
         self.last_seen.insert(datagram.sender, stamp);
@@ -305,13 +305,6 @@ fn log_changes(before: &NodeState, after: &NodeState) {
             }
             (h, Health::Ok) if h.is_fail() => info!(peer = %NodeId(i as u16), "FAIL cleared"),
             _ => {}
-        }
-    }
-    if let (Election::Running { epoch: e0, .. }, Election::Running { epoch: e1, .. }) =
-        (&before.election, &after.election)
-    {
-        if e0 == e1 {
-            return log_slots(before, after);
         }
     }
     if let Election::Running { epoch, .. } = &after.election {

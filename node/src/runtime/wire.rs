@@ -27,7 +27,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Why a datagram was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Drop {
+pub(crate) enum Rejection {
     /// Shorter than header and tag.
     Truncated,
     /// Larger than [`MAX_DATAGRAM`].
@@ -44,17 +44,17 @@ pub(crate) enum Drop {
     Stale,
 }
 
-impl Drop {
+impl Rejection {
     /// Counter name.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Drop::Truncated => "truncated",
-            Drop::Oversized => "oversized",
-            Drop::Version => "bad_version",
-            Drop::BadMac => "bad_mac",
-            Drop::Undecodable => "undecodable",
-            Drop::UnknownSender => "unknown_sender",
-            Drop::Stale => "replayed_or_stale",
+            Rejection::Truncated => "truncated",
+            Rejection::Oversized => "oversized",
+            Rejection::Version => "bad_version",
+            Rejection::BadMac => "bad_mac",
+            Rejection::Undecodable => "undecodable",
+            Rejection::UnknownSender => "unknown_sender",
+            Rejection::Stale => "replayed_or_stale",
         }
     }
 }
@@ -90,26 +90,26 @@ pub(crate) fn seal(
 }
 
 /// Opens a datagram: size, version, tag, then payload. Does not judge freshness.
-pub(crate) fn open(key: &[u8], bytes: &[u8]) -> Result<Datagram, Drop> {
+pub(crate) fn open(key: &[u8], bytes: &[u8]) -> Result<Datagram, Rejection> {
     if bytes.len() > MAX_DATAGRAM {
-        return Err(Drop::Oversized);
+        return Err(Rejection::Oversized);
     }
     if bytes.len() < HEADER + TAG {
-        return Err(Drop::Truncated);
+        return Err(Rejection::Truncated);
     }
     if bytes[0] != VERSION {
-        return Err(Drop::Version);
+        return Err(Rejection::Version);
     }
     let (body, tag) = bytes.split_at(bytes.len() - TAG);
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(body);
-    mac.verify_slice(tag).map_err(|_| Drop::BadMac)?;
+    mac.verify_slice(tag).map_err(|_| Rejection::BadMac)?;
     let sender = u16::from_be_bytes([body[1], body[2]]);
     let incarnation = u32::from_be_bytes([body[3], body[4], body[5], body[6]]);
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&body[7..15]);
     let messages: Vec<Msg> =
-        postcard::from_bytes(&body[HEADER..]).map_err(|_| Drop::Undecodable)?;
+        postcard::from_bytes(&body[HEADER..]).map_err(|_| Rejection::Undecodable)?;
     Ok(Datagram {
         sender,
         incarnation,
@@ -139,11 +139,11 @@ mod tests {
             (open_ok.sender, open_ok.incarnation, open_ok.sequence),
             (3, 1, 9)
         );
-        assert_eq!(open(b"other", &d), Err(Drop::BadMac));
-        assert_eq!(open(key, &d[..10]), Err(Drop::Truncated));
+        assert_eq!(open(b"other", &d), Err(Rejection::BadMac));
+        assert_eq!(open(key, &d[..10]), Err(Rejection::Truncated));
         let mut v = d.clone();
         v[0] = 9;
-        assert_eq!(open(key, &v), Err(Drop::Version));
+        assert_eq!(open(key, &v), Err(Rejection::Version));
         for i in 1..d.len() {
             let mut flipped = d.clone();
             flipped[i] ^= 0x40;
@@ -151,7 +151,7 @@ mod tests {
         }
         assert_eq!(
             open(key, &vec![1u8; MAX_DATAGRAM + 1]),
-            Err(Drop::Oversized)
+            Err(Rejection::Oversized)
         );
     }
 
@@ -164,6 +164,6 @@ mod tests {
         let mut mac = HmacSha256::new_from_slice(key).expect("key");
         mac.update(&body);
         body.extend_from_slice(&mac.finalize().into_bytes());
-        assert_eq!(open(key, &body), Err(Drop::Undecodable));
+        assert_eq!(open(key, &body), Err(Rejection::Undecodable));
     }
 }
