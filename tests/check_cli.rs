@@ -105,3 +105,94 @@ fn the_human_report_has_a_table_and_a_verdict() {
     assert!(text.contains("explorer path: 0/"));
     assert!(text.trim_end().ends_with("RESULT: PASS"), "{text}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The explorer path that `check` reports for a discovery opens in `explore`, at a state where
+/// the discovery holds (here: the failover example, whose last state has a promoted replica).
+#[test]
+fn a_reported_path_opens_in_the_explorer() {
+    let (_, report) = json(&["tiny", "--crashes", "0"]);
+    let path = report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["name"] == "failover-completes")
+        .and_then(|p| p["counterexample"]["explorer_path"].as_str())
+        .expect("the example has an explorer path")
+        .to_string();
+    let port = free_port();
+    let mut child = slotguard()
+        .args([
+            "explore",
+            "tiny",
+            "--crashes",
+            "0",
+            "--path",
+            &path,
+            "--addr",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("explore starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body = loop {
+        if let Some(b) = http_get(port, &format!("/.states/{path}")) {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "explorer did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let head: String = body.chars().take(200).collect();
+    assert!(
+        body.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "{head}"
+    );
+    // The explorer lists the steps after the path's last state, which has n3 promoted.
+    assert!(
+        body.contains("n3 master"),
+        "n3 is a master after the path: {head}"
+    );
+}
+
+/// Bad explore arguments: one line on stderr, non-zero exit.
+#[test]
+fn explore_rejects_a_bad_address_a_used_port_and_a_bad_path() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let used = holder.local_addr().expect("addr").to_string();
+    for args in [
+        vec!["explore", "--addr", "not-an-address"],
+        vec!["explore", "--addr", used.as_str()],
+        vec!["explore", "--path", "0/9999"],
+    ] {
+        let out = slotguard().args(&args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("slotguard: error:"), "{err}");
+    }
+}

@@ -489,3 +489,52 @@ fn redis_cli_reads_cluster_nodes_and_slots() {
     assert!(slots.contains("5461") && slots.contains("16383"), "{slots}");
     assert_eq!(run(&["ping"]).trim(), "PONG");
 }
+
+/// `slotguard cluster` starts every node, waits for agreement, says how to connect, and stops
+/// every node when it is told to stop.
+#[test]
+fn the_local_cluster_command_starts_agrees_and_stops_everything() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("slotguard-e2e-cmd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = unique_base(5);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .args([
+            "cluster",
+            "--masters",
+            "3",
+            "--replicas",
+            "1",
+            "--node-timeout",
+            "1000",
+        ])
+        .arg("--base-port")
+        .arg(base.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cluster starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.starts_with("cluster ready: 6 nodes agree"), "{ready}");
+    let hint = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        hint.contains(&format!("redis-cli -p {base} cluster nodes")),
+        "{hint}"
+    );
+    let map = cluster_nodes(base).expect("node 0 answers");
+    assert_eq!(map.len(), 6);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status}");
+    wait_until("every node stopped", || {
+        (0..6).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_err())
+    });
+}
