@@ -250,7 +250,13 @@ impl NodeState {
                 reports: NodeSet::new(),
                 repl_offset: 0,
                 no_failover: false,
-                heard: Epoch(0),
+                // A master's advertised configEpoch never goes below what I persisted about it,
+                // so older headers still in flight stay stale across my restart (§3.2).
+                heard: if role == Role::Master {
+                    config_epoch
+                } else {
+                    Epoch(0)
+                },
             })
             .collect();
         NodeState {

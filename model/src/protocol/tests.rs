@@ -250,3 +250,30 @@ fn out_of_range_peer_input_is_ignored() {
     assert!(out.is_empty());
     assert_eq!(s, before);
 }
+
+#[test]
+fn a_restarted_node_still_ignores_headers_older_than_it_persisted() {
+    let a = actor();
+    // n0 learns that n5 took slot 2 at configEpoch 4, then restarts.
+    let mut s = start(&a, 0);
+    let mut h = crate::protocol::heartbeat::header(&start(&a, 5));
+    h.master = None;
+    h.config_epoch = Epoch(4);
+    h.current_epoch = Epoch(4);
+    h.slots = [2u16].into_iter().collect();
+    deliver(&a, &mut s, 5, Msg::Pong(h.clone()));
+    assert_eq!(s.peers[5].role, Role::Master);
+    let mut out = Out::new();
+    let mut back = a.on_start(Id::from(0usize), &Some(s.persisted()), &mut out);
+    // A datagram from before n5's promotion arrives late: n5 as a replica of n2 at epoch 3.
+    let stale = crate::protocol::heartbeat::header(&start(&a, 5));
+    deliver(&a, &mut back, 5, Msg::Pong(stale));
+    assert_eq!(
+        back.peers[5].role,
+        Role::Master,
+        "the stale role is not applied"
+    );
+    // The current header is applied as usual.
+    deliver(&a, &mut back, 5, Msg::Pong(h));
+    assert_eq!(back.peers[5].role, Role::Master);
+}
