@@ -116,7 +116,7 @@ fn the_explorer_renders_node_views_and_follows_an_action() {
         .find(|s| {
             s["action"]
                 .as_str()
-                .is_some_and(|a| a.starts_with("n0: timer PeerTimeout(NodeId(1))"))
+                .is_some_and(|a| a.starts_with("n0: timer PeerTimeout(n1)"))
         })
         .and_then(|s| s["actionIndex"].as_u64())
         .expect("the timeout is an action of the initial state");
@@ -132,7 +132,7 @@ fn the_explorer_renders_node_views_and_follows_an_action() {
     assert!(line_before.contains("suspects=[]"), "{line_before}");
     assert!(line_after.contains("suspects=[n1 PFAIL]"), "{line_after}");
     assert!(
-        after.contains("n0: timer PeerTimeout(NodeId(1)) fires"),
+        after.contains("n0: timer PeerTimeout(n1) fires"),
         "the path shows the action followed"
     );
     assert!(after.contains("<svg"), "the sequence diagram is rendered");

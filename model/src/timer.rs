@@ -28,3 +28,20 @@ pub enum Timer {
     /// The election's auth_timeout has passed without a quorum of votes.
     ElectionTimeout,
 }
+
+impl std::fmt::Display for Timer {
+    /// `Tick`, `PeerTimeout(n1)`, `ReportExpiry(n2 by n0)`, ...: how reports and the explorer
+    /// name a timer.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timer::Tick => write!(f, "Tick"),
+            Timer::PeerTimeout(n) => write!(f, "PeerTimeout({n})"),
+            Timer::ReportExpiry { target, reporter } => {
+                write!(f, "ReportExpiry({target} by {reporter})")
+            }
+            Timer::FailUndo(n) => write!(f, "FailUndo({n})"),
+            Timer::ElectionDelay => write!(f, "ElectionDelay"),
+            Timer::ElectionTimeout => write!(f, "ElectionTimeout"),
+        }
+    }
+}

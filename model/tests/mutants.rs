@@ -63,10 +63,10 @@ fn mutant_vote_twice_gives_two_winners() {
         .model_with(Bugs::only(Bug::VoteTwicePerEpoch))
         .expect("valid config");
     let schedule = [
-        "n0: timer PeerTimeout(NodeId(2))",
-        "n1: timer PeerTimeout(NodeId(2))",
-        "n3: timer PeerTimeout(NodeId(2))",
-        "n4: timer PeerTimeout(NodeId(2))",
+        "n0: timer PeerTimeout(n2)",
+        "n1: timer PeerTimeout(n2)",
+        "n3: timer PeerTimeout(n2)",
+        "n4: timer PeerTimeout(n2)",
         "n1 -> n0: GOSSIP n2 is PFail",
         "n0 -> n1: FAIL n2",
         "n0 -> n3: FAIL n2",

@@ -21,7 +21,7 @@ impl fmt::Debug for ClusterState {
         }
         writeln!(f, "TIMERS")?;
         for (i, timers) in self.timers.iter().enumerate() {
-            let list: Vec<String> = timers.iter().map(|t| format!("{t:?}")).collect();
+            let list: Vec<String> = timers.iter().map(|t| t.to_string()).collect();
             writeln!(f, "  n{i}: {}", list.join(", "))?;
         }
         writeln!(f, "IN FLIGHT ({})", self.network.len())?;
@@ -144,7 +144,7 @@ pub fn svg(model: &ClusterModel, path: &Path<ClusterState, Action>) -> String {
                     x(node.index()),
                     x(node.index()) + 6,
                     y + 3,
-                    escape(&format!("{timer:?}"))
+                    escape(&timer.to_string())
                 );
             }
             Action::Crash(node) | Action::Recover(node) => {

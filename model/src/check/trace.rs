@@ -147,7 +147,7 @@ pub fn describe_action(action: &Action) -> String {
             env.dst,
             describe_msg(&env.msg)
         ),
-        Action::Timeout { node, timer } => format!("{node}: timer {timer:?} fires"),
+        Action::Timeout { node, timer } => format!("{node}: timer {timer} fires"),
         Action::Crash(node) => format!("{node} crashes"),
         Action::Recover(node) => format!("{node} restarts from its state file"),
     }
