@@ -537,4 +537,11 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
     wait_until("every node stopped", || {
         (0..6).all(|i| TcpStream::connect(("127.0.0.1", base + i)).is_err())
     });
+    for i in 0..6 {
+        let log = std::fs::read_to_string(dir.join(format!("node-{i}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("shutting down"),
+            "node {i} stopped gracefully: {log}"
+        );
+    }
 }
