@@ -211,16 +211,21 @@ fn claims_rebind_only_at_a_strictly_higher_config_epoch() {
     assert_eq!(s.slots.owner(2), Some(NodeId(5)));
 }
 
+/// n5's header after winning n2's slot in epoch 4.
+fn n5_promoted_header(a: &ClusterNode) -> crate::message::Header {
+    let mut h = crate::protocol::heartbeat::header(&start(a, 5));
+    h.master = None;
+    h.config_epoch = Epoch(4);
+    h.current_epoch = Epoch(4);
+    h.slots = [2u16].into_iter().collect();
+    h
+}
+
 #[test]
 fn an_old_master_that_lost_its_slots_follows_the_winner() {
     let a = actor();
     let mut s = start(&a, 2);
-    let mut pong = crate::protocol::heartbeat::header(&start(&a, 5));
-    pong.master = None;
-    pong.config_epoch = Epoch(4);
-    pong.current_epoch = Epoch(4);
-    pong.slots = [2u16].into_iter().collect();
-    deliver(&a, &mut s, 5, Msg::Pong(pong));
+    deliver(&a, &mut s, 5, Msg::Pong(n5_promoted_header(&a)));
     assert_eq!(s.role, Role::Replica { of: NodeId(5) });
     assert_eq!(s.slots.owner(2), Some(NodeId(5)));
 }
@@ -256,11 +261,7 @@ fn a_restarted_node_still_ignores_headers_older_than_it_persisted() {
     let a = actor();
     // n0 learns that n5 took slot 2 at configEpoch 4, then restarts.
     let mut s = start(&a, 0);
-    let mut h = crate::protocol::heartbeat::header(&start(&a, 5));
-    h.master = None;
-    h.config_epoch = Epoch(4);
-    h.current_epoch = Epoch(4);
-    h.slots = [2u16].into_iter().collect();
+    let h = n5_promoted_header(&a);
     deliver(&a, &mut s, 5, Msg::Pong(h.clone()));
     assert_eq!(s.peers[5].role, Role::Master);
     let mut out = Out::new();
