@@ -115,8 +115,6 @@ impl ClusterModel {
     ) -> Option<ClusterState> {
         let n = node.index();
         let before = &*last.nodes[n];
-        let mut next = last.clone();
-        let mut changed = false;
 
         let sent: Vec<(NodeId, &Msg)> = out
             .iter()
@@ -136,29 +134,31 @@ impl ClusterModel {
             timed_out,
             sent,
         };
-        if let Some(ghost) = Ghost::observe(&last.ghost, &self.actor.layout, &step) {
-            next.ghost = Hashed::new(ghost);
-            changed = true;
-        }
-        if let Cow::Owned(state) = after {
-            if state != *before {
-                next.nodes[n] = Hashed::new(state);
-                changed = true;
-            }
-        }
+        let ghost = Ghost::observe(&last.ghost, &self.actor.layout, &step);
+        let state = match after {
+            Cow::Owned(state) if state != *before => Some(state),
+            _ => None,
+        };
 
+        // Work out what the commands change before copying the cluster state: most deliveries
+        // on a duplicating network change nothing, and the checker prunes them.
         let mut timers = Cow::Borrowed(&*last.timers[n]);
         if let Some(timer) = fired {
             timers.to_mut().remove(timer);
         }
+        let mut new_envelopes: Vec<Envelope> = Vec::new();
+        let mut saved = None;
         for command in out {
             match command {
                 Command::Send(dst, msg) => {
-                    changed |= next.network.insert(Envelope {
+                    let env = Envelope {
                         src: node,
                         dst: node_of(dst),
                         msg,
-                    });
+                    };
+                    if !last.network.contains(&env) && !new_envelopes.contains(&env) {
+                        new_envelopes.push(env);
+                    }
                 }
                 Command::SetTimer(timer, _) => {
                     if !timers.contains(&timer) {
@@ -170,24 +170,43 @@ impl ClusterModel {
                         timers.to_mut().remove(&timer);
                     }
                 }
-                Command::Save(storage) => {
-                    if next.storage[n].as_deref() != Some(&storage) {
-                        next.storage[n] = Some(Hashed::new(storage));
-                        changed = true;
-                    }
-                }
+                Command::Save(storage) => saved = Some(storage),
                 Command::ChooseRandom(..) => {
                     // The protocol declares no random choices (Random = ()).
                 }
             }
         }
-        if let Cow::Owned(timers) = timers {
-            if timers != *last.timers[n] {
-                next.timers[n] = Hashed::new(timers);
-                changed = true;
-            }
+        let saved = saved.filter(|s| last.storage[n].as_deref() != Some(s));
+        let timers = match timers {
+            Cow::Owned(t) if t != *last.timers[n] => Some(t),
+            _ => None,
+        };
+        if ghost.is_none()
+            && state.is_none()
+            && new_envelopes.is_empty()
+            && saved.is_none()
+            && timers.is_none()
+        {
+            return None;
         }
-        changed.then_some(next)
+
+        let mut next = last.clone();
+        if let Some(ghost) = ghost {
+            next.ghost = Hashed::new(ghost);
+        }
+        if let Some(state) = state {
+            next.nodes[n] = Hashed::new(state);
+        }
+        for env in new_envelopes {
+            next.network.insert(env);
+        }
+        if let Some(storage) = saved {
+            next.storage[n] = Some(Hashed::new(storage));
+        }
+        if let Some(timers) = timers {
+            next.timers[n] = Hashed::new(timers);
+        }
+        Some(next)
     }
 }
 
