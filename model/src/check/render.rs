@@ -11,7 +11,7 @@ use std::fmt::{self, Write as _};
 use stateright::Path;
 
 use crate::check::model::{Action, ClusterModel, ClusterState};
-use crate::check::trace::{describe_action, describe_msg, node_changes, summarize_node};
+use crate::check::trace::{describe_msg, describe_step, summarize_node};
 
 impl fmt::Debug for ClusterState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,25 +61,13 @@ impl fmt::Debug for ClusterState {
 
 /// The explorer's text for a step: the acting node's changes and what it sent.
 pub fn format_step(before: &ClusterState, action: &Action, after: &ClusterState) -> String {
-    let mut out = describe_action(action);
-    let actor = match action {
-        Action::Deliver(env) => Some(env.dst),
-        Action::Timeout { node, .. } | Action::Crash(node) | Action::Recover(node) => Some(*node),
-        Action::Drop(_) => None,
-    };
-    if let Some(n) = actor {
-        for c in node_changes(&before.nodes[n.index()], &after.nodes[n.index()]) {
-            let _ = write!(out, "\n  ~ {c}");
-        }
+    let step = describe_step(0, action, before, after);
+    let mut out = step.action;
+    for c in &step.changes {
+        let _ = write!(out, "\n  ~ {c}");
     }
-    for env in after.network.iter().filter(|e| !before.network.contains(e)) {
-        let _ = write!(
-            out,
-            "\n  > {} -> {}: {}",
-            env.src,
-            env.dst,
-            describe_msg(&env.msg)
-        );
+    for m in &step.sent {
+        let _ = write!(out, "\n  > {m}");
     }
     out
 }

@@ -359,7 +359,13 @@ pub fn node_changes(b: &NodeState, a: &NodeState) -> Vec<String> {
     out
 }
 
-fn describe_step(index: usize, action: &Action, b: &ClusterState, a: &ClusterState) -> TraceStep {
+/// Step `index` of a path: the action, the acting node's changes, and the new messages.
+pub fn describe_step(
+    index: usize,
+    action: &Action,
+    b: &ClusterState,
+    a: &ClusterState,
+) -> TraceStep {
     let actor = match action {
         Action::Deliver(env) => Some(env.dst),
         Action::Timeout { node, .. } | Action::Crash(node) | Action::Recover(node) => Some(*node),
