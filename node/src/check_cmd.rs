@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
+use slotguard_model::check::ClusterModel;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
 #[derive(Args, Debug, Clone)]
@@ -43,6 +44,11 @@ pub(crate) struct ConfigArgs {
     /// Override: network semantics.
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
+    /// Keep every message in flight exactly as sent: no canonical forms, no dropping of
+    /// messages that can no longer change their receiver (specs/protocol.md §8.4). Same
+    /// verdicts, more states; for cross-checking that reduction.
+    #[arg(long)]
+    exact_network: bool,
 }
 
 impl ConfigArgs {
@@ -71,7 +77,17 @@ impl ConfigArgs {
                 NetworkArg::LossyDuplicating => "lossy-duplicating".to_string(),
             }),
         );
+        if self.exact_network {
+            v.push("--exact-network".to_string());
+        }
         v
+    }
+
+    /// The model of the loaded configuration, with this selection's checking options.
+    pub(crate) fn model(&self, config: &CheckConfig) -> Result<ClusterModel> {
+        let mut model = config.model().context("invalid cluster")?;
+        model.canonical_network = !self.exact_network;
+        Ok(model)
     }
 }
 
@@ -194,7 +210,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
-    let model = config.model().context("invalid cluster")?;
+    let model = args.config.model(&config)?;
     let mut options = RunOptions {
         strategy: match args.strategy {
             StrategyArg::Dfs => Strategy::Dfs,

@@ -66,7 +66,7 @@ fn validate_path(model: &slotguard_model::check::ClusterModel, path: &str) -> Re
 /// Runs `slotguard explore` (blocks until interrupted).
 pub(crate) fn run(args: ExploreArgs) -> Result<()> {
     let config = load(&args.config)?;
-    let model = config.model().context("invalid cluster")?;
+    let model = args.config.model(&config)?;
     if let Some(path) = &args.path {
         validate_path(&model, path)?;
     }

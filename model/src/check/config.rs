@@ -141,6 +141,7 @@ impl CheckConfig {
                 .as_ref()
                 .map(|v| v.iter().map(|&n| crate::ids::NodeId(n)).collect()),
             max_epoch,
+            canonical_network: true,
         })
     }
 }

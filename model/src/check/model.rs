@@ -30,6 +30,7 @@ pub use crate::check::network::{Envelope, Network, Shared};
 use crate::check::properties;
 use crate::ids::{Epoch, NodeId};
 use crate::message::Msg;
+use crate::protocol::residual::{residual_inputs_changed, Residual};
 use crate::state::{NodeState, Persisted};
 use crate::timer::Timer;
 
@@ -91,6 +92,10 @@ pub struct ClusterModel {
     pub suspectable: Option<crate::bitset::NodeSet>,
     /// Behaviours are explored while no node's currentEpoch exceeds this (bounds elections).
     pub max_epoch: Epoch,
+    /// Keep each message in flight in its canonical form for its receiver, and drop the ones
+    /// that can no longer change it (`protocol::residual`, specs/protocol.md §8.4). Off: every
+    /// message stays exactly as sent (for cross-checking the reduction).
+    pub canonical_network: bool,
 }
 
 fn node_of(id: Id) -> NodeId {
@@ -151,9 +156,19 @@ impl ClusterModel {
         for command in out {
             match command {
                 Command::Send(dst, msg) => {
+                    let dst = node_of(dst);
+                    let msg = if self.canonical_network {
+                        match self.actor.residual(&last.nodes[dst.index()], &msg) {
+                            Residual::Inert => continue,
+                            Residual::Canonical(msg) => msg,
+                            Residual::Unchanged => msg,
+                        }
+                    } else {
+                        msg
+                    };
                     let env = Envelope {
                         src: node,
-                        dst: node_of(dst),
+                        dst,
                         msg,
                     };
                     if !last.network.contains(&env) && !new_envelopes.contains(&env) {
@@ -195,6 +210,10 @@ impl ClusterModel {
             next.ghost = Hashed::new(ghost);
         }
         if let Some(state) = state {
+            // What messages to this node can still do depends on its epochs and election.
+            if self.canonical_network && residual_inputs_changed(before, &state) {
+                self.settle_network_to(&mut next.network, &state);
+            }
             next.nodes[n] = Hashed::new(state);
         }
         for env in new_envelopes {
@@ -207,6 +226,24 @@ impl ClusterModel {
             next.timers[n] = Hashed::new(timers);
         }
         Some(next)
+    }
+}
+
+impl ClusterModel {
+    /// Puts every envelope addressed to `receiver` in its canonical form for the receiver's
+    /// state, dropping the inert ones (`protocol::residual`, specs/protocol.md §8.4).
+    fn settle_network_to(&self, network: &mut Network, receiver: &NodeState) {
+        network.rewrite_to(receiver.me, |env| {
+            match self.actor.residual(receiver, &env.msg) {
+                Residual::Unchanged => None,
+                Residual::Inert => Some(None),
+                Residual::Canonical(msg) => Some(Some(Envelope {
+                    src: env.src,
+                    dst: env.dst,
+                    msg,
+                })),
+            }
+        });
     }
 }
 
@@ -253,6 +290,11 @@ impl Model for ClusterModel {
                 }
             }
             state.timers[node.index()] = Hashed::new(timers);
+        }
+        if self.canonical_network {
+            for node in &state.nodes {
+                self.settle_network_to(&mut state.network, node);
+            }
         }
         vec![state]
     }

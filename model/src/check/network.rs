@@ -119,6 +119,39 @@ impl Network {
         }
     }
 
+    /// Replaces every envelope addressed to `dst` by `rewrite(envelope)`: `None` removes it,
+    /// `Some` replaces it (merging with an equal envelope already in flight). Returns whether
+    /// anything changed.
+    pub fn rewrite_to(
+        &mut self,
+        dst: NodeId,
+        mut rewrite: impl FnMut(&Envelope) -> Option<Option<Envelope>>,
+    ) -> bool {
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        for (at, shared) in self.items.iter().enumerate() {
+            if shared.dst != dst {
+                continue;
+            }
+            if let Some(replacement) = rewrite(shared) {
+                removed.push(at);
+                added.extend(replacement);
+            }
+        }
+        if removed.is_empty() {
+            return false;
+        }
+        let items = Arc::make_mut(&mut self.items);
+        for &at in removed.iter().rev() {
+            let gone = items.remove(at);
+            self.hash = self.hash.wrapping_sub(gone.hash);
+        }
+        for env in added {
+            self.insert(env);
+        }
+        true
+    }
+
     /// Envelopes in content order.
     pub fn iter(&self) -> impl Iterator<Item = &Shared> {
         self.items.iter()

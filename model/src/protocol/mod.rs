@@ -4,6 +4,7 @@
 pub(crate) mod election;
 pub(crate) mod failure;
 pub mod heartbeat;
+pub mod residual;
 
 #[cfg(test)]
 mod tests;

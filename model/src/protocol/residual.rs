@@ -1,0 +1,167 @@
+//! What a message in flight can still do to its receiver (specs/protocol.md §8.4).
+//!
+//! The checker's network duplicates: every datagram ever sent stays deliverable, so the network
+//! of a state remembers its whole history, and two histories that leave every node in the same
+//! state but sent slightly different messages are different states. Many of those messages can
+//! no longer change anything, or differ only in a field the receiver will ignore from now on.
+//! This module says which, from the handlers' own rules, so that the checker can keep one
+//! canonical copy of each message *up to what its receiver can still observe*:
+//!
+//! - a PING/PONG's currentEpoch is only merged into the receiver's (`max`, §1.7 step 2); once
+//!   the receiver's currentEpoch is at least as high, the field cannot matter again, and it is
+//!   replaced by 0;
+//! - a vote (`AuthAck`) counts only for a running election of exactly its epoch; every future
+//!   election runs in an epoch above the receiver's currentEpoch, so an ACK below that
+//!   currentEpoch, for an election not running now, is inert forever;
+//! - a vote request below the receiver's currentEpoch is refused without a trace, forever.
+//!
+//! "Forever" rests on the receiver's currentEpoch never going down, restarts included (it is
+//! persisted before any message that depends on it leaves). That is property 4
+//! (`epochs-monotonic`), which the checker verifies: up to the first step that would break it,
+//! the reduced model has exactly the behaviours of the full one, so that step is found and
+//! reported. Mutants that break a rule an argument here rests on switch that argument off, so
+//! that they are checked on the full model.
+//!
+//! A delivery's result depends on the message only through what the handler reads, so
+//! replacing a message by its canonical form never changes a successor state; the reduction
+//! only merges states whose networks differ in messages that can no longer be told apart. The
+//! properties read node states and history, never the network.
+
+use crate::actor::ClusterNode;
+use crate::bugs::Bug;
+use crate::ids::Epoch;
+use crate::message::{Header, Msg};
+use crate::state::{Election, NodeState};
+
+/// What a message can still do to the node that will receive it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Residual {
+    /// Nothing, in this state or any state the receiver can reach from it.
+    Inert,
+    /// Delivering it is indistinguishable, now and forever, from delivering this message.
+    Canonical(Msg),
+    /// It is already in canonical form.
+    Unchanged,
+}
+
+impl ClusterNode {
+    /// What `msg` can still do to a receiver now in `receiver` (or crashed in it: a restart
+    /// keeps currentEpoch and ends any election).
+    pub fn residual(&self, receiver: &NodeState, msg: &Msg) -> Residual {
+        // Every rule here rests on currentEpoch surviving a restart.
+        if self.bug(Bug::UnpersistedEpochBump) {
+            return Residual::Unchanged;
+        }
+        let current = receiver.current_epoch;
+        match msg {
+            Msg::Ping(h) | Msg::Pong(h)
+                if h.current_epoch != Epoch(0) && h.current_epoch <= current =>
+            {
+                let h = Header {
+                    current_epoch: Epoch(0),
+                    ..h.clone()
+                };
+                Residual::Canonical(match msg {
+                    Msg::Ping(_) => Msg::Ping(h),
+                    _ => Msg::Pong(h),
+                })
+            }
+            Msg::AuthAck { epoch } if *epoch < current && !self.bug(Bug::StaleVotesNotReset) => {
+                let running = matches!(
+                    receiver.election,
+                    Election::Running { epoch: running, .. } if running == *epoch
+                );
+                if running {
+                    Residual::Unchanged
+                } else {
+                    Residual::Inert
+                }
+            }
+            Msg::AuthRequest(req) if req.epoch < current => Residual::Inert,
+            _ => Residual::Unchanged,
+        }
+    }
+}
+
+/// Whether a step from `before` to `after` changed anything [`ClusterNode::residual`] reads, so
+/// that messages already in flight to the node must be looked at again.
+pub fn residual_inputs_changed(before: &NodeState, after: &NodeState) -> bool {
+    before.current_epoch != after.current_epoch || before.election != after.election
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bitset::NodeSet;
+    use crate::ids::NodeId;
+    use crate::layout::{InitialEpochs, Layout, Timing};
+    use crate::message::VoteRequest;
+    use crate::protocol::heartbeat::header;
+
+    fn setup() -> (ClusterNode, NodeState) {
+        let layout = Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("valid");
+        let node = ClusterNode::new(Arc::new(layout.clone()), Timing::default());
+        let mut replica = NodeState::fresh(&layout, NodeId(3));
+        replica.current_epoch = Epoch(5);
+        (node, replica)
+    }
+
+    #[test]
+    fn a_vote_is_inert_only_below_the_epoch_and_outside_a_running_election() {
+        let (node, mut st) = setup();
+        let ack = |e| Msg::AuthAck { epoch: Epoch(e) };
+        assert_eq!(node.residual(&st, &ack(4)), Residual::Inert);
+        // Not below currentEpoch: a future election could not use it, but the rule is strict.
+        assert_eq!(node.residual(&st, &ack(5)), Residual::Unchanged);
+        // currentEpoch grew during the election of epoch 4: its votes still count.
+        st.election = Election::Running {
+            epoch: Epoch(4),
+            votes: NodeSet::new(),
+        };
+        assert_eq!(node.residual(&st, &ack(4)), Residual::Unchanged);
+        assert_eq!(node.residual(&st, &ack(3)), Residual::Inert);
+    }
+
+    #[test]
+    fn a_header_loses_only_a_currentepoch_the_receiver_has_reached() {
+        let (node, st) = setup();
+        let mut h = header(&NodeState::fresh(&node.layout, NodeId(0)));
+        h.current_epoch = Epoch(6);
+        assert_eq!(
+            node.residual(&st, &Msg::Ping(h.clone())),
+            Residual::Unchanged
+        );
+        h.current_epoch = Epoch(5);
+        let canonical = Header {
+            current_epoch: Epoch(0),
+            ..h.clone()
+        };
+        assert_eq!(
+            node.residual(&st, &Msg::Pong(h)),
+            Residual::Canonical(Msg::Pong(canonical.clone()))
+        );
+        assert_eq!(
+            node.residual(&st, &Msg::Pong(canonical)),
+            Residual::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_vote_request_is_inert_below_the_epoch_and_rules_are_off_for_unpersisted_epochs() {
+        let (mut node, st) = setup();
+        let req = |e| {
+            Msg::AuthRequest(VoteRequest {
+                epoch: Epoch(e),
+                master: NodeId(0),
+                master_config_epoch: Epoch(1),
+                slots: [0].into_iter().collect(),
+            })
+        };
+        assert_eq!(node.residual(&st, &req(4)), Residual::Inert);
+        assert_eq!(node.residual(&st, &req(5)), Residual::Unchanged);
+        node.bugs = crate::bugs::Bugs::only(Bug::UnpersistedEpochBump);
+        assert_eq!(node.residual(&st, &req(4)), Residual::Unchanged);
+    }
+}
