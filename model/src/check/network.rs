@@ -80,28 +80,49 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// Envelopes in flight: a set, sorted by content.
+/// Envelopes in flight: a set, kept per receiver and sorted by content within each receiver.
+///
+/// Per receiver because a step adds envelopes for a few receivers and leaves the others'
+/// untouched: a new state shares those lists with the state it came from instead of copying
+/// every envelope in flight (copying was a fifth of the checker's time on `standard`).
 #[derive(Clone, Default)]
 pub struct Network {
-    items: Arc<Vec<Shared>>,
+    /// `by_dst[d]`: envelopes addressed to node `d`, sorted.
+    by_dst: Vec<Arc<Vec<Shared>>>,
+    /// Number of envelopes.
+    len: usize,
     /// Sum of the members' hashes: a set hash that insert and remove update in O(1).
     hash: u64,
 }
 
 impl Network {
+    fn chunk(&self, dst: NodeId) -> &[Shared] {
+        self.by_dst.get(dst.index()).map_or(&[], |c| c.as_slice())
+    }
+
+    fn chunk_mut(&mut self, dst: NodeId) -> &mut Vec<Shared> {
+        if self.by_dst.len() <= dst.index() {
+            self.by_dst.resize_with(dst.index() + 1, Default::default);
+        }
+        Arc::make_mut(&mut self.by_dst[dst.index()])
+    }
+
     /// Whether `env` is in flight.
     pub fn contains(&self, env: &Envelope) -> bool {
-        self.items.binary_search_by(|s| (**s).cmp(env)).is_ok()
+        self.chunk(env.dst)
+            .binary_search_by(|s| (**s).cmp(env))
+            .is_ok()
     }
 
     /// Adds an envelope; returns whether it was new.
     pub fn insert(&mut self, env: Envelope) -> bool {
-        match self.items.binary_search_by(|s| (**s).cmp(&env)) {
+        match self.chunk(env.dst).binary_search_by(|s| (**s).cmp(&env)) {
             Ok(_) => false,
             Err(at) => {
                 let shared = Shared::new(env);
                 self.hash = self.hash.wrapping_add(shared.hash);
-                Arc::make_mut(&mut self.items).insert(at, shared);
+                self.len += 1;
+                self.chunk_mut(shared.dst).insert(at, shared);
                 true
             }
         }
@@ -109,19 +130,20 @@ impl Network {
 
     /// Removes an envelope; returns whether it was present.
     pub fn remove(&mut self, env: &Envelope) -> bool {
-        match self.items.binary_search_by(|s| (**s).cmp(env)) {
+        match self.chunk(env.dst).binary_search_by(|s| (**s).cmp(env)) {
             Ok(at) => {
-                let removed = Arc::make_mut(&mut self.items).remove(at);
+                let removed = self.chunk_mut(env.dst).remove(at);
                 self.hash = self.hash.wrapping_sub(removed.hash);
+                self.len -= 1;
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// Replaces every envelope addressed to `dst` by `rewrite(envelope)`: `None` removes it,
-    /// `Some` replaces it (merging with an equal envelope already in flight). Returns whether
-    /// anything changed.
+    /// Replaces every envelope addressed to `dst` by `rewrite(envelope)`: `None` keeps it,
+    /// `Some(None)` removes it, `Some(Some(e))` replaces it by `e` (merging with an equal
+    /// envelope already in flight). Returns whether anything changed.
     pub fn rewrite_to(
         &mut self,
         dst: NodeId,
@@ -129,10 +151,7 @@ impl Network {
     ) -> bool {
         let mut removed = Vec::new();
         let mut added = Vec::new();
-        for (at, shared) in self.items.iter().enumerate() {
-            if shared.dst != dst {
-                continue;
-            }
+        for (at, shared) in self.chunk(dst).iter().enumerate() {
             if let Some(replacement) = rewrite(shared) {
                 removed.push(at);
                 added.extend(replacement);
@@ -141,37 +160,49 @@ impl Network {
         if removed.is_empty() {
             return false;
         }
-        let items = Arc::make_mut(&mut self.items);
+        let chunk = self.chunk_mut(dst);
+        let mut gone_hash = 0u64;
         for &at in removed.iter().rev() {
-            let gone = items.remove(at);
-            self.hash = self.hash.wrapping_sub(gone.hash);
+            gone_hash = gone_hash.wrapping_add(chunk.remove(at).hash);
         }
+        self.hash = self.hash.wrapping_sub(gone_hash);
+        self.len -= removed.len();
         for env in added {
             self.insert(env);
         }
         true
     }
 
-    /// Envelopes in content order.
+    /// Envelopes, by receiver, then in content order.
     pub fn iter(&self) -> impl Iterator<Item = &Shared> {
-        self.items.iter()
+        self.by_dst.iter().flat_map(|c| c.iter())
     }
 
     /// Number of envelopes.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     /// Whether nothing is in flight.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 }
 
 impl PartialEq for Network {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.items, &other.items) || self.items == other.items)
+        if self.hash != other.hash || self.len != other.len {
+            return false;
+        }
+        let n = self.by_dst.len().max(other.by_dst.len());
+        (0..n).all(|d| {
+            let (a, b) = (self.by_dst.get(d), other.by_dst.get(d));
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (Some(c), None) | (None, Some(c)) => c.is_empty(),
+                (None, None) => true,
+            }
+        })
     }
 }
 impl Eq for Network {}
@@ -179,13 +210,13 @@ impl Eq for Network {}
 impl Hash for Network {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash);
-        state.write_usize(self.items.len());
+        state.write_usize(self.len);
     }
 }
 
 impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.items.iter()).finish()
+        f.debug_set().entries(self.iter()).finish()
     }
 }
 
@@ -219,5 +250,15 @@ mod tests {
         assert_eq!(stable_hash(&a), stable_hash(&c));
         let order: Vec<_> = b.iter().map(|s| (**s).clone()).collect();
         assert_eq!(order, vec![env(1, 2), env(2, 3)]);
+        // Removing down to nothing equals never having had anything.
+        let mut far = env(3, 1);
+        far.dst = NodeId(4);
+        assert!(c.insert(far.clone()));
+        assert!(c.contains(&far) && !a.contains(&far));
+        assert!(c.remove(&far));
+        assert_eq!(c, a);
+        assert!(c.remove(&env(1, 2)));
+        assert_eq!(c, Network::default());
+        assert!(c.is_empty());
     }
 }
