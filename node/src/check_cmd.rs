@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
+use slotguard_model::check::symmetry::SymmetryClasses;
 use slotguard_model::check::ClusterModel;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
@@ -117,6 +118,10 @@ pub(crate) struct CheckArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Symmetry reduction over the replicas of each master (DFS only; specs/protocol.md §8.5).
+    /// Adds the self-check property `symmetry-sound`.
+    #[arg(long)]
+    symmetry: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,7 +215,20 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
-    let model = args.config.model(&config)?;
+    let mut model = args.config.model(&config)?;
+    if args.symmetry {
+        if args.strategy == StrategyArg::Bfs {
+            bail!("--symmetry needs --strategy dfs: stateright's BFS ignores symmetry");
+        }
+        let classes = SymmetryClasses::of(&model.actor.layout);
+        if classes.is_trivial() {
+            eprintln!(
+                "note: --symmetry has nothing to permute here (no master has two interchangeable replicas)"
+            );
+        } else {
+            model.symmetry = Some(std::sync::Arc::new(classes));
+        }
+    }
     let mut options = RunOptions {
         strategy: match args.strategy {
             StrategyArg::Dfs => Strategy::Dfs,
@@ -312,6 +330,12 @@ fn print_human(
         report.strategy,
         report.threads
     )?;
+    if report.symmetry {
+        writeln!(
+            out,
+            "symmetry reduction: unique states are counted up to renaming interchangeable replicas"
+        )?;
+    }
     match &report.incomplete_reason {
         None => writeln!(out, "complete: every reachable state was explored")?,
         Some(why) => writeln!(

@@ -142,6 +142,7 @@ impl CheckConfig {
                 .map(|v| v.iter().map(|&n| crate::ids::NodeId(n)).collect()),
             max_epoch,
             canonical_network: true,
+            symmetry: None,
         })
     }
 }

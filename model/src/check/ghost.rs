@@ -82,6 +82,10 @@ pub struct Ghost {
     pub grants: BTreeMap<(Epoch, NodeId), Grants>,
     /// Transition violations seen so far.
     pub violations: Vec<Violation>,
+    /// Under symmetry reduction: two interchangeable nodes met as masters with one
+    /// configEpoch, the one case where the protocol tells them apart by id
+    /// (check/symmetry.rs). Never set without symmetry.
+    pub asymmetric_collision: bool,
 }
 
 /// What one step of one node looked like, for [`Ghost::observe`].

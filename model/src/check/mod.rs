@@ -10,6 +10,7 @@ pub mod properties;
 pub mod render;
 pub mod run;
 pub mod settle;
+pub mod symmetry;
 pub mod trace;
 
 pub use config::{CheckConfig, ConfigError, NetworkKind};

@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use stateright::actor::{Actor, Command, Id, Out};
 use stateright::{Model, Property};
@@ -28,6 +29,7 @@ use crate::check::ghost::{Ghost, Observed};
 use crate::check::hashed::Hashed;
 pub use crate::check::network::{Envelope, Network, Shared};
 use crate::check::properties;
+use crate::check::symmetry::{Classes, SymmetryClasses};
 use crate::ids::{Epoch, NodeId};
 use crate::message::Msg;
 use crate::protocol::residual::{residual_inputs_changed, Residual};
@@ -54,6 +56,9 @@ pub struct ClusterState {
     pub suspicions: u8,
     /// History variables the properties read.
     pub ghost: Hashed<Ghost>,
+    /// The symmetry classes when the run uses symmetry reduction; not part of the state's
+    /// identity (check/symmetry.rs).
+    pub symmetry: Classes,
 }
 
 /// A step of the cluster.
@@ -96,6 +101,9 @@ pub struct ClusterModel {
     /// that can no longer change it (`protocol::residual`, specs/protocol.md §8.4). Off: every
     /// message stays exactly as sent (for cross-checking the reduction).
     pub canonical_network: bool,
+    /// Symmetry reduction over interchangeable replicas (check/symmetry.rs,
+    /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
+    pub symmetry: Option<Arc<SymmetryClasses>>,
 }
 
 fn node_of(id: Id) -> NodeId {
@@ -247,6 +255,28 @@ impl ClusterModel {
     }
 }
 
+impl ClusterModel {
+    /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
+    /// between two interchangeable nodes, the one rule that tells them apart by id.
+    fn breaks_symmetry(&self, state: &ClusterState, env: &Envelope) -> bool {
+        let Some(classes) = &self.symmetry else {
+            return false;
+        };
+        if state.ghost.asymmetric_collision || !classes.interchangeable(env.src, env.dst) {
+            return false;
+        }
+        let receiver = &state.nodes[env.dst.index()];
+        match &env.msg {
+            Msg::Ping(h) | Msg::Pong(h) => {
+                h.master.is_none()
+                    && receiver.role == crate::state::Role::Master
+                    && h.config_epoch == receiver.config_epoch
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Model for ClusterModel {
     type State = ClusterState;
     type Action = Action;
@@ -262,6 +292,7 @@ impl Model for ClusterModel {
             crashes: 0,
             suspicions: 0,
             ghost: Hashed::new(Ghost::new(n)),
+            symmetry: Classes(self.symmetry.clone()),
         };
         for node in self.actor.layout.ids() {
             let mut out = Out::new();
@@ -342,6 +373,14 @@ impl Model for ClusterModel {
         match action {
             Action::Deliver(env) => {
                 let dst = env.dst;
+                if self.breaks_symmetry(last, &env) {
+                    let mut next = last.clone();
+                    next.ghost = Hashed::new(Ghost {
+                        asymmetric_collision: true,
+                        ..(*last.ghost).clone()
+                    });
+                    return Some(next);
+                }
                 let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
                 let mut out = Out::new();
                 self.actor.on_msg(
@@ -390,7 +429,11 @@ impl Model for ClusterModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        properties::all()
+        let mut all = properties::all();
+        if self.symmetry.is_some() {
+            all.push(properties::symmetry_sound());
+        }
+        all
     }
 
     fn format_action(&self, action: &Action) -> String {

@@ -47,6 +47,8 @@ pub mod names {
     pub const FAIL_REACHED: &str = "fail-reached";
     /// A master that was marked FAIL is back as a replica.
     pub const FAILED_MASTER_REJOINS: &str = "failed-master-rejoins-as-replica";
+    /// Checker self-check, present only in runs with symmetry reduction.
+    pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
 
 /// Every property, in catalogue order.
@@ -66,6 +68,15 @@ pub fn all() -> Vec<Property<ClusterModel>> {
         Property::sometimes(names::FAIL_REACHED, fail_reached),
         Property::sometimes(names::FAILED_MASTER_REJOINS, failed_master_rejoins),
     ]
+}
+
+/// Only in runs with symmetry reduction: no step met the one protocol rule that tells
+/// interchangeable replicas apart (a configEpoch collision between two of them,
+/// check/symmetry.rs). If this holds, the reduced run explored every behaviour up to renaming.
+pub fn symmetry_sound() -> Property<ClusterModel> {
+    Property::always(names::SYMMETRY_SOUND, |_, s: &ClusterState| {
+        !s.ghost.asymmetric_collision
+    })
 }
 
 /// (1) Every (slot, configEpoch) pair that any node's slot map binds — its own claims included,

@@ -5,8 +5,10 @@
 //!   hit a limit is [`RunReport::complete`]` == false`, and an incomplete run never passes;
 //! - BFS paths are not shortest in 0.31: traces are labelled with their length only, never as
 //!   minimal;
-//! - symmetry is silently ignored by BFS, and unsound for ids inside timers: `ClusterModel` has
-//!   per-peer timers, so this module offers no symmetry reduction rather than an unsound one;
+//! - symmetry is silently ignored by BFS, and stateright's representative for actor models is
+//!   unsound for ids inside timers: symmetry here uses the model's own representative
+//!   ([`symmetry::representative`], which renames ids everywhere), on DFS only; a BFS run drops
+//!   it and says so in [`RunReport::symmetry`];
 //! - discoveries are paths recorded by worker threads: every one is replayed and re-checked
 //!   ([`trace::replay`]) before it is reported.
 
@@ -16,6 +18,7 @@ use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 
 use crate::check::model::ClusterModel;
+use crate::check::symmetry;
 use crate::check::trace::{self, Trace};
 
 /// Search order.
@@ -130,6 +133,8 @@ pub struct RunReport {
     pub seconds: f64,
     /// Unique states per second.
     pub states_per_second: f64,
+    /// Whether symmetry reduction was applied (DFS with [`ClusterModel::symmetry`] set).
+    pub symmetry: bool,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -147,12 +152,20 @@ impl RunReport {
 
 /// Runs the checker on `model`, calling `progress` about once a second.
 pub fn run(
-    model: ClusterModel,
+    mut model: ClusterModel,
     options: &RunOptions,
     mut progress: impl FnMut(Progress),
 ) -> RunReport {
+    if options.strategy == Strategy::Bfs {
+        // stateright's BFS ignores symmetry; never report a reduction that did not happen.
+        model.symmetry = None;
+    }
+    let symmetric = model.symmetry.is_some();
     let properties = model.properties();
     let mut builder = model.checker().threads(options.threads.max(1));
+    if symmetric {
+        builder = builder.symmetry_fn(symmetry::representative);
+    }
     if let Some(n) = options.max_states {
         builder = builder.target_state_count(n);
     }
@@ -257,6 +270,7 @@ pub fn run(
         } else {
             0.0
         },
+        symmetry: symmetric,
         properties: results,
     }
 }
