@@ -76,6 +76,35 @@ fn a_vacuous_configuration_fails() {
     assert_eq!(failover["status"], "not-found");
 }
 
+/// `--symmetry` on a layout with interchangeable replicas: the report says so, lists the
+/// self-check, and the reduced run gives the verdicts of the plain one with fewer states.
+#[test]
+fn symmetry_reduces_and_reports_itself() {
+    let args = ["tiny", "--replicas", "0,0,2", "--suspicions", "2"];
+    let (plain_code, plain) = json(&args);
+    let mut with = args.to_vec();
+    with.push("--symmetry");
+    let (code, reduced) = json(&with);
+    assert_eq!(code, plain_code);
+    assert_eq!(reduced["symmetry"], true);
+    assert_eq!(plain["symmetry"], false);
+    assert!(reduced["unique_states"].as_u64() < plain["unique_states"].as_u64());
+    let status = |r: &serde_json::Value, name: &str| {
+        r["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["status"].clone())
+    };
+    assert_eq!(status(&reduced, "symmetry-sound"), Some("holds".into()));
+    assert_eq!(status(&plain, "symmetry-sound"), None);
+    for p in plain["properties"].as_array().expect("properties") {
+        let name = p["name"].as_str().expect("name");
+        assert_eq!(status(&reduced, name), Some(p["status"].clone()), "{name}");
+    }
+}
+
 /// Bad configurations get a one-line error and exit 2.
 #[test]
 fn bad_configurations_are_rejected() {
@@ -83,6 +112,7 @@ fn bad_configurations_are_rejected() {
         vec!["no-such-config"],
         vec!["tiny", "--masters", "5", "--slots", "3"],
         vec!["tiny", "--replicas", "x"],
+        vec!["tiny", "--symmetry", "--strategy", "bfs"],
     ] {
         let out = slotguard().arg("check").args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
