@@ -179,6 +179,8 @@ fn judged_messages_stay_inert_or_canonical_for_the_rest_of_a_walk() {
         ("PONG", false),
         ("AUTH_ACK", true),
         ("AUTH_REQUEST", true),
+        ("GOSSIP", true),
+        ("GOSSIP", false),
     ] {
         assert!(
             seen_kinds.contains(&kind),

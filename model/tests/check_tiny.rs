@@ -12,7 +12,7 @@ use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 use stateright::Model;
 
 /// Unique states of the embedded `tiny` configuration (specs/properties.md).
-const TINY_UNIQUE_STATES: usize = 393_908;
+const TINY_UNIQUE_STATES: usize = 369_722;
 
 fn tiny() -> CheckConfig {
     CheckConfig::embedded("tiny").expect("tiny is embedded")

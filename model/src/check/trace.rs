@@ -374,10 +374,12 @@ pub fn describe_step(
     let changes = actor
         .map(|n| node_changes(&b.nodes[n.index()], &a.nodes[n.index()]))
         .unwrap_or_default();
+    // New envelopes from the acting node. (Envelopes *to* it that changed were rewritten into
+    // their canonical form for its new state, specs/protocol.md §8.4: not sent by this step.)
     let sent = a
         .network
         .iter()
-        .filter(|e| !b.network.contains(e))
+        .filter(|e| Some(e.src) == actor && !b.network.contains(e))
         .map(|e| format!("{} -> {}: {}", e.src, e.dst, describe_msg(&e.msg)))
         .collect();
     TraceStep {

@@ -13,14 +13,19 @@
 //! - a vote (`AuthAck`) counts only for a running election of exactly its epoch; every future
 //!   election runs in an epoch above the receiver's currentEpoch, so an ACK below that
 //!   currentEpoch, for an election not running now, is inert forever;
-//! - a vote request below the receiver's currentEpoch is refused without a trace, forever.
+//! - a vote request below the receiver's currentEpoch is refused without a trace, forever;
+//! - a gossip entry's configEpoch only raises the one the receiver knows for its subject: once
+//!   the receiver knows as much, it is replaced by 0; an entry written by a node that was not a
+//!   slot-owning master is never a failure report, so its PFAIL/healthy flag is irrelevant; an
+//!   entry with both is inert.
 //!
-//! "Forever" rests on the receiver's currentEpoch never going down, restarts included (it is
-//! persisted before any message that depends on it leaves). That is property 4
-//! (`epochs-monotonic`), which the checker verifies: up to the first step that would break it,
-//! the reduced model has exactly the behaviours of the full one, so that step is found and
-//! reported. Mutants that break a rule an argument here rests on switch that argument off, so
-//! that they are checked on the full model.
+//! "Forever" rests on two facts. The receiver's currentEpoch never goes down, restarts included
+//! (it is persisted before any message that depends on it leaves): that is property 4
+//! (`epochs-monotonic`), which the checker verifies, and up to the first step that would break
+//! it the reduced model has exactly the behaviours of the full one, so that step is found and
+//! reported. And the configEpoch a node knows for a peer only grows: every write of it takes a
+//! maximum, and it is persisted. Mutants that break a rule an argument here rests on switch
+//! that argument off, so that they are checked on the full model.
 //!
 //! A delivery's result depends on the message only through what the handler reads, so
 //! replacing a message by its canonical form never changes a successor state; the reduction
@@ -30,7 +35,7 @@
 use crate::actor::ClusterNode;
 use crate::bugs::Bug;
 use crate::ids::Epoch;
-use crate::message::{Header, Msg};
+use crate::message::{GossipEntry, Header, Msg, Suspicion};
 use crate::state::{Election, NodeState};
 
 /// What a message can still do to the node that will receive it.
@@ -78,7 +83,43 @@ impl ClusterNode {
                 }
             }
             Msg::AuthRequest(req) if req.epoch < current => Residual::Inert,
+            Msg::Gossip(e) => self.gossip_residual(receiver, e),
             _ => Residual::Unchanged,
+        }
+    }
+}
+
+impl ClusterNode {
+    /// A gossip entry does two things (`failure.rs: on_gossip`): it raises the configEpoch the
+    /// receiver knows for its subject, and, if written by a slot-owning master, it is a failure
+    /// report or withdraws one. The first is dead once the receiver knows that configEpoch or
+    /// more (it only grows, and is persisted); the second never happens for an entry written
+    /// by a node that was not a slot-owning master.
+    fn gossip_residual(&self, receiver: &NodeState, e: &GossipEntry) -> Residual {
+        if e.node == receiver.me {
+            return Residual::Inert;
+        }
+        let known = receiver.peer(e.node).map_or(Epoch(0), |p| p.config_epoch);
+        let epoch_dead = e.config_epoch <= known;
+        let report_dead = !e.from_voting_master && !self.bug(Bug::ReplicaReportsCount);
+        match (epoch_dead, report_dead) {
+            (true, true) => Residual::Inert,
+            _ => {
+                let canonical = GossipEntry {
+                    config_epoch: if epoch_dead { Epoch(0) } else { e.config_epoch },
+                    suspicion: if report_dead {
+                        Suspicion::None
+                    } else {
+                        e.suspicion
+                    },
+                    ..e.clone()
+                };
+                if canonical == *e {
+                    Residual::Unchanged
+                } else {
+                    Residual::Canonical(Msg::Gossip(canonical))
+                }
+            }
         }
     }
 }
@@ -86,7 +127,13 @@ impl ClusterNode {
 /// Whether a step from `before` to `after` changed anything [`ClusterNode::residual`] reads, so
 /// that messages already in flight to the node must be looked at again.
 pub fn residual_inputs_changed(before: &NodeState, after: &NodeState) -> bool {
-    before.current_epoch != after.current_epoch || before.election != after.election
+    before.current_epoch != after.current_epoch
+        || before.election != after.election
+        || before
+            .peers
+            .iter()
+            .zip(&after.peers)
+            .any(|(b, a)| b.config_epoch != a.config_epoch)
 }
 
 #[cfg(test)]
@@ -163,5 +210,44 @@ mod tests {
         assert_eq!(node.residual(&st, &req(5)), Residual::Unchanged);
         node.bugs = crate::bugs::Bugs::only(Bug::UnpersistedEpochBump);
         assert_eq!(node.residual(&st, &req(4)), Residual::Unchanged);
+    }
+
+    #[test]
+    fn a_gossip_entry_keeps_only_what_can_still_change_the_receiver() {
+        let (node, mut st) = setup();
+        st.peers[0].config_epoch = Epoch(2);
+        let entry = |config_epoch, suspicion, from_voting_master| {
+            Msg::Gossip(GossipEntry {
+                node: NodeId(0),
+                suspicion,
+                config_epoch: Epoch(config_epoch),
+                from_voting_master,
+            })
+        };
+        // Written by a slot-owning master, with news about the epoch: all of it matters.
+        assert_eq!(
+            node.residual(&st, &entry(3, Suspicion::PFail, true)),
+            Residual::Unchanged
+        );
+        // The epoch is known: only the report is left.
+        assert_eq!(
+            node.residual(&st, &entry(2, Suspicion::PFail, true)),
+            Residual::Canonical(entry(0, Suspicion::PFail, true))
+        );
+        // Not a report: only the epoch is left.
+        assert_eq!(
+            node.residual(&st, &entry(3, Suspicion::PFail, false)),
+            Residual::Canonical(entry(3, Suspicion::None, false))
+        );
+        // Neither: inert; and an entry about the receiver itself never does anything.
+        assert_eq!(
+            node.residual(&st, &entry(1, Suspicion::PFail, false)),
+            Residual::Inert
+        );
+        let mut about_me = entry(9, Suspicion::PFail, true);
+        if let Msg::Gossip(e) = &mut about_me {
+            e.node = NodeId(3);
+        }
+        assert_eq!(node.residual(&st, &about_me), Residual::Inert);
     }
 }
