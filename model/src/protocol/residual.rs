@@ -87,9 +87,7 @@ impl ClusterNode {
             _ => Residual::Unchanged,
         }
     }
-}
 
-impl ClusterNode {
     /// A gossip entry does two things (`failure.rs: on_gossip`): it raises the configEpoch the
     /// receiver knows for its subject, and, if written by a slot-owning master, it is a failure
     /// report or withdraws one. The first is dead once the receiver knows that configEpoch or
