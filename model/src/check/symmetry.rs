@@ -29,7 +29,7 @@ use crate::check::ghost::{Ghost, Violation};
 use crate::check::hashed::{stable_hash, Hashed};
 use crate::check::model::ClusterState;
 use crate::check::network::{Envelope, Network};
-use crate::ids::NodeId;
+use crate::ids::{Epoch, NodeId};
 use crate::layout::{InitialRole, Layout};
 use crate::message::{Header, Msg};
 use crate::state::{Election, NodeState, PeerView, Persisted, Role, SlotMap};
@@ -86,18 +86,58 @@ impl SymmetryClasses {
         a != b && self.groups.iter().any(|g| g.contains(&a) && g.contains(&b))
     }
 
-    /// Every renaming the classes allow (the identity first).
-    fn permutations(&self) -> Vec<Permutation> {
+    /// The renamings a representative is chosen among: those that give each group's ids to
+    /// its members in the order of an id-free signature ([`signature`]), every order of
+    /// members with equal signatures included. The signature of a member is the same in every
+    /// renaming of the state, so this set of renamed states is the same for every member of an
+    /// orbit, and usually has one element.
+    fn candidates(&self, state: &ClusterState) -> Vec<Permutation> {
         let identity: Vec<NodeId> = (0..self.nodes).map(|i| NodeId(i as u16)).collect();
+        let mut traffic = vec![(0usize, 0usize); state.nodes.len()];
+        for env in state.network.iter() {
+            if let Some(t) = traffic.get_mut(env.src.index()) {
+                t.0 += 1;
+            }
+            if let Some(t) = traffic.get_mut(env.dst.index()) {
+                t.1 += 1;
+            }
+        }
         let mut all = vec![identity];
         for group in &self.groups {
-            let orders = orderings(group);
+            let mut members: Vec<(u64, NodeId)> = group
+                .iter()
+                .map(|&n| (signature(state, n, traffic[n.index()]), n))
+                .collect();
+            members.sort();
+            // Orders of the members: sorted by signature, ties in every order.
+            let mut orders: Vec<Vec<NodeId>> = vec![Vec::new()];
+            let mut i = 0;
+            while i < members.len() {
+                let mut j = i + 1;
+                while j < members.len() && members[j].0 == members[i].0 {
+                    j += 1;
+                }
+                let tied: Vec<NodeId> = members[i..j].iter().map(|&(_, n)| n).collect();
+                let block_orders = orderings(&tied);
+                orders = orders
+                    .iter()
+                    .flat_map(|prefix| {
+                        block_orders.iter().map(move |b| {
+                            let mut o = prefix.clone();
+                            o.extend(b);
+                            o
+                        })
+                    })
+                    .collect();
+                i = j;
+            }
             let mut next = Vec::with_capacity(all.len() * orders.len());
             for base in &all {
                 for order in &orders {
+                    // The i-th member in signature order takes the group's i-th id.
                     let mut map = base.clone();
-                    for (from, to) in group.iter().zip(order) {
-                        map[from.index()] = *to;
+                    for (member, id) in order.iter().zip(group) {
+                        map[member.index()] = *id;
                     }
                     next.push(map);
                 }
@@ -106,6 +146,32 @@ impl SymmetryClasses {
         }
         all.into_iter().map(|map| Permutation { map }).collect()
     }
+}
+
+/// What `node` is in `state`, without any node id: equal for a node and its image in every
+/// renaming of the state. Only orders the members of a group; two members with equal
+/// signatures are tried in both orders.
+/// `traffic` is the number of envelopes in flight from and to the node.
+fn signature(state: &ClusterState, node: NodeId, traffic: (usize, usize)) -> u64 {
+    let n = node.index();
+    let s = &*state.nodes[n];
+    let election = match &s.election {
+        Election::Idle => (0u8, Epoch(0), 0usize),
+        Election::Scheduled => (1, Epoch(0), 0),
+        Election::Running { epoch, votes } => (2, *epoch, votes.len()),
+    };
+    stable_hash(&(
+        s.current_epoch,
+        s.config_epoch,
+        s.last_vote_epoch,
+        s.incarnation,
+        matches!(s.role, Role::Master),
+        s.slots.slots_of(node).len(),
+        election,
+        state.crashed[n],
+        state.timers[n].len(),
+        traffic,
+    ))
 }
 
 /// All orderings of `items` (groups are small: one master's replicas).
@@ -155,6 +221,10 @@ struct Permutation {
 }
 
 impl Permutation {
+    fn is_identity(&self) -> bool {
+        self.map.iter().enumerate().all(|(i, n)| n.index() == i)
+    }
+
     fn id(&self, n: NodeId) -> NodeId {
         self.map.get(n.index()).copied().unwrap_or(n)
     }
@@ -348,18 +418,24 @@ struct Core {
     ghost: Hashed<Ghost>,
 }
 
-/// The state stateright fingerprints in place of `state`: of all renamings of `state`, the one
-/// whose nodes, state files, timers and history hash lowest, ties broken by the hash of the
-/// renamed network (costly to rename, so only for the tied ones). The choice depends only on
-/// the set of renamings, so every member of that set has the same representative; a hash
-/// collision between different renamings could only cost reduction, never soundness, since
-/// the result is always a renaming of `state`.
+/// The state stateright fingerprints in place of `state`: among the candidate renamings
+/// ([`SymmetryClasses::candidates`]), the one whose nodes, state files, timers and history hash
+/// lowest, ties broken by the hash of the renamed network (costly to rename, so only for the
+/// tied ones). The candidates depend only on the set of renamings of `state`, so every member
+/// of that set has the same representative; a hash collision between different renamings could
+/// only cost reduction, never soundness, since the result is always a renaming of `state`.
 pub fn representative(state: &ClusterState) -> ClusterState {
     let Some(classes) = &state.symmetry.0 else {
         return state.clone();
     };
     let mut candidates: Vec<(u64, Permutation, Core)> = Vec::new();
-    for p in classes.permutations() {
+    let permutations = classes.candidates(state);
+    if let [only] = permutations.as_slice() {
+        if only.is_identity() {
+            return state.clone();
+        }
+    }
+    for p in permutations {
         let core = p.core(state);
         let key = stable_hash(&core);
         match candidates.first() {
