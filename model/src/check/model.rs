@@ -218,7 +218,8 @@ impl ClusterModel {
             next.ghost = Hashed::new(ghost);
         }
         if let Some(state) = state {
-            // What messages to this node can still do depends on its epochs and election.
+            // What messages to this node can still do depends on its epochs, its election and
+            // the configEpochs it knows (`residual_inputs_changed`).
             if self.canonical_network && residual_inputs_changed(before, &state) {
                 self.settle_network_to(&mut next.network, &state);
             }
@@ -253,9 +254,7 @@ impl ClusterModel {
             }
         });
     }
-}
 
-impl ClusterModel {
     /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
     /// between two interchangeable nodes, the one rule that tells them apart by id.
     fn breaks_symmetry(&self, state: &ClusterState, env: &Envelope) -> bool {
