@@ -10,6 +10,8 @@
 
 use std::collections::HashSet;
 
+mod common;
+
 use slotguard_model::check::config::Replicas;
 use slotguard_model::check::hashed::stable_hash;
 use slotguard_model::check::network::Shared;
@@ -22,29 +24,15 @@ fn tiny() -> CheckConfig {
     CheckConfig::embedded("tiny").expect("tiny is embedded")
 }
 
-/// Unique states, and the set of their projections on everything but the network, by explicit
-/// depth-first search.
+/// Unique states, and the set of their projections on everything but the network.
 fn explore(model: &ClusterModel) -> (usize, HashSet<u64>) {
-    let mut seen = HashSet::new();
     let mut projections = HashSet::new();
-    let mut stack: Vec<ClusterState> = model.init_states();
-    let mut actions = Vec::new();
-    while let Some(s) = stack.pop() {
-        if !model.within_boundary(&s) || !seen.insert(stable_hash(&s)) {
-            continue;
-        }
+    let states = common::search(model, stable_hash, |s| {
         projections.insert(stable_hash(&(
             &s.nodes, &s.crashed, &s.storage, &s.timers, &s.ghost,
         )));
-        actions.clear();
-        model.actions(&s, &mut actions);
-        for a in actions.drain(..) {
-            if let Some(next) = model.next_state(&s, a) {
-                stack.push(next);
-            }
-        }
-    }
-    (seen.len(), projections)
+    });
+    (states, projections)
 }
 
 #[test]

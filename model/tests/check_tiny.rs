@@ -3,13 +3,15 @@
 //! changes the reachable state space must update it, and say why, in specs/properties.md), and
 //! cross-checks of the checker itself.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 
 use slotguard_model::check::config::Replicas;
 use slotguard_model::check::hashed::stable_hash;
 use slotguard_model::check::run::{self, RunOptions, Status, Strategy};
 use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 use stateright::Model;
+
+mod common;
 
 /// Unique states of the embedded `tiny` configuration (specs/properties.md).
 const TINY_UNIQUE_STATES: usize = 369_722;
@@ -103,22 +105,8 @@ fn a_truncated_run_is_incomplete() {
 
 /// Every state reachable from the initial one, by explicit search (small models only).
 fn reachable(model: &ClusterModel) -> Vec<ClusterState> {
-    let mut seen = HashSet::new();
-    let mut queue: VecDeque<ClusterState> = model.init_states().into();
     let mut all = Vec::new();
-    while let Some(s) = queue.pop_front() {
-        if !model.within_boundary(&s) || !seen.insert(stable_hash(&s)) {
-            continue;
-        }
-        let mut actions = Vec::new();
-        model.actions(&s, &mut actions);
-        for a in actions {
-            if let Some(next) = model.next_state(&s, a) {
-                queue.push_back(next);
-            }
-        }
-        all.push(s);
-    }
+    common::search(model, stable_hash, |s| all.push(s.clone()));
     all
 }
 

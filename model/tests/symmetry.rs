@@ -15,6 +15,8 @@ use slotguard_model::protocol::heartbeat::header;
 use slotguard_model::{Epoch, Msg, NodeId, Role};
 use stateright::Model;
 
+mod common;
+
 /// Three masters; master 2 has two replicas (n3, n4), the only interchangeable pair.
 fn pair() -> CheckConfig {
     let mut c = CheckConfig::embedded("tiny").expect("tiny is embedded");
@@ -35,29 +37,18 @@ fn with_symmetry(config: &CheckConfig) -> ClusterModel {
 /// Fingerprints of the representatives of the states an explicit search visits; with `reduce`,
 /// the search (like stateright's DFS) skips a state whose representative it has seen.
 fn orbits(model: &ClusterModel, reduce: bool) -> (usize, HashSet<u64>) {
-    let mut seen = HashSet::new();
     let mut orbits = HashSet::new();
-    let mut stack: Vec<ClusterState> = model.init_states();
-    let mut actions = Vec::new();
-    while let Some(s) = stack.pop() {
-        if !model.within_boundary(&s) {
-            continue;
+    let key = |s: &ClusterState| {
+        if reduce {
+            stable_hash(&representative(s))
+        } else {
+            stable_hash(s)
         }
-        let rep = stable_hash(&representative(&s));
-        let key = if reduce { rep } else { stable_hash(&s) };
-        if !seen.insert(key) {
-            continue;
-        }
-        orbits.insert(rep);
-        actions.clear();
-        model.actions(&s, &mut actions);
-        for a in actions.drain(..) {
-            if let Some(next) = model.next_state(&s, a) {
-                stack.push(next);
-            }
-        }
-    }
-    (seen.len(), orbits)
+    };
+    let states = common::search(model, key, |s| {
+        orbits.insert(stable_hash(&representative(s)));
+    });
+    (states, orbits)
 }
 
 #[test]
