@@ -71,18 +71,6 @@ fn reduced_and_exact_networks_reach_the_same_node_states() {
     }
 }
 
-/// A small deterministic generator (xorshift64*): the walks are the same on every run.
-struct Walk(u64);
-
-impl Walk {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
-}
-
 fn deliver(model: &ClusterModel, s: &ClusterState, env: Envelope) -> Option<ClusterState> {
     model.next_state(s, Action::Deliver(Shared::new(env)))
 }
@@ -99,7 +87,7 @@ fn judged_messages_stay_inert_or_canonical_for_the_rest_of_a_walk() {
     config.suspects = Some(vec![0, 2]);
     let mut model = config.model().expect("valid");
     model.canonical_network = false;
-    let mut rng = Walk(0x5107_6ad5);
+    let mut rng = common::Walk(0x5107_6ad5);
     let (mut judged_total, mut rechecks) = (0usize, 0usize);
     let mut seen_kinds = HashSet::new();
     for _ in 0..1500 {

@@ -118,8 +118,9 @@ pub(crate) struct CheckArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
-    /// Symmetry reduction over the replicas of each master (DFS only; specs/protocol.md §8.5).
-    /// Adds the self-check property `symmetry-sound`.
+    /// Symmetry reduction over interchangeable shards (master, replicas, slots and creation
+    /// epoch) and over the replicas of each master (DFS only; specs/protocol.md §8.5). Adds the
+    /// self-check property `symmetry-sound`.
     #[arg(long)]
     symmetry: bool,
 }
@@ -223,7 +224,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         let classes = SymmetryClasses::of(&model.actor.layout);
         if classes.is_trivial() {
             eprintln!(
-                "note: --symmetry has nothing to permute here (no master has two interchangeable replicas)"
+                "note: --symmetry has nothing to permute here (shards differ in shape, and no master has two interchangeable replicas)"
             );
         } else {
             model.symmetry = Some(std::sync::Arc::new(classes));
@@ -333,7 +334,7 @@ fn print_human(
     if report.symmetry {
         writeln!(
             out,
-            "symmetry reduction: unique states are counted up to renaming interchangeable replicas"
+            "symmetry reduction: unique states are counted up to renaming interchangeable shards and replicas"
         )?;
     }
     match &report.incomplete_reason {

@@ -82,8 +82,8 @@ pub struct Ghost {
     pub grants: BTreeMap<(Epoch, NodeId), Grants>,
     /// Transition violations seen so far.
     pub violations: Vec<Violation>,
-    /// Under symmetry reduction: two interchangeable nodes met as masters with one
-    /// configEpoch, the one case where the protocol tells them apart by id
+    /// Under symmetry reduction: two nodes whose id order some renaming changes met as
+    /// masters with one configEpoch, the one case where the protocol tells renamings apart
     /// (check/symmetry.rs). Never set without symmetry.
     pub asymmetric_collision: bool,
 }

@@ -9,7 +9,8 @@
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// A stable 64-bit hash of `value` (SipHash with fixed keys).
 pub fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -18,9 +19,44 @@ pub fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
+/// A value's hashes under the renamings of a symmetry group (check/symmetry.rs), each
+/// computed on first use and shared by every state that shares the value: a symmetric run
+/// fingerprints a state's representative from these instead of renaming and rehashing it.
+#[derive(Default)]
+pub(crate) struct RenamedHashes(OnceLock<Box<[AtomicU64]>>);
+
+/// Marks a hash not computed yet. A renamed value whose hash is this number is rehashed on
+/// every use, which costs time, never correctness.
+const UNKNOWN: u64 = 0;
+
+impl RenamedHashes {
+    /// The hash under renaming `index` of a group of `len` renamings; `hash` computes it.
+    pub(crate) fn get(&self, index: usize, len: usize, hash: impl FnOnce() -> u64) -> u64 {
+        let table = self
+            .0
+            .get_or_init(|| (0..len).map(|_| AtomicU64::new(UNKNOWN)).collect());
+        let Some(cell) = table.get(index) else {
+            return hash();
+        };
+        match cell.load(Ordering::Relaxed) {
+            UNKNOWN => {
+                let h = hash();
+                cell.store(h, Ordering::Relaxed);
+                h
+            }
+            h => h,
+        }
+    }
+}
+
+struct Inner<T> {
+    value: T,
+    renamed: RenamedHashes,
+}
+
 /// An `Arc<T>` with its hash computed once.
 pub struct Hashed<T> {
-    value: Arc<T>,
+    inner: Arc<Inner<T>>,
     hash: u64,
 }
 
@@ -29,21 +65,41 @@ impl<T: Hash> Hashed<T> {
     pub fn new(value: T) -> Hashed<T> {
         let hash = stable_hash(&value);
         Hashed {
-            value: Arc::new(value),
+            inner: Arc::new(Inner {
+                value,
+                renamed: RenamedHashes::default(),
+            }),
             hash,
         }
     }
+}
 
+impl<T> Hashed<T> {
     /// The precomputed hash.
     pub fn hash_value(&self) -> u64 {
         self.hash
+    }
+
+    /// The value's hashes under renamings (check/symmetry.rs).
+    pub(crate) fn renamed(&self) -> &RenamedHashes {
+        &self.inner.renamed
+    }
+
+    /// This value, carrying `hash` instead of its own: for a state that only stands for a
+    /// fingerprint (check/symmetry.rs, `representative_fingerprint`). Its equality is then
+    /// meaningless; only its hash is used.
+    pub(crate) fn standing_for(&self, hash: u64) -> Hashed<T> {
+        Hashed {
+            inner: Arc::clone(&self.inner),
+            hash,
+        }
     }
 }
 
 impl<T> Clone for Hashed<T> {
     fn clone(&self) -> Self {
         Hashed {
-            value: Arc::clone(&self.value),
+            inner: Arc::clone(&self.inner),
             hash: self.hash,
         }
     }
@@ -52,14 +108,14 @@ impl<T> Clone for Hashed<T> {
 impl<T> Deref for Hashed<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.value
+        &self.inner.value
     }
 }
 
 impl<T: PartialEq> PartialEq for Hashed<T> {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash
-            && (Arc::ptr_eq(&self.value, &other.value) || self.value == other.value)
+            && (Arc::ptr_eq(&self.inner, &other.inner) || self.inner.value == other.inner.value)
     }
 }
 
@@ -73,6 +129,6 @@ impl<T> Hash for Hashed<T> {
 
 impl<T: fmt::Debug> fmt::Debug for Hashed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.value.fmt(f)
+        self.inner.value.fmt(f)
     }
 }

@@ -101,7 +101,7 @@ pub struct ClusterModel {
     /// that can no longer change it (`protocol::residual`, specs/protocol.md §8.4). Off: every
     /// message stays exactly as sent (for cross-checking the reduction).
     pub canonical_network: bool,
-    /// Symmetry reduction over interchangeable replicas (check/symmetry.rs,
+    /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
 }
@@ -256,7 +256,8 @@ impl ClusterModel {
     }
 
     /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
-    /// between two interchangeable nodes, the one rule that tells them apart by id.
+    /// between two nodes whose id order some renaming changes, the one rule that tells
+    /// renamings apart.
     fn breaks_symmetry(&self, state: &ClusterState, env: &Envelope) -> bool {
         let Some(classes) = &self.symmetry else {
             return false;

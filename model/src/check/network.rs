@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::check::hashed::stable_hash;
+use crate::check::hashed::{Hashed, RenamedHashes};
 use crate::ids::NodeId;
 use crate::message::Msg;
 
@@ -24,18 +24,25 @@ pub struct Envelope {
 /// A shared envelope with its hash (envelopes are copied into many states and actions).
 #[derive(Clone)]
 pub struct Shared {
-    env: Arc<Envelope>,
-    hash: u64,
+    env: Hashed<Envelope>,
 }
 
 impl Shared {
     /// Shares and hashes an envelope.
     pub fn new(env: Envelope) -> Shared {
-        let hash = stable_hash(&env);
         Shared {
-            env: Arc::new(env),
-            hash,
+            env: Hashed::new(env),
         }
+    }
+
+    /// The envelope's hash.
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.env.hash_value()
+    }
+
+    /// The envelope's hashes under renamings (check/symmetry.rs).
+    pub(crate) fn renamed(&self) -> &RenamedHashes {
+        self.env.renamed()
     }
 }
 
@@ -48,7 +55,7 @@ impl std::ops::Deref for Shared {
 
 impl PartialEq for Shared {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.env, &other.env) || self.env == other.env)
+        self.env == other.env
     }
 }
 impl Eq for Shared {}
@@ -60,17 +67,13 @@ impl PartialOrd for Shared {
 }
 impl Ord for Shared {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if Arc::ptr_eq(&self.env, &other.env) {
-            std::cmp::Ordering::Equal
-        } else {
-            self.env.cmp(&other.env)
-        }
+        (*self.env).cmp(&*other.env)
     }
 }
 
 impl Hash for Shared {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        state.write_u64(self.env.hash_value());
     }
 }
 
@@ -120,7 +123,7 @@ impl Network {
             Ok(_) => false,
             Err(at) => {
                 let shared = Shared::new(env);
-                self.hash = self.hash.wrapping_add(shared.hash);
+                self.hash = self.hash.wrapping_add(shared.hash_value());
                 self.len += 1;
                 self.chunk_mut(shared.dst).insert(at, shared);
                 true
@@ -133,7 +136,7 @@ impl Network {
         match self.chunk(env.dst).binary_search_by(|s| (**s).cmp(env)) {
             Ok(at) => {
                 let removed = self.chunk_mut(env.dst).remove(at);
-                self.hash = self.hash.wrapping_sub(removed.hash);
+                self.hash = self.hash.wrapping_sub(removed.hash_value());
                 self.len -= 1;
                 true
             }
@@ -163,7 +166,7 @@ impl Network {
         let chunk = self.chunk_mut(dst);
         let mut gone_hash = 0u64;
         for &at in removed.iter().rev() {
-            gone_hash = gone_hash.wrapping_add(chunk.remove(at).hash);
+            gone_hash = gone_hash.wrapping_add(chunk.remove(at).hash_value());
         }
         self.hash = self.hash.wrapping_sub(gone_hash);
         self.len -= removed.len();
@@ -171,6 +174,16 @@ impl Network {
             self.insert(env);
         }
         true
+    }
+
+    /// A network that holds no envelopes but hashes like one of `len` envelopes whose hashes
+    /// sum to `hash`: for states that only carry a fingerprint (check/symmetry.rs).
+    pub(crate) fn fingerprint_only(hash: u64, len: usize) -> Network {
+        Network {
+            by_dst: Vec::new(),
+            len,
+            hash,
+        }
     }
 
     /// Envelopes, by receiver, then in content order.
@@ -223,6 +236,7 @@ impl fmt::Debug for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::hashed::stable_hash;
 
     fn env(src: u16, node: u16) -> Envelope {
         Envelope {

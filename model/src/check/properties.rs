@@ -71,8 +71,8 @@ pub fn all() -> Vec<Property<ClusterModel>> {
 }
 
 /// Only in runs with symmetry reduction: no step met the one protocol rule that tells
-/// interchangeable replicas apart (a configEpoch collision between two of them,
-/// check/symmetry.rs). If this holds, the reduced run explored every behaviour up to renaming.
+/// renamed nodes apart (a configEpoch collision between two nodes whose id order a renaming
+/// changes, check/symmetry.rs). If this holds, the reduced run explored every behaviour up to renaming.
 pub fn symmetry_sound() -> Property<ClusterModel> {
     Property::always(names::SYMMETRY_SOUND, |_, s: &ClusterState| {
         !s.ghost.asymmetric_collision

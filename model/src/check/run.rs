@@ -164,7 +164,7 @@ pub fn run(
     let properties = model.properties();
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
-        builder = builder.symmetry_fn(symmetry::representative);
+        builder = builder.symmetry_fn(symmetry::representative_fingerprint);
     }
     if let Some(n) = options.max_states {
         builder = builder.target_state_count(n);

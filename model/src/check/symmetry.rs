@@ -1,30 +1,32 @@
-//! Symmetry reduction over the replicas of one master (specs/protocol.md §8.5).
+//! Symmetry reduction over interchangeable shards and over the replicas of one master
+//! (specs/protocol.md §8.5).
 //!
 //! Replicas that follow the same master and have the same flags start identical up to their
-//! ids, and the protocol treats ids as names — with one exception, below. Renaming them
-//! therefore maps behaviours to behaviours, and the checker needs to explore only one state of
-//! each set of renamings. stateright's own `Representative` for actor models does not rename
-//! ids inside timers (stateright.md §1.6), and this model has per-peer timers; so this module
-//! renames ids *everywhere* a state holds one: node states and their per-peer tables, the
-//! state files, the timers, the messages in flight and the history the properties read.
-//!
-//! Masters are never permuted: each starts with its own slots and configEpoch.
+//! ids; so do whole shards (master, replicas, slots, creation configEpoch) in a layout whose
+//! shards all have one shape. The protocol treats ids as names, compares configEpochs only
+//! within one shard's lineage or against epochs above every creation epoch, and keeps nodes in
+//! their shard — with one exception, below. Renaming therefore maps behaviours to behaviours,
+//! and the checker needs to explore only one state of each set of renamings. stateright's own
+//! `Representative` for actor models does not rename ids inside timers (stateright.md §1.6),
+//! and this model has per-peer timers; so this module renames *everywhere* a state holds an
+//! id, a slot or a creation epoch: node states and their per-peer tables, the state files, the
+//! timers, the messages in flight and the history the properties read.
 //!
 //! The exception is the configEpoch collision rule (§3.5): of two masters with one configEpoch,
-//! the one with the smaller id moves. Replicas of one master have consecutive ids, so renaming
-//! them keeps their order relative to every other node; only a collision *between two of them*
-//! would tell the renamings apart. [`Ghost::asymmetric_collision`] records any such collision,
-//! and property `symmetry-sound` reports it, so a run with symmetry that passes has shown that
-//! the reduction was exact on it.
+//! the one with the smaller id moves. A renaming that changes the order of two ids tells the
+//! renamings apart if those two collide. [`Ghost::asymmetric_collision`] records any such
+//! collision, and property `symmetry-sound` reports it, so a run with symmetry that passes has
+//! shown that the reduction was exact on it. `model/tests/symmetry.rs` checks, along random
+//! walks, that every step commutes with every renaming.
 //!
 //! [`Ghost::asymmetric_collision`]: crate::check::ghost::Ghost::asymmetric_collision
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::bitset::NodeSet;
+use crate::bitset::{NodeSet, SlotSet};
 use crate::check::ghost::{Ghost, Violation};
 use crate::check::hashed::{stable_hash, Hashed};
 use crate::check::model::ClusterState;
@@ -35,66 +37,183 @@ use crate::message::{Header, Msg};
 use crate::state::{Election, NodeState, PeerView, Persisted, Role, SlotMap};
 use crate::timer::Timer;
 
-/// The groups of interchangeable nodes of a layout: replicas of one master with equal flags,
-/// two or more to a group. Carried in every state (see [`Classes`]) because stateright takes the
+/// One shard of a layout as created: a master and its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shard {
+    master: NodeId,
+    /// The master's replicas, grouped by flags (`no_failover`), groups in order of their
+    /// first member, each group in id order. Members of one group are interchangeable.
+    groups: Vec<Vec<NodeId>>,
+    /// The master's slots, in order.
+    slots: Vec<u16>,
+}
+
+/// What a run with symmetry reduction may permute, for one layout: the replicas within each
+/// group of interchangeable replicas, and, when the layout's shards all have one shape, the
+/// shards themselves. Carried in every state (see [`Classes`]) because stateright takes the
 /// representative function as a plain `fn` pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymmetryClasses {
-    groups: Vec<Vec<NodeId>>,
+    shards: Vec<Shard>,
+    /// Whether whole shards are interchangeable (see [`SymmetryClasses::of`]).
+    shard_symmetric: bool,
     nodes: usize,
+    slot_count: usize,
+    /// Every renaming, in a fixed order: a renaming's position is its index into the
+    /// renamed-hash caches (`check::hashed::RenamedHashes`).
+    group: Vec<Permutation>,
+    /// A renaming's position in `group`, by its map of node ids (which determines the rest).
+    index_of: BTreeMap<Vec<NodeId>, usize>,
 }
 
 impl SymmetryClasses {
     /// The classes of `layout`.
+    ///
+    /// Shards are interchangeable when every master owns slots, as many as every other, has
+    /// the same flags, and configEpoch `k + 1` where k is its position among the masters (the
+    /// distinct creation epochs of `redis-cli --cluster create`), and every shard has replica
+    /// groups of one shape. A renaming of shards then also renames slots (shard to shard, in
+    /// order) and those creation epochs (specs/protocol.md §8.5 argues why that is sound).
     pub fn of(layout: &Layout) -> SymmetryClasses {
-        let mut groups: Vec<Vec<NodeId>> = Vec::new();
-        let mut keys: Vec<(NodeId, bool)> = Vec::new();
+        let mut shards: Vec<Shard> = Vec::new();
+        let mut flags_ok = true;
+        let mut master_flags = Vec::new();
         for id in layout.ids() {
             let Some(spec) = layout.spec(id) else {
                 continue;
             };
-            if let InitialRole::Replica { of } = spec.role {
-                let key = (of, spec.no_failover);
-                match keys.iter().position(|k| *k == key) {
-                    Some(i) => groups[i].push(id),
-                    None => {
-                        keys.push(key);
-                        groups.push(vec![id]);
+            match &spec.role {
+                InitialRole::Master { slots } => {
+                    let position = shards.len() as u64;
+                    if spec.config_epoch != Epoch(position + 1) || slots.is_empty() {
+                        flags_ok = false;
+                    }
+                    master_flags.push(spec.no_failover);
+                    shards.push(Shard {
+                        master: id,
+                        groups: Vec::new(),
+                        slots: slots.iter().collect(),
+                    });
+                }
+                InitialRole::Replica { .. } => {
+                    if spec.config_epoch != Epoch(0) {
+                        flags_ok = false;
                     }
                 }
             }
         }
-        groups.retain(|g| g.len() > 1);
-        SymmetryClasses {
-            groups,
-            nodes: layout.len(),
+        // Replica groups (replicas are validated to follow masters, which are all listed now).
+        let mut group_flags: Vec<Vec<bool>> = vec![Vec::new(); shards.len()];
+        for id in layout.ids() {
+            let Some(spec) = layout.spec(id) else {
+                continue;
+            };
+            let InitialRole::Replica { of } = spec.role else {
+                continue;
+            };
+            let Some(k) = shards.iter().position(|s| s.master == of) else {
+                continue;
+            };
+            match group_flags[k].iter().position(|&f| f == spec.no_failover) {
+                Some(g) => shards[k].groups[g].push(id),
+                None => {
+                    group_flags[k].push(spec.no_failover);
+                    shards[k].groups.push(vec![id]);
+                }
+            }
         }
+        let shape = |k: usize| -> Vec<(bool, usize)> {
+            group_flags[k]
+                .iter()
+                .zip(&shards[k].groups)
+                .map(|(&f, g)| (f, g.len()))
+                .collect()
+        };
+        let shard_symmetric = flags_ok
+            && shards.len() > 1
+            && (1..shards.len()).all(|k| {
+                shape(k) == shape(0)
+                    && shards[k].slots.len() == shards[0].slots.len()
+                    && master_flags[k] == master_flags[0]
+            });
+        let mut classes = SymmetryClasses {
+            shards,
+            shard_symmetric,
+            nodes: layout.len(),
+            slot_count: layout.slot_count(),
+            group: Vec::new(),
+            index_of: BTreeMap::new(),
+        };
+        let mut group = classes.permutations(None);
+        for (i, p) in group.iter_mut().enumerate() {
+            p.index = i;
+            classes.index_of.insert(p.map.clone(), i);
+        }
+        classes.group = group;
+        classes
     }
 
     /// Whether there is anything to permute.
     pub fn is_trivial(&self) -> bool {
-        self.groups.is_empty()
+        !self.shard_symmetric && self.groups().is_empty()
     }
 
-    /// The groups.
-    pub fn groups(&self) -> &[Vec<NodeId>] {
-        &self.groups
+    /// The groups of interchangeable replicas (two or more replicas of one master with equal
+    /// flags).
+    pub fn groups(&self) -> Vec<Vec<NodeId>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.groups.iter().filter(|g| g.len() > 1).cloned())
+            .collect()
     }
 
-    /// Whether `a` and `b` are distinct nodes of one group.
+    /// Whether whole shards (master, replicas, slots, creation epoch) are interchangeable.
+    pub fn shards_interchangeable(&self) -> bool {
+        self.shard_symmetric
+    }
+
+    /// Whether some renaming this reduction uses changes the order of the ids of `a` and `b`:
+    /// then the configEpoch collision rule, which moves the smaller id, tells the renamings
+    /// apart. With interchangeable shards, that is any two distinct nodes.
     pub fn interchangeable(&self, a: NodeId, b: NodeId) -> bool {
-        a != b && self.groups.iter().any(|g| g.contains(&a) && g.contains(&b))
+        a != b
+            && (self.shard_symmetric
+                || self
+                    .groups()
+                    .iter()
+                    .any(|g| g.contains(&a) && g.contains(&b)))
     }
 
-    /// The renamings a representative is chosen among: those that give each group's ids to
-    /// its members in the order of an id-free signature ([`signature`]), every order of
-    /// members with equal signatures included. The signature of a member is the same in every
-    /// renaming of the state, so this set of renamed states is the same for every member of an
-    /// orbit, and usually has one element.
+    /// The renamings a representative is chosen among: those that give the shards' ids (if
+    /// shards are interchangeable) and each replica group's ids to their members in the order
+    /// of an id-free signature ([`signature`]), every order of members with equal signatures
+    /// included. Signatures are the same in every renaming of the state, so this set of
+    /// renamed states is the same for every member of an orbit, and usually has one element.
     fn candidates(&self, state: &ClusterState) -> Vec<Permutation> {
-        let identity: Vec<NodeId> = (0..self.nodes).map(|i| NodeId(i as u16)).collect();
-        let mut traffic = vec![(0usize, 0usize); state.nodes.len()];
-        for env in state.network.iter() {
+        let mut candidates = self.permutations(Some(state));
+        for p in &mut candidates {
+            p.index = self.index_of.get(&p.map).copied().unwrap_or_default();
+        }
+        candidates
+    }
+
+    /// Every state this reduction treats as `state` renamed, `state` included: the images of
+    /// `state` under every renaming of shards (if interchangeable) and replica groups. For
+    /// tests that check the protocol commutes with renaming.
+    pub fn renamings(&self, state: &ClusterState) -> Vec<ClusterState> {
+        self.group.iter().map(|p| p.apply(state)).collect()
+    }
+
+    /// Renaming `i` of [`SymmetryClasses::renamings`], alone.
+    pub fn renaming(&self, state: &ClusterState, i: usize) -> Option<ClusterState> {
+        self.group.get(i).map(|p| p.apply(state))
+    }
+
+    /// The renamings ordered by the signatures of `state` ([`SymmetryClasses::candidates`]),
+    /// or, without a state, all of them.
+    fn permutations(&self, state: Option<&ClusterState>) -> Vec<Permutation> {
+        let mut traffic = vec![(0usize, 0usize); self.nodes];
+        for env in state.iter().flat_map(|s| s.network.iter()) {
             if let Some(t) = traffic.get_mut(env.src.index()) {
                 t.0 += 1;
             }
@@ -102,57 +221,95 @@ impl SymmetryClasses {
                 t.1 += 1;
             }
         }
-        let mut all = vec![identity];
-        for group in &self.groups {
-            let mut members: Vec<(u64, NodeId)> = group
+        let initial_epochs = if self.shard_symmetric {
+            self.shards.len() as u64
+        } else {
+            0
+        };
+        let sig = |n: NodeId| match state {
+            Some(state) => signature(state, n, traffic[n.index()], initial_epochs),
+            None => 0,
+        };
+        // Which source shard takes each shard's ids.
+        let shard_orders: Vec<Vec<usize>> = if self.shard_symmetric {
+            let keyed: Vec<(u64, usize)> = self
+                .shards
                 .iter()
-                .map(|&n| (signature(state, n, traffic[n.index()]), n))
-                .collect();
-            members.sort();
-            // Orders of the members: sorted by signature, ties in every order.
-            let mut orders: Vec<Vec<NodeId>> = vec![Vec::new()];
-            let mut i = 0;
-            while i < members.len() {
-                let mut j = i + 1;
-                while j < members.len() && members[j].0 == members[i].0 {
-                    j += 1;
-                }
-                let tied: Vec<NodeId> = members[i..j].iter().map(|&(_, n)| n).collect();
-                let block_orders = orderings(&tied);
-                orders = orders
-                    .iter()
-                    .flat_map(|prefix| {
-                        block_orders.iter().map(move |b| {
-                            let mut o = prefix.clone();
-                            o.extend(b);
-                            o
+                .enumerate()
+                .map(|(k, shard)| {
+                    let groups: Vec<Vec<u64>> = shard
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            let mut sigs: Vec<u64> = g.iter().map(|&n| sig(n)).collect();
+                            sigs.sort();
+                            sigs
                         })
-                    })
-                    .collect();
-                i = j;
-            }
-            let mut next = Vec::with_capacity(all.len() * orders.len());
-            for base in &all {
-                for order in &orders {
-                    // The i-th member in signature order takes the group's i-th id.
-                    let mut map = base.clone();
-                    for (member, id) in order.iter().zip(group) {
-                        map[member.index()] = *id;
+                        .collect();
+                    (stable_hash(&(sig(shard.master), groups)), k)
+                })
+                .collect();
+            orders_by_key(keyed)
+        } else {
+            vec![(0..self.shards.len()).collect()]
+        };
+        let mut all = Vec::new();
+        for order in shard_orders {
+            let mut partial = vec![Permutation::identity(
+                self.nodes,
+                if self.shard_symmetric {
+                    self.slot_count
+                } else {
+                    0
+                },
+                initial_epochs as usize,
+            )];
+            for (to_k, &from_k) in order.iter().enumerate() {
+                let (from, to) = (&self.shards[from_k], &self.shards[to_k]);
+                for p in &mut partial {
+                    p.map[from.master.index()] = to.master;
+                    for (&a, &b) in from.slots.iter().zip(&to.slots) {
+                        if let Some(x) = p.slots.get_mut(usize::from(a)) {
+                            *x = b;
+                        }
                     }
-                    next.push(map);
+                    if let Some(e) = p.epochs.get_mut(from_k) {
+                        *e = Epoch(to_k as u64 + 1);
+                    }
+                }
+                for (from_g, to_g) in from.groups.iter().zip(&to.groups) {
+                    let orders = orders_by_key(from_g.iter().map(|&n| (sig(n), n)).collect());
+                    let mut next = Vec::with_capacity(partial.len() * orders.len());
+                    for base in &partial {
+                        for members in &orders {
+                            // The i-th member in signature order takes the group's i-th id.
+                            let mut p = base.clone();
+                            for (member, id) in members.iter().zip(to_g) {
+                                p.map[member.index()] = *id;
+                            }
+                            next.push(p);
+                        }
+                    }
+                    partial = next;
                 }
             }
-            all = next;
+            all.extend(partial);
         }
-        all.into_iter().map(|map| Permutation { map }).collect()
+        all
     }
 }
 
-/// What `node` is in `state`, without any node id: equal for a node and its image in every
-/// renaming of the state. Only orders the members of a group; two members with equal
-/// signatures are tried in both orders.
-/// `traffic` is the number of envelopes in flight from and to the node.
-fn signature(state: &ClusterState, node: NodeId, traffic: (usize, usize)) -> u64 {
+/// What `node` is in `state`, without any node id, slot or creation epoch: equal for a node
+/// and its image in every renaming of the state. Only orders the members of a group; members
+/// with equal signatures are tried in every order. `traffic` is the number of envelopes in
+/// flight from and to the node; `initial_epochs` the number of creation epochs that renamings
+/// permute (0 when shards are not permuted).
+fn signature(
+    state: &ClusterState,
+    node: NodeId,
+    traffic: (usize, usize),
+    initial_epochs: u64,
+) -> u64 {
     let n = node.index();
     let s = &*state.nodes[n];
     let election = match &s.election {
@@ -160,9 +317,14 @@ fn signature(state: &ClusterState, node: NodeId, traffic: (usize, usize)) -> u64
         Election::Scheduled => (1, Epoch(0), 0),
         Election::Running { epoch, votes } => (2, *epoch, votes.len()),
     };
+    let config_epoch = if (1..=initial_epochs).contains(&s.config_epoch.0) {
+        Epoch(1)
+    } else {
+        s.config_epoch
+    };
     stable_hash(&(
         s.current_epoch,
-        s.config_epoch,
+        config_epoch,
         s.last_vote_epoch,
         s.incarnation,
         matches!(s.role, Role::Master),
@@ -174,8 +336,36 @@ fn signature(state: &ClusterState, node: NodeId, traffic: (usize, usize)) -> u64
     ))
 }
 
-/// All orderings of `items` (groups are small: one master's replicas).
-fn orderings(items: &[NodeId]) -> Vec<Vec<NodeId>> {
+/// Every order of the items sorted by key in which items with equal keys appear in every
+/// order among themselves.
+fn orders_by_key<T: Copy + Ord>(mut keyed: Vec<(u64, T)>) -> Vec<Vec<T>> {
+    keyed.sort();
+    let mut orders: Vec<Vec<T>> = vec![Vec::new()];
+    let mut i = 0;
+    while i < keyed.len() {
+        let mut j = i + 1;
+        while j < keyed.len() && keyed[j].0 == keyed[i].0 {
+            j += 1;
+        }
+        let tied: Vec<T> = keyed[i..j].iter().map(|&(_, t)| t).collect();
+        let block_orders = orderings(&tied);
+        orders = orders
+            .iter()
+            .flat_map(|prefix| {
+                block_orders.iter().map(move |b| {
+                    let mut o = prefix.clone();
+                    o.extend(b);
+                    o
+                })
+            })
+            .collect();
+        i = j;
+    }
+    orders
+}
+
+/// All orderings of `items` (small: one layout's shards or one master's replicas).
+fn orderings<T: Copy>(items: &[T]) -> Vec<Vec<T>> {
     if items.len() <= 1 {
         return vec![items.to_vec()];
     }
@@ -208,25 +398,76 @@ impl Hash for Classes {
 impl fmt::Debug for Classes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(c) => write!(f, "symmetry over {:?}", c.groups),
+            Some(c) if c.shard_symmetric => {
+                write!(f, "symmetry over shards and replicas {:?}", c.groups())
+            }
+            Some(c) => write!(f, "symmetry over replicas {:?}", c.groups()),
             None => write!(f, "no symmetry"),
         }
     }
 }
 
-/// A renaming of node ids. Ids outside the layout (none occur in the protocol as specified)
-/// are left alone.
+/// A renaming of node ids and, when shards are permuted, of slots and creation epochs. Ids,
+/// slots and epochs outside the tables (none occur in the protocol as specified) are left
+/// alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Permutation {
+    /// Position in [`SymmetryClasses::group`] (set once the renaming is known).
+    index: usize,
     map: Vec<NodeId>,
+    /// `slots[s]` is slot s's new number; empty when shards are not permuted.
+    slots: Vec<u16>,
+    /// `epochs[k]` is the new value of creation epoch `k + 1`; empty when shards are not
+    /// permuted.
+    epochs: Vec<Epoch>,
 }
 
 impl Permutation {
+    fn identity(nodes: usize, slots: usize, epochs: usize) -> Permutation {
+        Permutation {
+            index: 0,
+            map: (0..nodes).map(|i| NodeId(i as u16)).collect(),
+            slots: (0..slots).map(|s| s as u16).collect(),
+            epochs: (0..epochs).map(|k| Epoch(k as u64 + 1)).collect(),
+        }
+    }
+
     fn is_identity(&self) -> bool {
         self.map.iter().enumerate().all(|(i, n)| n.index() == i)
+            && self
+                .slots
+                .iter()
+                .enumerate()
+                .all(|(i, &s)| usize::from(s) == i)
+            && self
+                .epochs
+                .iter()
+                .enumerate()
+                .all(|(k, e)| e.0 == k as u64 + 1)
     }
 
     fn id(&self, n: NodeId) -> NodeId {
         self.map.get(n.index()).copied().unwrap_or(n)
+    }
+
+    fn slot(&self, s: u16) -> u16 {
+        self.slots.get(usize::from(s)).copied().unwrap_or(s)
+    }
+
+    fn slot_set(&self, s: &SlotSet) -> SlotSet {
+        s.iter().map(|x| self.slot(x)).collect()
+    }
+
+    /// A value that is a configEpoch (a node's own, one it knows of another, one a message
+    /// carries): creation epochs are renamed with their shards. currentEpochs, vote epochs
+    /// and election epochs are never renamed: they are not creation epochs of anyone, and
+    /// the protocol compares them with configEpochs only as orders that every creation epoch
+    /// satisfies alike (specs/protocol.md §8.5).
+    fn config_epoch(&self, e: Epoch) -> Epoch {
+        match usize::try_from(e.0) {
+            Ok(v) if v >= 1 => self.epochs.get(v - 1).copied().unwrap_or(e),
+            _ => e,
+        }
     }
 
     fn set(&self, s: &NodeSet) -> NodeSet {
@@ -260,7 +501,7 @@ impl Permutation {
         let mut out = SlotMap::unbound(m.len());
         for (slot, owner) in m.iter() {
             if let Some(o) = owner {
-                out.bind(slot, self.id(o));
+                out.bind(self.slot(slot), self.id(o));
             }
         }
         out
@@ -270,6 +511,8 @@ impl Permutation {
         PeerView {
             role: self.role(p.role),
             reports: self.set(&p.reports),
+            config_epoch: self.config_epoch(p.config_epoch),
+            heard: self.config_epoch(p.heard),
             ..p.clone()
         }
     }
@@ -278,6 +521,7 @@ impl Permutation {
         NodeState {
             me: self.id(s.me),
             role: self.role(s.role),
+            config_epoch: self.config_epoch(s.config_epoch),
             slots: self.slots(&s.slots),
             peers: self.reindex(&s.peers, |p| self.peer(p)),
             election: match &s.election {
@@ -294,8 +538,11 @@ impl Permutation {
     fn persisted(&self, p: &Persisted) -> Persisted {
         Persisted {
             role: self.role(p.role),
+            config_epoch: self.config_epoch(p.config_epoch),
             slots: self.slots(&p.slots),
-            peers: self.reindex(&p.peers, |&(role, epoch)| (self.role(role), epoch)),
+            peers: self.reindex(&p.peers, |&(role, epoch)| {
+                (self.role(role), self.config_epoch(epoch))
+            }),
             ..p.clone()
         }
     }
@@ -315,6 +562,8 @@ impl Permutation {
     fn header(&self, h: &Header) -> Header {
         Header {
             master: h.master.map(|m| self.id(m)),
+            config_epoch: self.config_epoch(h.config_epoch),
+            slots: self.slot_set(&h.slots),
             ..h.clone()
         }
     }
@@ -326,6 +575,7 @@ impl Permutation {
             Msg::Gossip(e) => {
                 let mut e = e.clone();
                 e.node = self.id(e.node);
+                e.config_epoch = self.config_epoch(e.config_epoch);
                 Msg::Gossip(e)
             }
             Msg::Fail { node } => Msg::Fail {
@@ -334,25 +584,33 @@ impl Permutation {
             Msg::AuthRequest(r) => {
                 let mut r = r.clone();
                 r.master = self.id(r.master);
+                r.master_config_epoch = self.config_epoch(r.master_config_epoch);
+                r.slots = self.slot_set(&r.slots);
                 Msg::AuthRequest(r)
             }
             Msg::AuthAck { epoch } => Msg::AuthAck { epoch: *epoch },
             Msg::Update(c) => {
                 let mut c = c.clone();
                 c.node = self.id(c.node);
+                c.config_epoch = self.config_epoch(c.config_epoch);
+                c.slots = self.slot_set(&c.slots);
                 Msg::Update(c)
             }
+        }
+    }
+
+    fn envelope(&self, env: &Envelope) -> Envelope {
+        Envelope {
+            src: self.id(env.src),
+            dst: self.id(env.dst),
+            msg: self.msg(&env.msg),
         }
     }
 
     fn network(&self, n: &Network) -> Network {
         let mut out = Network::default();
         for env in n.iter() {
-            out.insert(Envelope {
-                src: self.id(env.src),
-                dst: self.id(env.dst),
-                msg: self.msg(&env.msg),
-            });
+            out.insert(self.envelope(env));
         }
         out
     }
@@ -360,9 +618,30 @@ impl Permutation {
     fn violation(&self, v: &Violation) -> Violation {
         let mut v = v.clone();
         match &mut v {
-            Violation::EpochRegressed { node, .. }
-            | Violation::BindingRegressed { node, .. }
-            | Violation::PromotedWithoutQuorum { node, .. } => *node = self.id(*node),
+            Violation::EpochRegressed {
+                node,
+                which,
+                before,
+                after,
+            } => {
+                *node = self.id(*node);
+                if *which == "configEpoch" {
+                    *before = self.config_epoch(*before);
+                    *after = self.config_epoch(*after);
+                }
+            }
+            Violation::BindingRegressed {
+                node,
+                slot,
+                before,
+                after,
+            } => {
+                *node = self.id(*node);
+                *slot = self.slot(*slot);
+                *before = self.config_epoch(*before);
+                *after = self.config_epoch(*after);
+            }
+            Violation::PromotedWithoutQuorum { node, .. } => *node = self.id(*node),
             Violation::PromotedWithoutFail { node, master } => {
                 *node = self.id(*node);
                 *master = self.id(*master);
@@ -393,6 +672,11 @@ impl Permutation {
         }
     }
 
+    /// The whole state, renamed.
+    fn apply(&self, s: &ClusterState) -> ClusterState {
+        assemble(s, self.core(s), self.network(&s.network))
+    }
+
     /// Everything but the network, renamed: what the representative is chosen by.
     fn core(&self, s: &ClusterState) -> Core {
         Core {
@@ -418,25 +702,50 @@ struct Core {
     ghost: Hashed<Ghost>,
 }
 
-/// The state stateright fingerprints in place of `state`: among the candidate renamings
+/// The representative of `state`'s renamings: among the candidate renamings
 /// ([`SymmetryClasses::candidates`]), the one whose nodes, state files, timers and history hash
-/// lowest, ties broken by the hash of the renamed network (costly to rename, so only for the
-/// tied ones). The candidates depend only on the set of renamings of `state`, so every member
-/// of that set has the same representative; a hash collision between different renamings could
-/// only cost reduction, never soundness, since the result is always a renaming of `state`.
+/// lowest, ties broken by the set hash of the renamed network. The candidates depend only on
+/// the set of renamings of `state`, so every member of that set has the same representative; a
+/// hash collision between different renamings could only cost reduction, never soundness,
+/// since the result is always a renaming of `state`.
 pub fn representative(state: &ClusterState) -> ClusterState {
-    let Some(classes) = &state.symmetry.0 else {
-        return state.clone();
-    };
-    let mut candidates: Vec<(u64, Permutation, Core)> = Vec::new();
+    match choose(state) {
+        None => state.clone(),
+        Some((p, _, _)) => p.apply(state),
+    }
+}
+
+/// What stateright's symmetry hook gets: a state with the fingerprint of
+/// [`representative`]`(state)`, whose network is only that fingerprint's part (its set hash and
+/// size, see `Network::fingerprint_only`) and holds no envelopes. stateright uses the hook's
+/// result only to fingerprint it and explores `state` itself; building the renamed network,
+/// sorted, was most of the cost of a symmetric run. Tests check that both fingerprints agree.
+pub fn representative_fingerprint(state: &ClusterState) -> ClusterState {
+    match choose(state) {
+        None => state.clone(),
+        Some((_, core, network_hash)) => assemble(
+            state,
+            core,
+            Network::fingerprint_only(network_hash, state.network.len()),
+        ),
+    }
+}
+
+/// The renaming that gives the representative, with its renamed core and network set hash;
+/// `None` if that is `state` itself. The core is built from cached renamed hashes
+/// ([`SymmetryClasses::renamed_core`]): it hashes like the renamed core, and holds the original
+/// values.
+fn choose(state: &ClusterState) -> Option<(Permutation, Core, u64)> {
+    let classes = state.symmetry.0.as_ref()?;
     let permutations = classes.candidates(state);
     if let [only] = permutations.as_slice() {
         if only.is_identity() {
-            return state.clone();
+            return None;
         }
     }
+    let mut candidates: Vec<(u64, Permutation, Core)> = Vec::new();
     for p in permutations {
-        let core = p.core(state);
+        let core = classes.renamed_core(&p, state);
         let key = stable_hash(&core);
         match candidates.first() {
             Some((best, _, _)) if key > *best => {}
@@ -444,17 +753,59 @@ pub fn representative(state: &ClusterState) -> ClusterState {
             _ => candidates.push((key, p, core)),
         }
     }
-    let mut best: Option<(u64, Network, Permutation, Core)> = None;
+    let mut best: Option<(Permutation, Core, u64)> = None;
     for (_, p, core) in candidates {
-        let network = p.network(&state.network);
-        let key = stable_hash(&network);
-        if best.as_ref().is_none_or(|(k, ..)| key < *k) {
-            best = Some((key, network, p, core));
+        let key = classes.renamed_network_hash(&p, &state.network);
+        if best.as_ref().is_none_or(|(.., k)| key < *k) {
+            best = Some((p, core, key));
         }
     }
-    let Some((_, network, _, core)) = best else {
-        return state.clone();
-    };
+    best
+}
+
+impl SymmetryClasses {
+    /// `p.core(state)`'s hashes without renaming what was renamed before: each component's
+    /// hash under `p` comes from its cache, computed the first time any state asks for it. The
+    /// components are the original values standing for their renamed hashes.
+    fn renamed_core(&self, p: &Permutation, s: &ClusterState) -> Core {
+        let (i, len) = (p.index, self.group.len());
+        Core {
+            nodes: p.reindex(&s.nodes, |n| {
+                n.standing_for(n.renamed().get(i, len, || stable_hash(&p.node(n))))
+            }),
+            crashed: p.reindex(&s.crashed, |c| *c),
+            storage: p.reindex(&s.storage, |f| {
+                f.as_ref().map(|f| {
+                    f.standing_for(f.renamed().get(i, len, || stable_hash(&p.persisted(f))))
+                })
+            }),
+            timers: p.reindex(&s.timers, |t| {
+                t.standing_for(t.renamed().get(i, len, || {
+                    stable_hash(&t.iter().map(|t| p.timer(t)).collect::<BTreeSet<_>>())
+                }))
+            }),
+            ghost: s.ghost.standing_for(
+                s.ghost
+                    .renamed()
+                    .get(i, len, || stable_hash(&p.ghost(&s.ghost))),
+            ),
+        }
+    }
+
+    /// The set hash of `p`'s renaming of the network (a renaming maps distinct envelopes to
+    /// distinct envelopes), from each envelope's cache of renamed hashes.
+    fn renamed_network_hash(&self, p: &Permutation, n: &Network) -> u64 {
+        let len = self.group.len();
+        n.iter().fold(0u64, |h, env| {
+            h.wrapping_add(
+                env.renamed()
+                    .get(p.index, len, || stable_hash(&p.envelope(env))),
+            )
+        })
+    }
+}
+
+fn assemble(state: &ClusterState, core: Core, network: Network) -> ClusterState {
     ClusterState {
         nodes: core.nodes,
         crashed: core.crashed,

@@ -32,3 +32,19 @@ pub(crate) fn search(
     }
     seen.len()
 }
+
+/// A small deterministic generator (xorshift64*) for random walks: the walks are the same on
+/// every run. (Each test binary compiles this module; those that do not walk leave it unused.)
+#[allow(dead_code)]
+pub(crate) struct Walk(pub(crate) u64);
+
+#[allow(dead_code)]
+impl Walk {
+    /// A number below `n` (`n > 0`).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+}
