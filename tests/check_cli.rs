@@ -105,6 +105,33 @@ fn symmetry_reduces_and_reports_itself() {
     }
 }
 
+/// `--exact` turns every exact reduction off: the report says which were used, and the exact
+/// run gives the reduced run's verdicts with more states.
+#[test]
+fn exact_runs_agree_with_reduced_runs() {
+    let args = ["tiny", "--crashes", "0"];
+    let (code, reduced) = json(&args);
+    let mut with = args.to_vec();
+    with.push("--exact");
+    let (exact_code, exact) = json(&with);
+    assert_eq!(code, exact_code);
+    assert_eq!(
+        reduced["reductions"],
+        serde_json::json!(["canonical-network", "urgent-fail-undo", "settled-grants"])
+    );
+    assert_eq!(exact["reductions"], serde_json::json!([]));
+    assert!(reduced["unique_states"].as_u64() < exact["unique_states"].as_u64());
+    let statuses = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .map(|p| (p["name"].to_string(), p["status"].to_string()))
+            .collect()
+    };
+    assert_eq!(statuses(&reduced), statuses(&exact));
+}
+
 /// Bad configurations get a one-line error and exit 2.
 #[test]
 fn bad_configurations_are_rejected() {

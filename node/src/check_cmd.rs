@@ -50,6 +50,11 @@ pub(crate) struct ConfigArgs {
     /// verdicts, more states; for cross-checking that reduction.
     #[arg(long)]
     exact_network: bool,
+    /// Explore without any of the exact reductions of specs/protocol.md §8.4, §8.6 and §8.7:
+    /// every message kept as sent, FAIL-undo fired at any later moment, every vote grant
+    /// remembered. Same verdicts, more states; for cross-checking the reductions.
+    #[arg(long)]
+    exact: bool,
 }
 
 impl ConfigArgs {
@@ -81,13 +86,18 @@ impl ConfigArgs {
         if self.exact_network {
             v.push("--exact-network".to_string());
         }
+        if self.exact {
+            v.push("--exact".to_string());
+        }
         v
     }
 
     /// The model of the loaded configuration, with this selection's checking options.
     pub(crate) fn model(&self, config: &CheckConfig) -> Result<ClusterModel> {
         let mut model = config.model().context("invalid cluster")?;
-        model.canonical_network = !self.exact_network;
+        model.canonical_network = !(self.exact_network || self.exact);
+        model.urgent_fail_undo = !self.exact;
+        model.forget_settled_grants = !self.exact;
         Ok(model)
     }
 }
@@ -330,6 +340,15 @@ fn print_human(
         report.states_per_second,
         report.strategy,
         report.threads
+    )?;
+    writeln!(
+        out,
+        "exact reductions: {} (specs/protocol.md §8.4-8.7; --exact turns them off)",
+        if report.reductions.is_empty() {
+            "none".to_string()
+        } else {
+            report.reductions.join(", ")
+        }
     )?;
     if report.symmetry {
         writeln!(

@@ -142,6 +142,8 @@ impl CheckConfig {
                 .map(|v| v.iter().map(|&n| crate::ids::NodeId(n)).collect()),
             max_epoch,
             canonical_network: true,
+            urgent_fail_undo: true,
+            forget_settled_grants: true,
             symmetry: None,
         })
     }

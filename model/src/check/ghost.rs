@@ -112,6 +112,44 @@ impl Ghost {
         }
     }
 
+    /// The history without the vote grants that can no longer matter, or `None` if there are
+    /// none (specs/protocol.md §8.7).
+    ///
+    /// Grants are read by two properties: (3) a master grants at most one vote per epoch, and
+    /// (2b) a winner had a quorum of grants in its election epoch. A master grants only in its
+    /// own currentEpoch, so once that is above `e` it never grants in `e` again; a promotion in
+    /// `e` needs an election running in `e`, and elections start one above the candidate's
+    /// currentEpoch, so once every node's currentEpoch is at least `e` and no live node runs an
+    /// election in `e`, none will. A grant of `e` whose master is past `e`, in an epoch where no
+    /// promotion can happen, can therefore never take part in a violation again. (Both rest on
+    /// currentEpoch never going down, restarts included: property 4, which the checker verifies
+    /// on the same states; up to the first step that breaks it the history is exact.)
+    pub fn without_settled_grants(
+        &self,
+        nodes: &[impl std::ops::Deref<Target = NodeState>],
+        crashed: &[bool],
+    ) -> Option<Ghost> {
+        let floor = nodes.iter().map(|n| n.current_epoch).min()?;
+        let running = |epoch: Epoch| {
+            nodes.iter().zip(crashed).any(|(n, &down)| {
+                !down && matches!(n.election, Election::Running { epoch: e, .. } if e == epoch)
+            })
+        };
+        let settled = |&(epoch, voter): &(Epoch, NodeId)| {
+            epoch <= floor
+                && nodes
+                    .get(voter.index())
+                    .is_some_and(|v| v.current_epoch > epoch)
+                && !running(epoch)
+        };
+        if !self.grants.keys().any(settled) {
+            return None;
+        }
+        let mut ghost = self.clone();
+        ghost.grants.retain(|key, _| !settled(key));
+        Some(ghost)
+    }
+
     /// The history after one step, or `None` if the step changed none of it.
     pub(crate) fn observe(ghost: &Ghost, layout: &Layout, step: &Observed<'_>) -> Option<Ghost> {
         let mut g = Cow::Borrowed(ghost);

@@ -32,7 +32,7 @@ use crate::check::properties;
 use crate::check::symmetry::{Classes, SymmetryClasses};
 use crate::ids::{Epoch, NodeId};
 use crate::message::Msg;
-use crate::protocol::residual::{residual_inputs_changed, Residual};
+use crate::protocol::residual::{residual_inputs_changed, Outlook, Residual};
 use crate::state::{NodeState, Persisted};
 use crate::timer::Timer;
 
@@ -101,6 +101,13 @@ pub struct ClusterModel {
     /// that can no longer change it (`protocol::residual`, specs/protocol.md §8.4). Off: every
     /// message stays exactly as sent (for cross-checking the reduction).
     pub canonical_network: bool,
+    /// Fire a node's FAIL-undo timer in the step that arms it, instead of at any later moment
+    /// (specs/protocol.md §8.6). Exact only on a network that never loses a PING without its
+    /// PONG: ignored when `lossy`.
+    pub urgent_fail_undo: bool,
+    /// Forget the vote grants of an epoch once no vote and no promotion can happen in it any
+    /// more (specs/protocol.md §8.7).
+    pub forget_settled_grants: bool,
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
@@ -166,7 +173,11 @@ impl ClusterModel {
                 Command::Send(dst, msg) => {
                     let dst = node_of(dst);
                     let msg = if self.canonical_network {
-                        match self.actor.residual(&last.nodes[dst.index()], &msg) {
+                        let outlook = self.outlook(last, dst);
+                        match self
+                            .actor
+                            .residual(&last.nodes[dst.index()], &msg, &outlook)
+                        {
                             Residual::Inert => continue,
                             Residual::Canonical(msg) => msg,
                             Residual::Unchanged => msg,
@@ -221,7 +232,8 @@ impl ClusterModel {
             // What messages to this node can still do depends on its epochs, its election and
             // the configEpochs it knows (`residual_inputs_changed`).
             if self.canonical_network && residual_inputs_changed(before, &state) {
-                self.settle_network_to(&mut next.network, &state);
+                let outlook = self.outlook(last, node);
+                self.settle_network_to(&mut next.network, &state, &outlook);
             }
             next.nodes[n] = Hashed::new(state);
         }
@@ -234,16 +246,50 @@ impl ClusterModel {
         if let Some(timers) = timers {
             next.timers[n] = Hashed::new(timers);
         }
+        if self.forget_settled_grants
+            && !next.ghost.grants.is_empty()
+            && !self.actor.bugs.has(crate::bugs::Bug::UnpersistedEpochBump)
+        {
+            if let Some(ghost) = next
+                .ghost
+                .without_settled_grants(&next.nodes, &next.crashed)
+            {
+                next.ghost = Hashed::new(ghost);
+            }
+        }
         Some(next)
     }
 }
 
 impl ClusterModel {
+    /// What the checker knows of `receiver`'s future in `state` (`protocol::residual::Outlook`):
+    /// which peers it may still newly suspect, given the suspicion budget left.
+    pub fn outlook(&self, state: &ClusterState, receiver: NodeId) -> Outlook {
+        if state.suspicions >= self.suspicion_budget {
+            return Outlook::closed();
+        }
+        let mut outlook = match &self.suspectable {
+            Some(nodes) => Outlook {
+                may_suspect: nodes.clone(),
+            },
+            None => Outlook::open(self.len()),
+        };
+        outlook.may_suspect.remove(receiver);
+        outlook
+    }
+
+    /// What `env` can still do to its receiver in `state` (`protocol::residual`).
+    pub fn residual(&self, state: &ClusterState, env: &Envelope) -> Residual {
+        let outlook = self.outlook(state, env.dst);
+        self.actor
+            .residual(&state.nodes[env.dst.index()], &env.msg, &outlook)
+    }
+
     /// Puts every envelope addressed to `receiver` in its canonical form for the receiver's
     /// state, dropping the inert ones (`protocol::residual`, specs/protocol.md §8.4).
-    fn settle_network_to(&self, network: &mut Network, receiver: &NodeState) {
+    fn settle_network_to(&self, network: &mut Network, receiver: &NodeState, outlook: &Outlook) {
         network.rewrite_to(receiver.me, |env| {
-            match self.actor.residual(receiver, &env.msg) {
+            match self.actor.residual(receiver, &env.msg, outlook) {
                 Residual::Unchanged => None,
                 Residual::Inert => Some(None),
                 Residual::Canonical(msg) => Some(Some(Envelope {
@@ -253,6 +299,56 @@ impl ClusterModel {
                 })),
             }
         });
+    }
+
+    /// The exact reductions this model applies, by name (specs/protocol.md §8.4–§8.7), for
+    /// reports: every result says what it was computed with.
+    pub fn reductions(&self) -> Vec<&'static str> {
+        let mut on = Vec::new();
+        if self.canonical_network {
+            on.push("canonical-network");
+        }
+        if self.urgent_fail_undo && !self.lossy {
+            on.push("urgent-fail-undo");
+        }
+        if self.forget_settled_grants {
+            on.push("settled-grants");
+        }
+        on
+    }
+
+    /// With `urgent_fail_undo`: fires the FAIL-undo timers the step just armed at `node`, as
+    /// part of the same step (specs/protocol.md §8.6).
+    fn fire_urgent_timers(&self, mut next: ClusterState, node: NodeId) -> ClusterState {
+        if !self.urgent_fail_undo || self.lossy {
+            return next;
+        }
+        let n = node.index();
+        while let Some(timer) = next.timers[n]
+            .iter()
+            .find(|t| matches!(t, Timer::FailUndo(_)))
+            .cloned()
+        {
+            let mut state = Cow::Borrowed(&*next.nodes[n]);
+            let mut out = Out::new();
+            self.actor
+                .on_timeout(Id::from(node), &mut state, &timer, &mut out);
+            // Firing removes the timer, so the step is never a no-op.
+            match self.finish_step(&next, node, state, out, Some(&timer)) {
+                Some(fired) => next = fired,
+                None => break,
+            }
+        }
+        next
+    }
+
+    /// Puts every envelope in flight in its canonical form for its receiver.
+    fn settle_network(&self, state: &mut ClusterState) {
+        for i in 0..state.nodes.len() {
+            let outlook = self.outlook(state, NodeId(i as u16));
+            let receiver = state.nodes[i].clone();
+            self.settle_network_to(&mut state.network, &receiver, &outlook);
+        }
     }
 
     /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
@@ -323,9 +419,7 @@ impl Model for ClusterModel {
             state.timers[node.index()] = Hashed::new(timers);
         }
         if self.canonical_network {
-            for node in &state.nodes {
-                self.settle_network_to(&mut state.network, node);
-            }
+            self.settle_network(&mut state);
         }
         vec![state]
     }
@@ -390,7 +484,8 @@ impl Model for ClusterModel {
                     env.msg.clone(),
                     &mut out,
                 );
-                self.finish_step(last, dst, state, out, None)
+                let next = self.finish_step(last, dst, state, out, None)?;
+                Some(self.fire_urgent_timers(next, dst))
             }
             Action::Drop(env) => {
                 let mut next = last.clone();
@@ -402,9 +497,15 @@ impl Model for ClusterModel {
                 let mut out = Out::new();
                 self.actor
                     .on_timeout(Id::from(node), &mut state, &timer, &mut out);
-                let mut next = self.finish_step(last, node, state, out, Some(&timer))?;
+                let next = self.finish_step(last, node, state, out, Some(&timer))?;
+                let mut next = self.fire_urgent_timers(next, node);
                 if matches!(timer, Timer::PeerTimeout(_)) {
                     next.suspicions += 1;
+                    // The last suspicion of the behaviour: reports and FAIL messages to nodes
+                    // that do not suspect their subject now can never count again.
+                    if self.canonical_network && next.suspicions >= self.suspicion_budget {
+                        self.settle_network(&mut next);
+                    }
                 }
                 Some(next)
             }

@@ -135,6 +135,8 @@ pub struct RunReport {
     pub states_per_second: f64,
     /// Whether symmetry reduction was applied (DFS with [`ClusterModel::symmetry`] set).
     pub symmetry: bool,
+    /// The exact state-space reductions the run used ([`ClusterModel::reductions`]).
+    pub reductions: Vec<&'static str>,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -161,6 +163,7 @@ pub fn run(
         model.symmetry = None;
     }
     let symmetric = model.symmetry.is_some();
+    let reductions = model.reductions();
     let properties = model.properties();
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
@@ -271,6 +274,7 @@ pub fn run(
             0.0
         },
         symmetry: symmetric,
+        reductions,
         properties: results,
     }
 }

@@ -12,9 +12,13 @@
 //! A round is what happens in one ping interval of a healthy network:
 //! 1. every message in flight is delivered once, in content order (the outputs go to the next
 //!    round);
-//! 2. every armed timer but `PeerTimeout` fires — ticks, report expiries, FAIL-undo, election
-//!    delays — in timer order; an `ElectionTimeout` fires only in a round that delivered nothing
+//! 2. every armed timer but `PeerTimeout` fires — ticks, report expiries, election delays — in
+//!    timer order; an `ElectionTimeout` fires only in a round that delivered nothing
 //!    (auth_timeout is far longer than a round trip, so it never beats the votes).
+//!
+//! FAIL-undo timers fire as soon as they are armed (and before the first round), so that the
+//! continuation of a state and of the state the checker keeps for it when FAIL-undo is urgent
+//! are the same (specs/protocol.md §8.6).
 //!
 //! A round that changes no node state is a fixed point: ticks only repeat what was said, so the
 //! next round would be identical. The continuation runs the same actor code the checker and the
@@ -84,6 +88,29 @@ impl Cluster<'_> {
                 }
                 Command::Save(_) | Command::ChooseRandom(..) => {}
             }
+        }
+        changed | self.fire_fail_undo(node)
+    }
+
+    /// Fires `node`'s armed FAIL-undo timers at once. The continuation may fire a timer at any
+    /// moment; firing these first makes it run identically from a state and from the state the
+    /// checker keeps in its place when FAIL-undo is urgent (specs/protocol.md §8.6).
+    fn fire_fail_undo(&mut self, node: NodeId) -> bool {
+        let n = node.index();
+        let mut changed = false;
+        while let Some(timer) = self.timers[n]
+            .iter()
+            .find(|t| matches!(t, Timer::FailUndo(_)))
+            .cloned()
+        {
+            self.timers[n].remove(&timer);
+            let mut state = Cow::Borrowed(&self.nodes[n]);
+            let mut out = Out::new();
+            self.model
+                .actor
+                .on_timeout(Id::from(node), &mut state, &timer, &mut out);
+            let after = owned(state);
+            changed |= self.apply(node, after, out);
         }
         changed
     }
@@ -159,6 +186,9 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
             cluster.timers[n].clear();
             cluster.apply(node, Some(state), out);
         }
+    }
+    for n in 0..cluster.nodes.len() {
+        cluster.fire_fail_undo(NodeId(n as u16));
     }
     // Messages addressed to a node that was down are delivered now, as a restarted node's
     // socket would receive late datagrams; that is a superset of dropping them.

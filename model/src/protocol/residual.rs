@@ -33,10 +33,48 @@
 //! properties read node states and history, never the network.
 
 use crate::actor::ClusterNode;
+use crate::bitset::NodeSet;
 use crate::bugs::Bug;
-use crate::ids::Epoch;
-use crate::message::{GossipEntry, Header, Msg, Suspicion};
-use crate::state::{Election, NodeState};
+use crate::ids::{Epoch, NodeId};
+use crate::message::{GossipEntry, Header, Msg, SlotClaim, Suspicion};
+use crate::state::{Election, Health, NodeState};
+
+/// What the checker knows about a receiver's future that the receiver's state does not say.
+///
+/// A node suspects a peer (PFAIL) only when its peer timeout fires, and the checker bounds how
+/// many may fire in a behaviour (specs/protocol.md §8.1). Once that budget is spent, a node that
+/// does not have a peer PFAIL now never will again, in the rest of the behaviour: a FAIL message
+/// or a failure report about that peer can no longer change it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outlook {
+    /// Peers the receiver may still newly suspect: its timeout for them may yet fire.
+    pub may_suspect: NodeSet,
+}
+
+impl Outlook {
+    /// Any peer may still be suspected (no bound known): the rules that need the bound are off.
+    pub fn open(nodes: usize) -> Outlook {
+        Outlook {
+            may_suspect: (0..nodes).map(|i| NodeId(i as u16)).collect(),
+        }
+    }
+
+    /// No peer can be suspected any more.
+    pub fn closed() -> Outlook {
+        Outlook {
+            may_suspect: NodeSet::new(),
+        }
+    }
+
+    /// Whether the receiver `receiver` has `node` PFAIL now or may have it later: only then can
+    /// a failure report or a FAIL message about `node` change it (`failure.rs`).
+    fn suspicion_possible(&self, receiver: &NodeState, node: NodeId) -> bool {
+        receiver
+            .peer(node)
+            .is_some_and(|p| p.health == Health::PFail)
+            || self.may_suspect.contains(node)
+    }
+}
 
 /// What a message can still do to the node that will receive it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,8 +89,8 @@ pub enum Residual {
 
 impl ClusterNode {
     /// What `msg` can still do to a receiver now in `receiver` (or crashed in it: a restart
-    /// keeps currentEpoch and ends any election).
-    pub fn residual(&self, receiver: &NodeState, msg: &Msg) -> Residual {
+    /// keeps currentEpoch and ends any election), given what the checker knows of its future.
+    pub fn residual(&self, receiver: &NodeState, msg: &Msg, outlook: &Outlook) -> Residual {
         // Every rule here rests on currentEpoch surviving a restart.
         if self.bug(Bug::UnpersistedEpochBump) {
             return Residual::Unchanged;
@@ -83,7 +121,15 @@ impl ClusterNode {
                 }
             }
             Msg::AuthRequest(req) if req.epoch < current => Residual::Inert,
-            Msg::Gossip(e) => self.gossip_residual(receiver, e),
+            Msg::Gossip(e) => self.gossip_residual(receiver, e, outlook),
+            Msg::Fail { node } => {
+                if *node == receiver.me || !outlook.suspicion_possible(receiver, *node) {
+                    Residual::Inert
+                } else {
+                    Residual::Unchanged
+                }
+            }
+            Msg::Update(claim) if self.update_is_inert(receiver, claim) => Residual::Inert,
             _ => Residual::Unchanged,
         }
     }
@@ -93,13 +139,20 @@ impl ClusterNode {
     /// report or withdraws one. The first is dead once the receiver knows that configEpoch or
     /// more (it only grows, and is persisted); the second never happens for an entry written
     /// by a node that was not a slot-owning master.
-    fn gossip_residual(&self, receiver: &NodeState, e: &GossipEntry) -> Residual {
+    fn gossip_residual(
+        &self,
+        receiver: &NodeState,
+        e: &GossipEntry,
+        outlook: &Outlook,
+    ) -> Residual {
         if e.node == receiver.me {
             return Residual::Inert;
         }
         let known = receiver.peer(e.node).map_or(Epoch(0), |p| p.config_epoch);
         let epoch_dead = e.config_epoch <= known;
-        let report_dead = !e.from_voting_master && !self.bug(Bug::ReplicaReportsCount);
+        // A report (or its withdrawal) counts only while the receiver has the node PFAIL.
+        let report_dead = (!e.from_voting_master && !self.bug(Bug::ReplicaReportsCount))
+            || !outlook.suspicion_possible(receiver, e.node);
         match (epoch_dead, report_dead) {
             (true, true) => Residual::Inert,
             _ => {
@@ -110,6 +163,7 @@ impl ClusterNode {
                     } else {
                         e.suspicion
                     },
+                    from_voting_master: e.from_voting_master && !report_dead,
                     ..e.clone()
                 };
                 if canonical == *e {
@@ -122,16 +176,45 @@ impl ClusterNode {
     }
 }
 
+impl ClusterNode {
+    /// An UPDATE (`heartbeat.rs: on_update`) does two things: it raises the configEpoch the
+    /// receiver knows for the claim's node, and applies the claim (rebinds each slot whose owner
+    /// has a lower configEpoch). Both are dead once the receiver knows a higher configEpoch for
+    /// the node, or knows that one and binds every claimed slot to the node or to an owner with
+    /// at least that configEpoch: known configEpochs only grow, and a slot is only ever rebound
+    /// to a claim above its owner's (property 7), so this stays so. A claim about the receiver
+    /// itself is ignored.
+    fn update_is_inert(&self, receiver: &NodeState, claim: &SlotClaim) -> bool {
+        if self.bug(Bug::AcceptStaleClaim) {
+            return false;
+        }
+        if claim.node == receiver.me {
+            return true;
+        }
+        let Some(known) = receiver.peer(claim.node).map(|p| p.config_epoch) else {
+            return false;
+        };
+        known > claim.config_epoch
+            || (known == claim.config_epoch
+                && claim.slots.iter().all(|slot| {
+                    receiver.slots.owner(slot).is_some_and(|owner| {
+                        owner == claim.node || receiver.epoch_of(owner) >= claim.config_epoch
+                    })
+                }))
+    }
+}
+
 /// Whether a step from `before` to `after` changed anything [`ClusterNode::residual`] reads, so
 /// that messages already in flight to the node must be looked at again.
 pub fn residual_inputs_changed(before: &NodeState, after: &NodeState) -> bool {
     before.current_epoch != after.current_epoch
+        || before.config_epoch != after.config_epoch
         || before.election != after.election
-        || before
-            .peers
-            .iter()
-            .zip(&after.peers)
-            .any(|(b, a)| b.config_epoch != a.config_epoch)
+        || before.slots != after.slots
+        || before.peers.iter().zip(&after.peers).any(|(b, a)| {
+            b.config_epoch != a.config_epoch
+                || (b.health == Health::PFail) != (a.health == Health::PFail)
+        })
 }
 
 #[cfg(test)]
@@ -144,6 +227,7 @@ mod tests {
     use crate::layout::{InitialEpochs, Layout, Timing};
     use crate::message::VoteRequest;
     use crate::protocol::heartbeat::header;
+    use crate::state::Role;
 
     fn setup() -> (ClusterNode, NodeState) {
         let layout = Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("valid");
@@ -153,20 +237,25 @@ mod tests {
         (node, replica)
     }
 
+    /// Every peer of the 6-node layout may still be suspected.
+    fn open() -> Outlook {
+        Outlook::open(6)
+    }
+
     #[test]
     fn a_vote_is_inert_only_below_the_epoch_and_outside_a_running_election() {
         let (node, mut st) = setup();
         let ack = |e| Msg::AuthAck { epoch: Epoch(e) };
-        assert_eq!(node.residual(&st, &ack(4)), Residual::Inert);
+        assert_eq!(node.residual(&st, &ack(4), &open()), Residual::Inert);
         // Not below currentEpoch: a future election could not use it, but the rule is strict.
-        assert_eq!(node.residual(&st, &ack(5)), Residual::Unchanged);
+        assert_eq!(node.residual(&st, &ack(5), &open()), Residual::Unchanged);
         // currentEpoch grew during the election of epoch 4: its votes still count.
         st.election = Election::Running {
             epoch: Epoch(4),
             votes: NodeSet::new(),
         };
-        assert_eq!(node.residual(&st, &ack(4)), Residual::Unchanged);
-        assert_eq!(node.residual(&st, &ack(3)), Residual::Inert);
+        assert_eq!(node.residual(&st, &ack(4), &open()), Residual::Unchanged);
+        assert_eq!(node.residual(&st, &ack(3), &open()), Residual::Inert);
     }
 
     #[test]
@@ -175,7 +264,7 @@ mod tests {
         let mut h = header(&NodeState::fresh(&node.layout, NodeId(0)));
         h.current_epoch = Epoch(6);
         assert_eq!(
-            node.residual(&st, &Msg::Ping(h.clone())),
+            node.residual(&st, &Msg::Ping(h.clone()), &open()),
             Residual::Unchanged
         );
         h.current_epoch = Epoch(5);
@@ -184,11 +273,11 @@ mod tests {
             ..h.clone()
         };
         assert_eq!(
-            node.residual(&st, &Msg::Pong(h)),
+            node.residual(&st, &Msg::Pong(h), &open()),
             Residual::Canonical(Msg::Pong(canonical.clone()))
         );
         assert_eq!(
-            node.residual(&st, &Msg::Pong(canonical)),
+            node.residual(&st, &Msg::Pong(canonical), &open()),
             Residual::Unchanged
         );
     }
@@ -204,10 +293,10 @@ mod tests {
                 slots: [0].into_iter().collect(),
             })
         };
-        assert_eq!(node.residual(&st, &req(4)), Residual::Inert);
-        assert_eq!(node.residual(&st, &req(5)), Residual::Unchanged);
+        assert_eq!(node.residual(&st, &req(4), &open()), Residual::Inert);
+        assert_eq!(node.residual(&st, &req(5), &open()), Residual::Unchanged);
         node.bugs = crate::bugs::Bugs::only(Bug::UnpersistedEpochBump);
-        assert_eq!(node.residual(&st, &req(4)), Residual::Unchanged);
+        assert_eq!(node.residual(&st, &req(4), &open()), Residual::Unchanged);
     }
 
     #[test]
@@ -224,28 +313,141 @@ mod tests {
         };
         // Written by a slot-owning master, with news about the epoch: all of it matters.
         assert_eq!(
-            node.residual(&st, &entry(3, Suspicion::PFail, true)),
+            node.residual(&st, &entry(3, Suspicion::PFail, true), &open()),
             Residual::Unchanged
         );
         // The epoch is known: only the report is left.
         assert_eq!(
-            node.residual(&st, &entry(2, Suspicion::PFail, true)),
+            node.residual(&st, &entry(2, Suspicion::PFail, true), &open()),
             Residual::Canonical(entry(0, Suspicion::PFail, true))
         );
         // Not a report: only the epoch is left.
         assert_eq!(
-            node.residual(&st, &entry(3, Suspicion::PFail, false)),
+            node.residual(&st, &entry(3, Suspicion::PFail, false), &open()),
             Residual::Canonical(entry(3, Suspicion::None, false))
         );
         // Neither: inert; and an entry about the receiver itself never does anything.
         assert_eq!(
-            node.residual(&st, &entry(1, Suspicion::PFail, false)),
+            node.residual(&st, &entry(1, Suspicion::PFail, false), &open()),
             Residual::Inert
         );
         let mut about_me = entry(9, Suspicion::PFail, true);
         if let Msg::Gossip(e) = &mut about_me {
             e.node = NodeId(3);
         }
-        assert_eq!(node.residual(&st, &about_me), Residual::Inert);
+        assert_eq!(node.residual(&st, &about_me, &open()), Residual::Inert);
+    }
+
+    #[test]
+    fn reports_and_fail_messages_die_with_the_last_possible_suspicion() {
+        let (node, mut st) = setup();
+        let report = |suspicion| {
+            Msg::Gossip(GossipEntry {
+                node: NodeId(0),
+                suspicion,
+                config_epoch: Epoch(0),
+                from_voting_master: true,
+            })
+        };
+        let fail = Msg::Fail { node: NodeId(0) };
+        // Suspicions are left: the receiver may yet suspect n0, so both may count.
+        assert_eq!(
+            node.residual(&st, &report(Suspicion::PFail), &open()),
+            Residual::Unchanged
+        );
+        assert_eq!(node.residual(&st, &fail, &open()), Residual::Unchanged);
+        // None left and n0 not PFAIL here: neither can ever count.
+        let closed = Outlook::closed();
+        assert_eq!(
+            node.residual(&st, &report(Suspicion::PFail), &closed),
+            Residual::Inert
+        );
+        assert_eq!(
+            node.residual(&st, &report(Suspicion::None), &closed),
+            Residual::Inert
+        );
+        assert_eq!(node.residual(&st, &fail, &closed), Residual::Inert);
+        // ... unless the receiver has n0 PFAIL now.
+        st.peers[0].health = Health::PFail;
+        assert_eq!(
+            node.residual(&st, &report(Suspicion::PFail), &closed),
+            Residual::Unchanged
+        );
+        assert_eq!(node.residual(&st, &fail, &closed), Residual::Unchanged);
+        // With news about the epoch, only the report part goes.
+        st.peers[0].health = Health::Fail { undo_ready: false };
+        let entry = GossipEntry {
+            node: NodeId(0),
+            suspicion: Suspicion::PFail,
+            config_epoch: Epoch(7),
+            from_voting_master: true,
+        };
+        let canonical = Msg::Gossip(GossipEntry {
+            suspicion: Suspicion::None,
+            from_voting_master: false,
+            ..entry.clone()
+        });
+        assert_eq!(
+            node.residual(&st, &Msg::Gossip(entry.clone()), &closed),
+            Residual::Canonical(canonical)
+        );
+        // A FAIL message about the receiver itself never does anything.
+        assert_eq!(
+            node.residual(&st, &Msg::Fail { node: NodeId(3) }, &open()),
+            Residual::Inert
+        );
+    }
+
+    #[test]
+    fn an_update_is_inert_once_the_receiver_knows_that_claim_or_a_newer_one() {
+        let (mut node, mut st) = setup();
+        // The receiver is n3, a replica of n0; the claims are n4's.
+        let update = |epoch, slots: &[u16]| {
+            Msg::Update(SlotClaim {
+                node: NodeId(4),
+                config_epoch: Epoch(epoch),
+                slots: slots.iter().copied().collect(),
+            })
+        };
+        // Not known yet: live.
+        assert_eq!(
+            node.residual(&st, &update(4, &[0]), &open()),
+            Residual::Unchanged
+        );
+        st.peers[4].config_epoch = Epoch(4);
+        st.peers[4].role = Role::Master;
+        // The epoch is known but slot 0 is still bound to n0 (configEpoch 1): live.
+        assert_eq!(
+            node.residual(&st, &update(4, &[0]), &open()),
+            Residual::Unchanged
+        );
+        st.slots.bind(0, NodeId(4));
+        assert_eq!(
+            node.residual(&st, &update(4, &[0]), &open()),
+            Residual::Inert
+        );
+        // Slot 1 is bound to n1 at configEpoch 2 < 4: a claim on it would still win.
+        assert_eq!(
+            node.residual(&st, &update(4, &[0, 1]), &open()),
+            Residual::Unchanged
+        );
+        // An older claim of n4's is dead, whatever its slots.
+        assert_eq!(
+            node.residual(&st, &update(3, &[1]), &open()),
+            Residual::Inert
+        );
+        // A claim about the receiver itself is ignored.
+        let about_me = Msg::Update(SlotClaim {
+            node: NodeId(3),
+            config_epoch: Epoch(9),
+            slots: [0].into_iter().collect(),
+        });
+        assert_eq!(node.residual(&st, &about_me, &open()), Residual::Inert);
+        // With the bug that accepts stale claims, nothing is judged.
+        node.bugs = crate::bugs::Bugs::only(Bug::AcceptStaleClaim);
+        assert_eq!(
+            node.residual(&st, &update(3, &[1]), &open()),
+            Residual::Unchanged
+        );
     }
 }
