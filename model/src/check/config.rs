@@ -144,6 +144,7 @@ impl CheckConfig {
             canonical_network: true,
             urgent_fail_undo: true,
             forget_settled_grants: true,
+            atomic_restart: true,
             symmetry: None,
         })
     }

@@ -79,6 +79,9 @@ pub enum Action {
     Crash(NodeId),
     /// A crashed node restarts from its state file.
     Recover(NodeId),
+    /// A node crashes and restarts from its state file at once (with `atomic_restart`; the
+    /// time it spends down is spent, equivalently, up and idle: specs/protocol.md §8.8).
+    CrashRestart(NodeId),
 }
 
 /// The cluster as a checkable model.
@@ -108,6 +111,9 @@ pub struct ClusterModel {
     /// Forget the vote grants of an epoch once no vote and no promotion can happen in it any
     /// more (specs/protocol.md §8.7).
     pub forget_settled_grants: bool,
+    /// A crash is followed at once by the restart (specs/protocol.md §8.8): no state has a
+    /// node down.
+    pub atomic_restart: bool,
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
@@ -301,7 +307,7 @@ impl ClusterModel {
         });
     }
 
-    /// The exact reductions this model applies, by name (specs/protocol.md §8.4–§8.7), for
+    /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.8), for
     /// reports: every result says what it was computed with.
     pub fn reductions(&self) -> Vec<&'static str> {
         let mut on = Vec::new();
@@ -313,6 +319,9 @@ impl ClusterModel {
         }
         if self.forget_settled_grants {
             on.push("settled-grants");
+        }
+        if self.atomic_restart && self.crash_budget > 0 {
+            on.push("atomic-restart");
         }
         on
     }
@@ -458,7 +467,11 @@ impl Model for ClusterModel {
             if crashed {
                 actions.push(Action::Recover(node));
             } else if state.crashes < self.crash_budget {
-                actions.push(Action::Crash(node));
+                actions.push(if self.atomic_restart {
+                    Action::CrashRestart(node)
+                } else {
+                    Action::Crash(node)
+                });
             }
         }
     }
@@ -515,6 +528,10 @@ impl Model for ClusterModel {
                 next.timers[node.index()] = Hashed::new(BTreeSet::new());
                 next.crashes += 1;
                 Some(next)
+            }
+            Action::CrashRestart(node) => {
+                let crashed = self.next_state(last, Action::Crash(node))?;
+                self.next_state(&crashed, Action::Recover(node))
             }
             Action::Recover(node) => {
                 let n = node.index();

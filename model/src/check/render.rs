@@ -135,9 +135,10 @@ pub fn svg(model: &ClusterModel, path: &Path<ClusterState, Action>) -> String {
                     escape(&timer.to_string())
                 );
             }
-            Action::Crash(node) | Action::Recover(node) => {
+            Action::Crash(node) | Action::Recover(node) | Action::CrashRestart(node) => {
                 let (color, what) = match action {
                     Action::Crash(_) => ("#c00", "crash"),
+                    Action::CrashRestart(_) => ("#c60", "crash+restart"),
                     _ => ("#090", "restart"),
                 };
                 let _ = write!(

@@ -150,6 +150,7 @@ pub fn describe_action(action: &Action) -> String {
         Action::Timeout { node, timer } => format!("{node}: timer {timer} fires"),
         Action::Crash(node) => format!("{node} crashes"),
         Action::Recover(node) => format!("{node} restarts from its state file"),
+        Action::CrashRestart(node) => format!("{node} crashes and restarts from its state file"),
     }
 }
 
@@ -368,7 +369,10 @@ pub fn describe_step(
 ) -> TraceStep {
     let actor = match action {
         Action::Deliver(env) => Some(env.dst),
-        Action::Timeout { node, .. } | Action::Crash(node) | Action::Recover(node) => Some(*node),
+        Action::Timeout { node, .. }
+        | Action::Crash(node)
+        | Action::Recover(node)
+        | Action::CrashRestart(node) => Some(*node),
         Action::Drop(_) => None,
     };
     let changes = actor
