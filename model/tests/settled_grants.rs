@@ -1,7 +1,7 @@
 //! Vote grants of an epoch in which no vote and no promotion can happen any more are forgotten
 //! (specs/protocol.md §8.7). The reduction is exact: the model that forgets reaches exactly the
-//! states of the model that remembers, with those grants forgotten — so every property, which
-//! reads grants only for votes and promotions still possible, has the same verdicts.
+//! states of the model that remembers, with those grants forgotten, and forgetting never changes
+//! a property's value in a state.
 
 use std::collections::HashSet;
 
@@ -9,15 +9,17 @@ mod common;
 
 use slotguard_model::check::hashed::{stable_hash, Hashed};
 use slotguard_model::check::{CheckConfig, ClusterState};
+use slotguard_model::{Bug, Bugs};
+use stateright::Model;
 
 /// `s` with its settled grants forgotten.
-fn forgotten(s: &ClusterState) -> u64 {
+fn forgotten(s: &ClusterState) -> ClusterState {
     match s.ghost.without_settled_grants(&s.nodes, &s.crashed) {
-        Some(ghost) => stable_hash(&ClusterState {
+        Some(ghost) => ClusterState {
             ghost: Hashed::new(ghost),
             ..s.clone()
-        }),
-        None => stable_hash(s),
+        },
+        None => s.clone(),
     }
 }
 
@@ -30,25 +32,31 @@ fn forgetting_settled_grants_reaches_the_same_states_less_their_settled_grants()
         crashes: 0,
         ..CheckConfig::embedded("tiny").expect("tiny is embedded")
     };
-    let configs = [
-        base.clone(),
-        CheckConfig {
-            crashes: 1,
-            suspicions: 3,
-            suspects: Some(vec![2]),
-            ..base
-        },
+    // The third: masters that vote again in an epoch (a mutant; a duplicated request suffices),
+    // so that what is forgotten must also keep every second vote visible.
+    let runs = [
+        (base.clone(), Bugs::NONE),
+        (
+            CheckConfig {
+                crashes: 1,
+                suspicions: 3,
+                suspects: Some(vec![2]),
+                ..base.clone()
+            },
+            Bugs::NONE,
+        ),
+        (base, Bugs::only(Bug::VoteTwicePerEpoch)),
     ];
     // One thread per configuration, and one per search: the searches are independent.
     std::thread::scope(|scope| {
-        for config in &configs {
-            scope.spawn(move || compare(config));
+        for (config, bugs) in &runs {
+            scope.spawn(move || compare(config, *bugs));
         }
     });
 }
 
-fn compare(config: &CheckConfig) {
-    let forgetting = config.model().expect("valid");
+fn compare(config: &CheckConfig, bugs: Bugs) {
+    let forgetting = config.model_with(bugs).expect("valid");
     assert!(forgetting.forget_settled_grants);
     let mut remembering = forgetting.clone();
     remembering.forget_settled_grants = false;
@@ -62,10 +70,22 @@ fn compare(config: &CheckConfig) {
         });
         let remembering = scope.spawn(|| {
             let (mut b, mut settled) = (HashSet::new(), 0usize);
+            let properties = remembering.properties();
             common::search(&remembering, stable_hash, |s| {
                 let f = forgotten(s);
-                settled += usize::from(f != stable_hash(s));
-                b.insert(f);
+                if f != *s {
+                    settled += 1;
+                    // What is forgotten never decides a property.
+                    for p in &properties {
+                        assert_eq!(
+                            (p.condition)(&remembering, s),
+                            (p.condition)(&remembering, &f),
+                            "{} in\n{s:?}",
+                            p.name
+                        );
+                    }
+                }
+                b.insert(stable_hash(&f));
             });
             (b, settled)
         });

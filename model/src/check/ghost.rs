@@ -112,41 +112,66 @@ impl Ghost {
         }
     }
 
-    /// The history without the vote grants that can no longer matter, or `None` if there are
-    /// none (specs/protocol.md §8.7).
+    /// The history without what its vote grants can no longer matter for, or `None` if there
+    /// is nothing to forget (specs/protocol.md §8.7).
     ///
-    /// Grants are read by two properties: (3) a master grants at most one vote per epoch, and
-    /// (2b) a winner had a quorum of grants in its election epoch. A master grants only in its
-    /// own currentEpoch, so once that is above `e` it never grants in `e` again; a promotion in
-    /// `e` needs an election running in `e`, and elections start one above the candidate's
-    /// currentEpoch, so once every node's currentEpoch is at least `e` and no live node runs an
-    /// election in `e`, none will. A grant of `e` whose master is past `e`, in an epoch where no
-    /// promotion can happen, can therefore never take part in a violation again. (Both rest on
-    /// currentEpoch never going down, restarts included: property 4, which the checker verifies
-    /// on the same states; up to the first step that breaks it the history is exact.)
+    /// Grants are read by two properties: (3) a master grants at most one vote per epoch (by
+    /// the count of its grant steps in the epoch), and (2b) a winner had a quorum of grants in
+    /// its election epoch (by the candidates granted). A master grants only in its own
+    /// currentEpoch, so once that is above `e` it never grants in `e` again. A candidate can be
+    /// promoted in `e` only while it runs an election in `e`, and elections start one above the
+    /// candidate's currentEpoch: a candidate that does not run one in `e` and whose currentEpoch
+    /// is at least `e` never will. So
+    /// - a candidate that can no longer win `e` is dropped from the grants of `e` (the count
+    ///   stays: it alone decides property 3);
+    /// - a grant of `e` whose master is past `e`, and that has no candidate left, is dropped.
+    ///
+    /// (Both rest on currentEpoch never going down, restarts included: property 4, which the
+    /// checker verifies on the same states; up to the first step that breaks it the history is
+    /// exact.)
     pub fn without_settled_grants(
         &self,
         nodes: &[impl std::ops::Deref<Target = NodeState>],
         crashed: &[bool],
     ) -> Option<Ghost> {
-        let floor = nodes.iter().map(|n| n.current_epoch).min()?;
-        let running = |epoch: Epoch| {
-            nodes.iter().zip(crashed).any(|(n, &down)| {
-                !down && matches!(n.election, Election::Running { epoch: e, .. } if e == epoch)
-            })
+        let may_win = |candidate: NodeId, epoch: Epoch| {
+            let (Some(c), Some(&down)) =
+                (nodes.get(candidate.index()), crashed.get(candidate.index()))
+            else {
+                return true;
+            };
+            c.current_epoch < epoch
+                || (!down && matches!(c.election, Election::Running { epoch: e, .. } if e == epoch))
         };
-        let settled = |&(epoch, voter): &(Epoch, NodeId)| {
-            epoch <= floor
-                && nodes
-                    .get(voter.index())
-                    .is_some_and(|v| v.current_epoch > epoch)
-                && !running(epoch)
+        let past = |voter: NodeId, epoch: Epoch| {
+            nodes
+                .get(voter.index())
+                .is_some_and(|v| v.current_epoch > epoch)
         };
-        if !self.grants.keys().any(settled) {
+        // A second grant is a violation of property 3: it stays, as every violation does.
+        let stale = |(&(epoch, voter), g): (&(Epoch, NodeId), &Grants)| {
+            g.count < 2
+                && (g.candidates.iter().any(|c| !may_win(c, epoch))
+                    || (g.candidates.is_empty() && past(voter, epoch)))
+        };
+        if !self.grants.iter().any(stale) {
             return None;
         }
         let mut ghost = self.clone();
-        ghost.grants.retain(|key, _| !settled(key));
+        ghost.grants.retain(|&(epoch, voter), g| {
+            if g.count >= 2 {
+                return true;
+            }
+            let dead: Vec<NodeId> = g
+                .candidates
+                .iter()
+                .filter(|&c| !may_win(c, epoch))
+                .collect();
+            for c in dead {
+                g.candidates.remove(c);
+            }
+            !(g.candidates.is_empty() && past(voter, epoch))
+        });
         Some(ghost)
     }
 
