@@ -72,8 +72,12 @@ pub struct Grants {
 /// The history the properties read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct Ghost {
-    /// For each node: the nodes that suspected it (PFAIL) while they were slot-owning masters.
+    /// For each node: the nodes that suspected it (PFAIL) while they were slot-owning masters,
+    /// until they are a quorum (then the node is in `quorum_suspected` and this set is empty).
     pub suspected_by: Vec<NodeSet>,
+    /// Nodes that a quorum of slot-owning masters has suspected. Property 5 needs nothing more
+    /// about them: which masters, beyond a quorum, is forgotten (specs/protocol.md §8.7).
+    pub quorum_suspected: NodeSet,
     /// Nodes some node has ever had marked FAIL.
     pub ever_failed: NodeSet,
     /// Promotions, by election epoch.
@@ -218,19 +222,30 @@ impl Ghost {
 
         // Property 5: who suspected whom while being a slot-owning master. A PeerTimeout that
         // fired is a suspicion even when the same step went on to mark FAIL.
+        let suspected = |ghost: &mut Cow<'_, Ghost>, target: usize| {
+            let known = ghost.quorum_suspected.contains(NodeId(target as u16))
+                || ghost.suspected_by[target].contains(node);
+            if !known {
+                let g = ghost.to_mut();
+                g.suspected_by[target].insert(node);
+                if g.suspected_by[target].len() >= layout.quorum() {
+                    g.suspected_by[target].clear();
+                    g.quorum_suspected.insert(NodeId(target as u16));
+                }
+            }
+        };
         if let Some(peer) = step.timed_out {
             if b.peers[peer.index()].health == Health::Ok
                 && a.peers[peer.index()].health != Health::Ok
                 && is_slot_owning_master(b)
-                && !ghost.suspected_by[peer.index()].contains(node)
             {
-                ghost.to_mut().suspected_by[peer.index()].insert(node);
+                suspected(ghost, peer.index());
             }
         }
         if is_slot_owning_master(a) {
             for (i, p) in a.peers.iter().enumerate() {
-                if p.health == Health::PFail && !ghost.suspected_by[i].contains(node) {
-                    ghost.to_mut().suspected_by[i].insert(node);
+                if p.health == Health::PFail {
+                    suspected(ghost, i);
                 }
             }
         }

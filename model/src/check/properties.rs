@@ -135,10 +135,11 @@ pub fn epochs_monotonic(_: &ClusterModel, s: &ClusterState) -> bool {
 pub fn fail_needs_quorum(m: &ClusterModel, s: &ClusterState) -> bool {
     let quorum = m.actor.layout.quorum();
     s.nodes.iter().all(|node| {
-        node.peers
-            .iter()
-            .enumerate()
-            .all(|(i, p)| !p.health.is_fail() || s.ghost.suspected_by[i].len() >= quorum)
+        node.peers.iter().enumerate().all(|(i, p)| {
+            !p.health.is_fail()
+                || s.ghost.quorum_suspected.contains(NodeId(i as u16))
+                || s.ghost.suspected_by[i].len() >= quorum
+        })
     })
 }
 

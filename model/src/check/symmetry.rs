@@ -656,6 +656,7 @@ impl Permutation {
         violations.sort();
         Ghost {
             suspected_by: self.reindex(&g.suspected_by, |s| self.set(s)),
+            quorum_suspected: self.set(&g.quorum_suspected),
             ever_failed: self.set(&g.ever_failed),
             winners: g.winners.iter().map(|(e, s)| (*e, self.set(s))).collect(),
             grants: g
