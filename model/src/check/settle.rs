@@ -104,15 +104,20 @@ impl Cluster<'_> {
             .cloned()
         {
             self.timers[n].remove(&timer);
-            let mut state = Cow::Borrowed(&self.nodes[n]);
-            let mut out = Out::new();
-            self.model
-                .actor
-                .on_timeout(Id::from(node), &mut state, &timer, &mut out);
-            let after = owned(state);
-            changed |= self.apply(node, after, out);
+            changed |= self.fire(node, &timer);
         }
         changed
+    }
+
+    /// Runs `node`'s handler for `timer` (already removed from its timers).
+    fn fire(&mut self, node: NodeId, timer: &Timer) -> bool {
+        let mut state = Cow::Borrowed(&self.nodes[node.index()]);
+        let mut out = Out::new();
+        self.model
+            .actor
+            .on_timeout(Id::from(node), &mut state, timer, &mut out);
+        let after = owned(state);
+        self.apply(node, after, out)
     }
 
     fn deliver_all(&mut self) -> (bool, bool) {
@@ -154,14 +159,7 @@ impl Cluster<'_> {
                 if !self.timers[n].remove(&timer) {
                     continue;
                 }
-                let node = NodeId(n as u16);
-                let mut state = Cow::Borrowed(&self.nodes[n]);
-                let mut out = Out::new();
-                self.model
-                    .actor
-                    .on_timeout(Id::from(node), &mut state, &timer, &mut out);
-                let after = owned(state);
-                changed |= self.apply(node, after, out);
+                changed |= self.fire(NodeId(n as u16), &timer);
             }
         }
         changed
