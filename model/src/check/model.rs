@@ -108,8 +108,8 @@ pub struct ClusterModel {
     /// (specs/protocol.md §8.6). Exact only on a network that never loses a PING without its
     /// PONG: ignored when `lossy`.
     pub urgent_fail_undo: bool,
-    /// Forget the vote grants of an epoch once no vote and no promotion can happen in it any
-    /// more (specs/protocol.md §8.7).
+    /// Forget the vote grants, and the candidates of vote grants, that can no longer take part
+    /// in a violation: no more vote or promotion is possible for them (specs/protocol.md §8.7).
     pub forget_settled_grants: bool,
     /// A crash is followed at once by the restart (specs/protocol.md §8.8): no state has a
     /// node down.
@@ -235,8 +235,9 @@ impl ClusterModel {
             next.ghost = Hashed::new(ghost);
         }
         if let Some(state) = state {
-            // What messages to this node can still do depends on its epochs, its election and
-            // the configEpochs it knows (`residual_inputs_changed`).
+            // What messages to this node can still do depends on its epochs, its election, its
+            // slot map, the configEpochs it knows and whom it has PFAIL
+            // (`residual_inputs_changed`).
             if self.canonical_network && residual_inputs_changed(before, &state) {
                 let outlook = self.outlook(last, node);
                 self.settle_network_to(&mut next.network, &state, &outlook);

@@ -17,14 +17,19 @@
 //! - a gossip entry's configEpoch only raises the one the receiver knows for its subject: once
 //!   the receiver knows as much, it is replaced by 0; an entry written by a node that was not a
 //!   slot-owning master is never a failure report, so its PFAIL/healthy flag is irrelevant; an
-//!   entry with both is inert.
+//!   entry with both is inert;
+//! - a failure report (or its withdrawal) counts, and a FAIL message is adopted, only while the
+//!   receiver has the subject PFAIL; once the checker's suspicion budget is spent ([`Outlook`]),
+//!   a receiver that does not have it PFAIL now never will, and both are dead;
+//! - an UPDATE the receiver has applied, or one older than what it knows of the claim's node,
+//!   rebinds nothing and raises nothing, forever: slots only move to higher claims.
 //!
 //! "Forever" rests on two facts. The receiver's currentEpoch never goes down, restarts included
 //! (it is persisted before any message that depends on it leaves): that is property 4
 //! (`epochs-monotonic`), which the checker verifies, and up to the first step that would break
 //! it the reduced model has exactly the behaviours of the full one, so that step is found and
 //! reported. And the configEpoch a node knows for a peer only grows: every write of it takes a
-//! maximum, and it is persisted. Mutants that break a rule an argument here rests on switch
+//! maximum, and it is persisted (and a slot is only ever rebound to a higher claim, property 7). Mutants that break a rule an argument here rests on switch
 //! that argument off, so that they are checked on the full model.
 //!
 //! A delivery's result depends on the message only through what the handler reads, so
