@@ -117,7 +117,12 @@ fn exact_runs_agree_with_reduced_runs() {
     assert_eq!(code, exact_code);
     assert_eq!(
         reduced["reductions"],
-        serde_json::json!(["canonical-network", "urgent-fail-undo", "settled-grants"])
+        serde_json::json!([
+            "canonical-network",
+            "urgent-fail-undo",
+            "settled-grants",
+            "ping-twins"
+        ])
     );
     assert_eq!(exact["reductions"], serde_json::json!([]));
     assert!(reduced["unique_states"].as_u64() < exact["unique_states"].as_u64());

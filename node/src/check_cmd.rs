@@ -50,10 +50,10 @@ pub(crate) struct ConfigArgs {
     /// verdicts, more states; for cross-checking that reduction.
     #[arg(long)]
     exact_network: bool,
-    /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.8:
+    /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.9:
     /// every message kept as sent, FAIL-undo fired at any later moment, every vote grant
-    /// remembered, crashed nodes restarted by a separate step. Same verdicts, more states; for
-    /// cross-checking the reductions.
+    /// remembered, crashed nodes restarted by a separate step, every PING and every no-op
+    /// delivery computed. Same verdicts, more states; for cross-checking the reductions.
     #[arg(long)]
     exact: bool,
 }
@@ -100,6 +100,7 @@ impl ConfigArgs {
         model.urgent_fail_undo = !self.exact;
         model.forget_settled_grants = !self.exact;
         model.atomic_restart = !self.exact;
+        model.skip_ping_twins = !self.exact;
         Ok(model)
     }
 }
@@ -345,7 +346,7 @@ fn print_human(
     )?;
     writeln!(
         out,
-        "exact reductions: {} (specs/protocol.md §8.4-8.8; --exact turns them off)",
+        "exact reductions: {} (specs/protocol.md §8.4-8.9; --exact turns them off)",
         if report.reductions.is_empty() {
             "none".to_string()
         } else {

@@ -9,6 +9,7 @@ use thiserror::Error;
 use crate::actor::ClusterNode;
 use crate::bugs::Bugs;
 use crate::check::model::ClusterModel;
+use crate::check::noop_cache::NoopCache;
 use crate::ids::Epoch;
 use crate::layout::{InitialEpochs, Layout, LayoutError, Timing};
 
@@ -145,6 +146,9 @@ impl CheckConfig {
             urgent_fail_undo: true,
             forget_settled_grants: true,
             atomic_restart: true,
+            skip_ping_twins: true,
+            skip_known_noops: true,
+            noop_cache: NoopCache::new(),
             symmetry: None,
         })
     }

@@ -6,6 +6,7 @@ pub mod ghost;
 pub mod hashed;
 pub mod model;
 pub mod network;
+pub mod noop_cache;
 pub mod properties;
 pub mod render;
 pub mod run;

@@ -28,10 +28,13 @@ use crate::actor::ClusterNode;
 use crate::check::ghost::{Ghost, Observed};
 use crate::check::hashed::Hashed;
 pub use crate::check::network::{Envelope, Network, Shared};
+use crate::check::noop_cache::{DeliveryKey, NoopCache};
 use crate::check::properties;
 use crate::check::symmetry::{Classes, SymmetryClasses};
 use crate::ids::{Epoch, NodeId};
 use crate::message::Msg;
+use crate::protocol::failure::pong_clears;
+use crate::protocol::heartbeat::header;
 use crate::protocol::residual::{residual_inputs_changed, Outlook, Residual};
 use crate::state::{NodeState, Persisted};
 use crate::timer::Timer;
@@ -114,9 +117,31 @@ pub struct ClusterModel {
     /// A crash is followed at once by the restart (specs/protocol.md §8.8): no state has a
     /// node down.
     pub atomic_restart: bool,
+    /// Do not offer a PING whose PONG twin (same sender, receiver and header) is in flight when
+    /// delivering either reaches the same state (`ping_twin_in_flight`, specs/protocol.md
+    /// §8.9). The successors of every state stay the same; fewer of them are computed twice.
+    pub skip_ping_twins: bool,
+    /// Do not run again a delivery already found to change nothing at a state that agrees with
+    /// this one on everything the delivery reads (`check/noop_cache.rs`). The successors of every
+    /// state stay the same; the search runs fewer no-op steps.
+    pub skip_known_noops: bool,
+    /// The memo `skip_known_noops` reads (empty in every clone).
+    pub noop_cache: NoopCache,
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
+}
+
+/// What delivering `env` at `state` reads, as fingerprints (`check/noop_cache.rs`): a delivery
+/// that sends and saves nothing is a function of these.
+fn delivery_key(state: &ClusterState, env: &Shared) -> DeliveryKey {
+    let d = env.dst.index();
+    [
+        state.nodes[d].hash_value(),
+        state.timers[d].hash_value(),
+        state.ghost.hash_value(),
+        env.hash_value(),
+    ]
 }
 
 fn node_of(id: Id) -> NodeId {
@@ -178,18 +203,8 @@ impl ClusterModel {
             match command {
                 Command::Send(dst, msg) => {
                     let dst = node_of(dst);
-                    let msg = if self.canonical_network {
-                        let outlook = self.outlook(last, dst);
-                        match self
-                            .actor
-                            .residual(&last.nodes[dst.index()], &msg, &outlook)
-                        {
-                            Residual::Inert => continue,
-                            Residual::Canonical(msg) => msg,
-                            Residual::Unchanged => msg,
-                        }
-                    } else {
-                        msg
+                    let Some(msg) = self.as_sent(last, dst, msg) else {
+                        continue;
                     };
                     let env = Envelope {
                         src: node,
@@ -285,6 +300,59 @@ impl ClusterModel {
         outlook
     }
 
+    /// `msg` as it goes in flight to `dst` from `state`: in its canonical form for the
+    /// receiver, or `None` if it can no longer change it (with `canonical_network`).
+    fn as_sent(&self, state: &ClusterState, dst: NodeId, msg: Msg) -> Option<Msg> {
+        if !self.canonical_network {
+            return Some(msg);
+        }
+        let outlook = self.outlook(state, dst);
+        match self
+            .actor
+            .residual(&state.nodes[dst.index()], &msg, &outlook)
+        {
+            Residual::Inert => None,
+            Residual::Canonical(msg) => Some(msg),
+            Residual::Unchanged => Some(msg),
+        }
+    }
+
+    /// With `skip_ping_twins`: whether `env` is a PING whose delivery reaches exactly the state
+    /// that delivering its PONG twin, also in flight, reaches (specs/protocol.md §8.9). A PING
+    /// and a PONG with one header run the same handler (§3.2) but for two things: the PONG
+    /// proves the sender alive, which changes nothing when it would not end the receiver's
+    /// suspicion of the sender (`pong_clears`), and the PING is answered with a PONG carrying
+    /// the receiver's header, which changes nothing when that PONG is in flight already (if
+    /// the step changes the header, both deliveries announce the new one).
+    fn ping_twin_in_flight(&self, state: &ClusterState, env: &Envelope) -> bool {
+        let Msg::Ping(h) = &env.msg else {
+            return false;
+        };
+        if !self.skip_ping_twins {
+            return false;
+        }
+        let receiver = &state.nodes[env.dst.index()];
+        if pong_clears(receiver, env.src) {
+            return false;
+        }
+        let twin = Envelope {
+            src: env.src,
+            dst: env.dst,
+            msg: Msg::Pong(h.clone()),
+        };
+        if !state.network.contains(&twin) {
+            return false;
+        }
+        match self.as_sent(state, env.src, Msg::Pong(header(receiver))) {
+            None => true,
+            Some(msg) => state.network.contains(&Envelope {
+                src: env.dst,
+                dst: env.src,
+                msg,
+            }),
+        }
+    }
+
     /// What `env` can still do to its receiver in `state` (`protocol::residual`).
     pub fn residual(&self, state: &ClusterState, env: &Envelope) -> Residual {
         let outlook = self.outlook(state, env.dst);
@@ -323,6 +391,9 @@ impl ClusterModel {
         }
         if self.atomic_restart && self.crash_budget > 0 {
             on.push("atomic-restart");
+        }
+        if self.skip_ping_twins {
+            on.push("ping-twins");
         }
         on
     }
@@ -436,7 +507,7 @@ impl Model for ClusterModel {
 
     fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
         for env in state.network.iter() {
-            if !state.crashed[env.dst.index()] {
+            if !state.crashed[env.dst.index()] && !self.ping_twin_in_flight(state, env) {
                 actions.push(Action::Deliver(env.clone()));
             }
             if self.lossy {
@@ -489,6 +560,11 @@ impl Model for ClusterModel {
                     });
                     return Some(next);
                 }
+                // Looked up here, not in `actions`: the checker rebuilds paths from action
+                // indices, so the actions of a state must not depend on what was memoised.
+                if self.skip_known_noops && self.noop_cache.contains(&delivery_key(last, &env)) {
+                    return None;
+                }
                 let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
                 let mut out = Out::new();
                 self.actor.on_msg(
@@ -498,7 +574,15 @@ impl Model for ClusterModel {
                     env.msg.clone(),
                     &mut out,
                 );
-                let next = self.finish_step(last, dst, state, out, None)?;
+                let pure = out
+                    .iter()
+                    .all(|c| !matches!(c, Command::Send(..) | Command::Save(..)));
+                let Some(next) = self.finish_step(last, dst, state, out, None) else {
+                    if pure && self.skip_known_noops {
+                        self.noop_cache.insert(delivery_key(last, &env));
+                    }
+                    return None;
+                };
                 Some(self.fire_urgent_timers(next, dst))
             }
             Action::Drop(env) => {

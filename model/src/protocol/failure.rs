@@ -25,8 +25,26 @@ use crate::actor::{exactly, Step};
 use crate::bugs::Bug;
 use crate::ids::NodeId;
 use crate::message::{GossipEntry, Suspicion};
-use crate::state::{Health, Role};
+use crate::state::{Health, NodeState, Role};
 use crate::timer::Timer;
+
+/// Whether a PONG from `peer` would end `state`'s suspicion of it (§2.4): it clears PFAIL, and
+/// FAIL of a replica or a slot-less master at once, of a slot-owning master only once its
+/// FAIL-undo time has passed. Otherwise a PONG does nothing a PING with the same header does not
+/// also do, which the checker uses to skip a PING whose PONG twin is in flight
+/// (specs/protocol.md §8.9).
+pub(crate) fn pong_clears(state: &NodeState, peer: NodeId) -> bool {
+    let Some(p) = state.peer(peer) else {
+        return false;
+    };
+    match p.health {
+        Health::Ok => false,
+        Health::PFail => true,
+        Health::Fail { undo_ready } => {
+            undo_ready || p.role != Role::Master || !state.slots.owns_any(peer)
+        }
+    }
+}
 
 impl Step<'_, '_> {
     /// My PING to `peer` went unanswered for node_timeout.
@@ -45,15 +63,7 @@ impl Step<'_, '_> {
     /// A PONG from `peer`: it is alive (§2.4).
     pub(crate) fn on_peer_alive(&mut self, peer: NodeId) {
         let p = peer.index();
-        let clear = match self.st().peers[p].health {
-            Health::Ok => false,
-            Health::PFail => true,
-            Health::Fail { undo_ready } => {
-                let is_master = self.st().peers[p].role == Role::Master;
-                undo_ready || !is_master || !self.st().slots.owns_any(peer)
-            }
-        };
-        if clear {
+        if pong_clears(self.st(), peer) {
             self.st_mut().peers[p].health = Health::Ok;
             self.discard_reports(peer);
             self.cancel_timer(Timer::FailUndo(peer));
