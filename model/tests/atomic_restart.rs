@@ -29,20 +29,7 @@ fn restarted(model: &ClusterModel, s: &ClusterState) -> ClusterState {
 
 #[test]
 fn atomic_restarts_reach_the_same_states_with_every_node_up() {
-    let tiny = CheckConfig::embedded("tiny").expect("tiny is embedded");
-    let configs = [
-        tiny.clone(),
-        CheckConfig {
-            elections: 2,
-            suspects: Some(vec![2]),
-            ..tiny
-        },
-    ];
-    std::thread::scope(|scope| {
-        for config in &configs {
-            scope.spawn(move || compare(config));
-        }
-    });
+    common::each_in_parallel(&common::tiny_and_two_elections(), compare);
 }
 
 fn compare(config: &CheckConfig) {

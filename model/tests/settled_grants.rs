@@ -48,11 +48,7 @@ fn forgetting_settled_grants_reaches_the_same_states_less_their_settled_grants()
         (base, Bugs::only(Bug::VoteTwicePerEpoch)),
     ];
     // One thread per configuration, and one per search: the searches are independent.
-    std::thread::scope(|scope| {
-        for (config, bugs) in &runs {
-            scope.spawn(move || compare(config, *bugs));
-        }
-    });
+    common::each_in_parallel(&runs, |(config, bugs)| compare(config, *bugs));
 }
 
 fn compare(config: &CheckConfig, bugs: Bugs) {

@@ -66,16 +66,10 @@ fn compare(config: &CheckConfig) {
 
 #[test]
 fn pruned_models_have_the_plain_successors_at_every_state() {
-    let tiny = CheckConfig::embedded("tiny").expect("tiny is embedded");
+    let [tiny, two_elections] = common::tiny_and_two_elections();
     let configs = [
         tiny.clone(),
-        // Two elections of one replica, with configEpoch collisions and stale votes.
-        CheckConfig {
-            name: "tiny, 2 elections, master 2 suspected".into(),
-            elections: 2,
-            suspects: Some(vec![2]),
-            ..tiny.clone()
-        },
+        two_elections,
         // A lossy network: the twin may be dropped while the PING stays. (Lossy state spaces
         // explode; this is one whose search completes in seconds.)
         CheckConfig {
@@ -87,9 +81,5 @@ fn pruned_models_have_the_plain_successors_at_every_state() {
             ..tiny
         },
     ];
-    std::thread::scope(|scope| {
-        for config in &configs {
-            scope.spawn(move || compare(config));
-        }
-    });
+    common::each_in_parallel(&configs, compare);
 }

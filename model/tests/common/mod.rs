@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use slotguard_model::check::{ClusterModel, ClusterState};
+use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 use stateright::Model;
 
 /// Explicit depth-first search of the states `model` reaches within its boundary, independent
@@ -47,4 +47,31 @@ impl Walk {
         self.0 ^= self.0 >> 27;
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
     }
+}
+
+/// Runs `check` on every item at once, one thread each (the comparisons are independent and
+/// each is single-threaded). A panic in any fails the test.
+#[allow(dead_code)]
+pub(crate) fn each_in_parallel<T: Sync>(items: &[T], check: impl Fn(&T) + Sync) {
+    std::thread::scope(|scope| {
+        for item in items {
+            let check = &check;
+            scope.spawn(move || check(item));
+        }
+    });
+}
+
+/// The embedded `tiny`, and `tiny` with a second election of its one replica, whose master (2)
+/// is the only node that may be suspected: configEpoch collisions, stale votes and a retry, in
+/// a state space the comparison tests can search twice.
+#[allow(dead_code)]
+pub(crate) fn tiny_and_two_elections() -> [CheckConfig; 2] {
+    let tiny = CheckConfig::embedded("tiny").expect("tiny is embedded");
+    let two = CheckConfig {
+        name: "tiny, 2 elections, master 2 suspected".into(),
+        elections: 2,
+        suspects: Some(vec![2]),
+        ..tiny.clone()
+    };
+    [tiny, two]
 }
