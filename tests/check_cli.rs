@@ -24,6 +24,44 @@ fn json(args: &[&str]) -> (i32, serde_json::Value) {
     (code, value)
 }
 
+/// `--timeout` stops a single-threaded run too (stateright's own timeout is checked only when a
+/// worker runs out of work, which one depth-first worker never does before the end), and the
+/// run is INCOMPLETE. `standard` cannot finish in the time the test allows, so a timeout that
+/// is ignored makes the test fail at its deadline instead of hanging.
+#[test]
+fn a_single_threaded_run_stops_at_its_timeout() {
+    let mut child = slotguard()
+        .args([
+            "check",
+            "standard",
+            "--threads",
+            "1",
+            "--timeout",
+            "2",
+            "--json",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("slotguard runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a 2-second run was still going after 300 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().expect("output");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(status.code(), Some(3), "{report:#}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["threads"], 1);
+}
+
 /// A small, complete configuration passes: exit 0, `complete`, every property as expected.
 #[test]
 fn a_complete_passing_run_exits_zero() {

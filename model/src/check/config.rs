@@ -1,6 +1,7 @@
 //! Checker configurations: what cluster, which faults, which bounds. The files in
 //! `specs/configs/` are these, in TOML; `tiny` is embedded as the default.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -149,6 +150,7 @@ impl CheckConfig {
             skip_ping_twins: true,
             skip_known_noops: true,
             noop_cache: NoopCache::new(),
+            stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
         })
     }

@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use stateright::actor::{Actor, Command, Id, Out};
@@ -127,6 +128,11 @@ pub struct ClusterModel {
     pub skip_known_noops: bool,
     /// The memo `skip_known_noops` reads (empty in every clone).
     pub noop_cache: NoopCache,
+    /// Set by the run when its time is up: from then on no state has successors, so the
+    /// search ends at once. (stateright checks its own timeout only when a worker runs out of
+    /// work, which a single-threaded depth-first search never does until it is complete.) The
+    /// run is then reported INCOMPLETE. Shared by clones.
+    pub stop: Arc<AtomicBool>,
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
@@ -506,6 +512,9 @@ impl Model for ClusterModel {
     }
 
     fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
+        if self.stop.load(Ordering::Relaxed) {
+            return;
+        }
         for env in state.network.iter() {
             if !state.crashed[env.dst.index()] && !self.ping_twin_in_flight(state, env) {
                 actions.push(Action::Deliver(env.clone()));

@@ -12,6 +12,8 @@
 //! - discoveries are paths recorded by worker threads: every one is replayed and re-checked
 //!   ([`trace::replay`]) before it is reported.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -165,6 +167,9 @@ pub fn run(
     let symmetric = model.symmetry.is_some();
     let reductions = model.reductions();
     let properties = model.properties();
+    // A fresh flag: this run alone stops it.
+    let stop = Arc::new(AtomicBool::new(false));
+    model.stop = Arc::clone(&stop);
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
         builder = builder.symmetry_fn(symmetry::representative_fingerprint);
@@ -183,6 +188,9 @@ pub fn run(
     let mut last_report = start;
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(100));
+        if options.timeout.is_some_and(|t| start.elapsed() >= t) {
+            stop.store(true, Ordering::Relaxed);
+        }
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             progress(Progress {
@@ -201,6 +209,8 @@ pub fn run(
         }
     }
     let elapsed = start.elapsed();
+    // Counterexample paths are rebuilt by replaying actions: the model must have them again.
+    let stopped = stop.swap(false, Ordering::Relaxed);
     let states = checker.state_count();
     let unique = checker.unique_state_count();
     let discoveries = checker.discoveries();
@@ -215,7 +225,7 @@ pub fn run(
         }
     }
     if let Some(t) = options.timeout {
-        if elapsed >= t {
+        if elapsed >= t || stopped {
             incomplete_reason = Some(format!("stopped at the time limit ({t:?})"));
         }
     }
