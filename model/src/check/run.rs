@@ -10,7 +10,11 @@
 //!   ([`symmetry::representative`], which renames ids everywhere), on DFS only; a BFS run drops
 //!   it and says so in [`RunReport::symmetry`];
 //! - discoveries are paths recorded by worker threads: every one is replayed and re-checked
-//!   ([`trace::replay`]) before it is reported.
+//!   ([`trace::replay`]) before it is reported;
+//! - the timeout is checked only when a worker runs out of work and asks for more, which a
+//!   single depth-first worker never does before the search is complete: `--threads 1
+//!   --timeout 60` ran on for minutes. The run loop here stops the model itself
+//!   ([`ClusterModel::stop`]: no state has successors from then on).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
