@@ -49,15 +49,28 @@ fn nodes_with(erase: fn(&mut NodeState)) -> Projection {
 /// how many states an "epoch-only" canonical form could merge at most (it would also have to
 /// stay exact in later states, which this does not check). A header counts as epoch-only when
 /// delivering it with its currentEpoch zeroed changes nothing.
-fn epoch_only_folded(model: &slotguard_model::check::ClusterModel) -> Projection {
+///
+/// `settled` restricts the fold to where a PONG's proof of life can no longer matter: the
+/// suspicion budget is spent and the receiver has the sender healthy. (Restricting it further to
+/// headers older than the last one the receiver applied from the sender, `heard`, folds nothing
+/// on `standard`: the folded headers carry the sender's current configEpoch with an older
+/// currentEpoch.)
+fn epoch_only_folded(model: &slotguard_model::check::ClusterModel, settled: bool) -> Projection {
     use slotguard_model::message::Msg;
     let model = model.clone();
     Box::new(move |s: &ClusterState| {
+        let spent = s.suspicions >= model.suspicion_budget;
         let mut kept: Vec<&Envelope> = Vec::new();
         let mut tokens: Vec<(u16, u64)> = Vec::new();
         for env in s.network.iter() {
             let zeroed = match &env.msg {
-                Msg::Ping(h) | Msg::Pong(h) if h.current_epoch.0 > 0 => {
+                Msg::Ping(h) | Msg::Pong(h)
+                    if h.current_epoch.0 > 0
+                        && (!settled || {
+                            let view = &s.nodes[env.dst.index()].peers[env.src.index()];
+                            spent && view.health == Health::Ok
+                        }) =>
+                {
                     let mut h = h.clone();
                     let epoch = h.current_epoch.0;
                     h.current_epoch = Default::default();
@@ -234,7 +247,14 @@ fn main() {
         1,
         (
             "whole state, epoch-only headers folded",
-            epoch_only_folded(&model),
+            epoch_only_folded(&model, false),
+        ),
+    );
+    projections.insert(
+        2,
+        (
+            "  ... only once no suspicion is left, to a receiver that has the sender healthy",
+            epoch_only_folded(&model, true),
         ),
     );
     let mut seen: Vec<HashSet<u64>> = vec![HashSet::new(); projections.len()];
