@@ -54,14 +54,19 @@ fn nodes_with(erase: fn(&mut NodeState)) -> Projection {
 /// suspicion budget is spent and the receiver has the sender healthy. (Restricting it further to
 /// headers older than the last one the receiver applied from the sender, `heard`, folds nothing
 /// on `standard`: the folded headers carry the sender's current configEpoch with an older
-/// currentEpoch.)
-fn epoch_only_folded(model: &slotguard_model::check::ClusterModel, settled: bool) -> Projection {
+/// currentEpoch.) `keep_sender` keeps the sender in the token: what a canonical form that still
+/// names its sender could fold.
+fn epoch_only_folded(
+    model: &slotguard_model::check::ClusterModel,
+    settled: bool,
+    keep_sender: bool,
+) -> Projection {
     use slotguard_model::message::Msg;
     let model = model.clone();
     Box::new(move |s: &ClusterState| {
         let spent = s.suspicions >= model.suspicion_budget;
         let mut kept: Vec<&Envelope> = Vec::new();
-        let mut tokens: Vec<(u16, u64)> = Vec::new();
+        let mut tokens: Vec<(u16, u16, u64)> = Vec::new();
         for env in s.network.iter() {
             let zeroed = match &env.msg {
                 Msg::Ping(h) | Msg::Pong(h)
@@ -95,7 +100,7 @@ fn epoch_only_folded(model: &slotguard_model::check::ClusterModel, settled: bool
                         .next_state(s, Action::Deliver(Shared::new(z.clone())))
                         .is_none() =>
                 {
-                    tokens.push((env.dst.0, epoch));
+                    tokens.push((env.dst.0, if keep_sender { env.src.0 } else { 0 }, epoch));
                 }
                 _ => kept.push(env),
             }
@@ -247,14 +252,21 @@ fn main() {
         1,
         (
             "whole state, epoch-only headers folded",
-            epoch_only_folded(&model, false),
+            epoch_only_folded(&model, false, false),
         ),
     );
     projections.insert(
         2,
         (
             "  ... only once no suspicion is left, to a receiver that has the sender healthy",
-            epoch_only_folded(&model, true),
+            epoch_only_folded(&model, true, false),
+        ),
+    );
+    projections.insert(
+        3,
+        (
+            "  ... and keeping each token's sender",
+            epoch_only_folded(&model, true, true),
         ),
     );
     let mut seen: Vec<HashSet<u64>> = vec![HashSet::new(); projections.len()];
