@@ -52,8 +52,9 @@ pub(crate) struct ConfigArgs {
     exact_network: bool,
     /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.9:
     /// every message kept as sent, FAIL-undo fired at any later moment, every vote grant
-    /// remembered, crashed nodes restarted by a separate step, every PING and every no-op
-    /// delivery computed. Same verdicts, more states; for cross-checking the reductions.
+    /// remembered, crashed nodes restarted by a separate step, every PING offered (the memo of
+    /// no-op deliveries, a cache, stays on). Same verdicts, more states; for cross-checking the
+    /// reductions.
     #[arg(long)]
     exact: bool,
 }

@@ -29,8 +29,9 @@
 //! (`epochs-monotonic`), which the checker verifies, and up to the first step that would break
 //! it the reduced model has exactly the behaviours of the full one, so that step is found and
 //! reported. And the configEpoch a node knows for a peer only grows: every write of it takes a
-//! maximum, and it is persisted (and a slot is only ever rebound to a higher claim, property 7). Mutants that break a rule an argument here rests on switch
-//! that argument off, so that they are checked on the full model.
+//! maximum, and it is persisted (and a slot is only ever rebound to a higher claim, property 7).
+//! Mutants that break a rule an argument here rests on switch that argument off, so that they are
+//! checked on the full model.
 //!
 //! A delivery's result depends on the message only through what the handler reads, so
 //! replacing a message by its canonical form never changes a successor state; the reduction
