@@ -436,7 +436,7 @@ fn a_corrupt_state_file_stops_start_up_with_its_name() {
     let data = c.dir.join("n0");
     std::fs::create_dir_all(&data).expect("dir");
     let file = data.join("node-0.state");
-    std::fs::write(&file, b"SLOTGUARD-STATE 1\n\x00\x00\x00\x00garbage").expect("write");
+    std::fs::write(&file, b"SLOTGUARD-STATE 2\n\x00\x00\x00\x00garbage").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
         .arg("node")
         .arg("--config")
@@ -449,7 +449,7 @@ fn a_corrupt_state_file_stops_start_up_with_its_name() {
     assert!(err.contains("corrupt"), "{err}");
     assert_eq!(
         std::fs::read(&file).expect("kept"),
-        b"SLOTGUARD-STATE 1\n\x00\x00\x00\x00garbage"
+        b"SLOTGUARD-STATE 2\n\x00\x00\x00\x00garbage"
     );
 }
 

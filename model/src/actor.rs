@@ -182,8 +182,7 @@ impl Actor for ClusterNode {
         if storage.is_some() && self.bug(Bug::ForgetLastVoteOnRestart) {
             state.last_vote_epoch = crate::ids::Epoch(0);
         }
-        // Persist at once: the incarnation counts starts, and a fresh node's first state file
-        // exists before it says anything.
+        // Persist at once: a fresh node's first state file exists before it says anything.
         o.save(state.persisted());
         // Announce myself at once (the tick repeats it).
         let h = crate::protocol::heartbeat::header(&state);

@@ -29,6 +29,6 @@ pub use bugs::{Bug, Bugs};
 pub use ids::{Epoch, NodeId};
 pub use layout::{InitialEpochs, InitialRole, Layout, LayoutError, NodeSpec, Timing};
 pub use message::{GossipEntry, Header, Msg, SlotClaim, Suspicion, VoteRequest};
-pub use state::{Election, Health, NodeState, PeerView, Persisted, Role, SlotMap};
+pub use state::{Election, Health, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap};
 pub use timer::Timer;
 pub mod check;

@@ -4,7 +4,11 @@
 //! Everything here is plain, ordered, hashable data (no hash maps, no clocks), because the checker
 //! fingerprints it. The durable part ([`Persisted`]) is what Redis keeps in `nodes.conf`:
 //! currentEpoch, lastVoteEpoch, the node's own configEpoch and role, and the slot map with every
-//! node's role and configEpoch (redis-cluster.md §8, `vars currentEpoch N lastVoteEpoch M`).
+//! node's role and configEpoch (redis-cluster.md §8, `vars currentEpoch N lastVoteEpoch M`), plus
+//! one field Redis does not need over TCP: the version of the last header applied from each peer
+//! (`heard`, specs/protocol.md §3.2). How often the node has started is the runtime's business
+//! (its datagrams' incarnation), not the protocol's: no handler reads it, and the checker would
+//! otherwise tell apart states that differ only by who has restarted.
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -76,7 +80,8 @@ pub struct PeerView {
     /// Version of the last header applied from it: the configEpoch it advertised. A node's
     /// advertised configEpoch only grows, and every role change raises it (a promotion takes a
     /// new epoch; a demoted master or a replica that switches masters follows a node with a
-    /// higher one), so a header with a lower one is a stale, reordered datagram.
+    /// higher one), so a header with a lower one is a stale, reordered datagram. Durable
+    /// ([`PersistedPeer::heard`]): a restart does not make old datagrams current again.
     pub heard: Epoch,
 }
 
@@ -153,8 +158,6 @@ pub enum Election {
 pub struct NodeState {
     /// This node.
     pub me: NodeId,
-    /// Starts since creation (0 for the first start); persisted.
-    pub incarnation: u32,
     /// currentEpoch; persisted.
     pub current_epoch: Epoch,
     /// lastVoteEpoch; persisted before the vote leaves.
@@ -176,8 +179,6 @@ pub struct NodeState {
 /// The durable part of [`NodeState`] (stateright `Storage`; the node's state file).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Persisted {
-    /// Starts since creation.
-    pub incarnation: u32,
     /// currentEpoch.
     pub current_epoch: Epoch,
     /// lastVoteEpoch.
@@ -188,8 +189,21 @@ pub struct Persisted {
     pub role: Role,
     /// Slot bindings.
     pub slots: SlotMap,
-    /// Every node's role and configEpoch, by id.
-    pub peers: Vec<(Role, Epoch)>,
+    /// What this node knows durably of every node, by id.
+    pub peers: Vec<PersistedPeer>,
+}
+
+/// The durable part of [`PeerView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PersistedPeer {
+    /// Its role.
+    pub role: Role,
+    /// Its configEpoch.
+    pub config_epoch: Epoch,
+    /// The configEpoch advertised by the last header applied from it ([`PeerView::heard`]):
+    /// durable, so that headers older than one applied before a restart stay stale after it
+    /// (specs/protocol.md §3.2).
+    pub heard: Epoch,
 }
 
 impl NodeState {
@@ -225,7 +239,6 @@ impl NodeState {
         let own = &peers[me.index()];
         NodeState {
             me,
-            incarnation: 0,
             current_epoch,
             last_vote_epoch: Epoch(0),
             config_epoch: own.config_epoch,
@@ -243,25 +256,18 @@ impl NodeState {
         let peers = p
             .peers
             .iter()
-            .map(|&(role, config_epoch)| PeerView {
-                role,
-                config_epoch,
+            .map(|p| PeerView {
+                role: p.role,
+                config_epoch: p.config_epoch,
                 health: Health::Ok,
                 reports: NodeSet::new(),
                 repl_offset: 0,
                 no_failover: false,
-                // A master's advertised configEpoch never goes below what I persisted about it,
-                // so older headers still in flight stay stale across my restart (§3.2).
-                heard: if role == Role::Master {
-                    config_epoch
-                } else {
-                    Epoch(0)
-                },
+                heard: p.heard,
             })
             .collect();
         NodeState {
             me,
-            incarnation: p.incarnation.saturating_add(1),
             current_epoch: p.current_epoch,
             last_vote_epoch: p.last_vote_epoch,
             config_epoch: p.config_epoch,
@@ -276,7 +282,6 @@ impl NodeState {
     /// The durable projection of this state.
     pub fn persisted(&self) -> Persisted {
         Persisted {
-            incarnation: self.incarnation,
             current_epoch: self.current_epoch,
             last_vote_epoch: self.last_vote_epoch,
             config_epoch: self.config_epoch,
@@ -285,25 +290,26 @@ impl NodeState {
             peers: self
                 .peers
                 .iter()
-                .map(|p| (p.role, p.config_epoch))
+                .map(|p| PersistedPeer {
+                    role: p.role,
+                    config_epoch: p.config_epoch,
+                    heard: p.heard,
+                })
                 .collect(),
         }
     }
 
     /// Whether the durable projections of two states are equal (without building them).
     pub fn durable_eq(&self, other: &NodeState) -> bool {
-        self.incarnation == other.incarnation
-            && self.current_epoch == other.current_epoch
+        self.current_epoch == other.current_epoch
             && self.last_vote_epoch == other.last_vote_epoch
             && self.config_epoch == other.config_epoch
             && self.role == other.role
             && self.slots == other.slots
             && self.peers.len() == other.peers.len()
-            && self
-                .peers
-                .iter()
-                .zip(&other.peers)
-                .all(|(a, b)| a.role == b.role && a.config_epoch == b.config_epoch)
+            && self.peers.iter().zip(&other.peers).all(|(a, b)| {
+                a.role == b.role && a.config_epoch == b.config_epoch && a.heard == b.heard
+            })
     }
 
     /// This node's view of `node`, if `node` is in the layout.

@@ -14,7 +14,7 @@ use stateright::Model;
 mod common;
 
 /// Unique states of the embedded `tiny` configuration (specs/properties.md).
-const TINY_UNIQUE_STATES: usize = 44_740;
+const TINY_UNIQUE_STATES: usize = 10_000;
 
 fn tiny() -> CheckConfig {
     CheckConfig::embedded("tiny").expect("tiny is embedded")

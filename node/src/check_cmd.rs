@@ -101,6 +101,7 @@ impl ConfigArgs {
         model.urgent_fail_undo = !self.exact;
         model.forget_settled_grants = !self.exact;
         model.atomic_restart = !self.exact;
+        model.skip_noop_crashes = !self.exact;
         model.skip_ping_twins = !self.exact;
         Ok(model)
     }

@@ -147,6 +147,7 @@ impl CheckConfig {
             urgent_fail_undo: true,
             forget_settled_grants: true,
             atomic_restart: true,
+            skip_noop_crashes: true,
             skip_ping_twins: true,
             skip_known_noops: true,
             noop_cache: NoopCache::new(),

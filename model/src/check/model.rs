@@ -65,6 +65,19 @@ pub struct ClusterState {
     pub symmetry: Classes,
 }
 
+impl ClusterState {
+    /// Whether this state is `other` but for the count of crashes.
+    fn equal_but_for_crashes(&self, other: &ClusterState) -> bool {
+        self.nodes == other.nodes
+            && self.crashed == other.crashed
+            && self.storage == other.storage
+            && self.timers == other.timers
+            && self.network == other.network
+            && self.suspicions == other.suspicions
+            && self.ghost == other.ghost
+    }
+}
+
 /// A step of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -118,6 +131,10 @@ pub struct ClusterModel {
     /// A crash is followed at once by the restart (specs/protocol.md §8.8): no state has a
     /// node down.
     pub atomic_restart: bool,
+    /// With `atomic_restart`: a crash-restart that leaves the state as it was, but for the
+    /// count of crashes, has no successor (specs/protocol.md §8.8): every state reachable after
+    /// it is reachable without it, with the crash still to spend.
+    pub skip_noop_crashes: bool,
     /// Do not offer a PING whose PONG twin (same sender, receiver and header) is in flight when
     /// delivering either reaches the same state (`ping_twin_in_flight`, specs/protocol.md
     /// §8.9). The successors of every state stay the same; fewer of them are computed twice.
@@ -397,6 +414,9 @@ impl ClusterModel {
         }
         if self.atomic_restart && self.crash_budget > 0 {
             on.push("atomic-restart");
+            if self.skip_noop_crashes {
+                on.push("no-op-crashes");
+            }
         }
         if self.skip_ping_twins {
             on.push("ping-twins");
@@ -625,7 +645,11 @@ impl Model for ClusterModel {
             }
             Action::CrashRestart(node) => {
                 let crashed = self.next_state(last, Action::Crash(node))?;
-                self.next_state(&crashed, Action::Recover(node))
+                let next = self.next_state(&crashed, Action::Recover(node))?;
+                if self.skip_noop_crashes && next.equal_but_for_crashes(last) {
+                    return None;
+                }
+                Some(next)
             }
             Action::Recover(node) => {
                 let n = node.index();

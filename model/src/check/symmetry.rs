@@ -34,7 +34,7 @@ use crate::check::network::{Envelope, Network};
 use crate::ids::{Epoch, NodeId};
 use crate::layout::{InitialRole, Layout};
 use crate::message::{Header, Msg};
-use crate::state::{Election, NodeState, PeerView, Persisted, Role, SlotMap};
+use crate::state::{Election, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap};
 use crate::timer::Timer;
 
 /// One shard of a layout as created: a master and its replicas.
@@ -326,7 +326,6 @@ fn signature(
         s.current_epoch,
         config_epoch,
         s.last_vote_epoch,
-        s.incarnation,
         matches!(s.role, Role::Master),
         s.slots.slots_of(node).len(),
         election,
@@ -540,8 +539,10 @@ impl Permutation {
             role: self.role(p.role),
             config_epoch: self.config_epoch(p.config_epoch),
             slots: self.slots(&p.slots),
-            peers: self.reindex(&p.peers, |&(role, epoch)| {
-                (self.role(role), self.config_epoch(epoch))
+            peers: self.reindex(&p.peers, |q| PersistedPeer {
+                role: self.role(q.role),
+                config_epoch: self.config_epoch(q.config_epoch),
+                heard: self.config_epoch(q.heard),
             }),
             ..p.clone()
         }

@@ -240,7 +240,11 @@ fn a_restart_recovers_epochs_and_vote_from_storage() {
     let back = a.on_start(Id::from(0usize), &Some(persisted), &mut out);
     assert_eq!(back.last_vote_epoch, Epoch(4));
     assert_eq!(back.current_epoch, Epoch(4));
-    assert_eq!(back.incarnation, 1);
+    assert_eq!(
+        back.peers.iter().map(|p| p.heard).collect::<Vec<_>>(),
+        s.peers.iter().map(|p| p.heard).collect::<Vec<_>>(),
+        "heard is durable"
+    );
     assert_eq!(back.peers[2].health, Health::Ok, "suspicions are volatile");
 }
 

@@ -227,7 +227,7 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
         s.state.current_epoch,
         s.state.advertised_config_epoch(),
         s.state.last_vote_epoch,
-        s.state.incarnation,
+        s.incarnation,
     );
     for (name, value) in &s.counters {
         let _ = write!(text, "slotguard_{name}:{value}\r\n");

@@ -40,6 +40,8 @@ use self::wire::Rejection;
 pub(crate) struct Snapshot {
     /// The actor state.
     pub(crate) state: NodeState,
+    /// Starts of this node before this one.
+    pub(crate) incarnation: u32,
     /// Datagram counters: received, sent, and drops by reason.
     pub(crate) counters: BTreeMap<&'static str, u64>,
 }
@@ -53,6 +55,8 @@ pub(crate) struct Runtime {
     actor: ClusterNode,
     me: NodeId,
     state: NodeState,
+    /// Starts of this node before this one (persisted in the state file; stamped on datagrams).
+    incarnation: u32,
     file: StateFile,
     timers: Timers,
     socket: UdpSocket,
@@ -68,24 +72,38 @@ impl Runtime {
         let me = NodeId(config.id);
         let actor = ClusterNode::new(Arc::clone(&config.layout), config.timing);
         let file = StateFile::new(&config.data_dir, config.id);
-        let stored = file.load()?;
-        match &stored {
-            Some(p) => info!(
-                file = %file.path().display(),
-                current_epoch = %p.current_epoch,
-                last_vote_epoch = %p.last_vote_epoch,
-                "recovered state"
-            ),
-            None => info!(file = %file.path().display(), "no state file: starting as created"),
-        }
+        // The incarnation counts starts: every datagram is stamped with it, so that receivers
+        // can tell this run's datagrams from the last one's (wire.rs).
+        let (incarnation, stored) = match file.load()? {
+            Some((previous, p)) => {
+                let incarnation = previous.checked_add(1).with_context(|| {
+                    format!("state file {}: incarnation overflow", file.path().display())
+                })?;
+                info!(
+                    file = %file.path().display(),
+                    current_epoch = %p.current_epoch,
+                    last_vote_epoch = %p.last_vote_epoch,
+                    incarnation,
+                    "recovered state"
+                );
+                (incarnation, Some(p))
+            }
+            None => {
+                info!(file = %file.path().display(), "no state file: starting as created");
+                (0, None)
+            }
+        };
         let bus = config.nodes[me.index()].bus;
         let socket = UdpSocket::bind(bus)
             .await
             .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
         let mut out = Out::new();
         let state = actor.on_start(Id::from(me.index()), &stored, &mut out);
+        // The new incarnation is on disk before the first datagram that carries it leaves.
+        file.save(incarnation, &state.persisted())?;
         let shared = Arc::new(RwLock::new(Snapshot {
             state: state.clone(),
+            incarnation,
             counters: BTreeMap::new(),
         }));
         let mut rt = Runtime {
@@ -93,6 +111,7 @@ impl Runtime {
             actor,
             me,
             state,
+            incarnation,
             file,
             timers: Timers::default(),
             socket,
@@ -225,7 +244,7 @@ impl Runtime {
         let mut batches: BTreeMap<usize, Vec<Msg>> = BTreeMap::new();
         for command in out {
             match command {
-                Command::Save(p) => self.file.save(&p)?,
+                Command::Save(p) => self.file.save(self.incarnation, &p)?,
                 Command::Send(to, msg) => batches.entry(usize::from(to)).or_default().push(msg),
                 Command::SetTimer(t, range) => self.timers.set(t, &range),
                 Command::CancelTimer(t) => self.timers.cancel(&t),
@@ -247,7 +266,7 @@ impl Runtime {
         let sealed = wire::seal(
             &self.config.key,
             self.me.0,
-            self.state.incarnation,
+            self.incarnation,
             self.sequence,
             msgs,
         );
