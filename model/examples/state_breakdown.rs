@@ -120,6 +120,20 @@ fn projections() -> Vec<(&'static str, Projection)> {
     vec![
         ("whole state", Box::new(|s: &ClusterState| stable_hash(s))),
         (
+            "whole state but the count of crashes",
+            Box::new(|s: &ClusterState| {
+                stable_hash(&(
+                    &s.nodes,
+                    &s.crashed,
+                    &s.storage,
+                    &s.timers,
+                    &s.network,
+                    &s.ghost,
+                    s.suspicions,
+                ))
+            }),
+        ),
+        (
             "without the network",
             Box::new(|s: &ClusterState| {
                 stable_hash(&(
