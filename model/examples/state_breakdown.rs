@@ -121,17 +121,7 @@ fn projections() -> Vec<(&'static str, Projection)> {
         ("whole state", Box::new(|s: &ClusterState| stable_hash(s))),
         (
             "whole state but the count of crashes",
-            Box::new(|s: &ClusterState| {
-                stable_hash(&(
-                    &s.nodes,
-                    &s.crashed,
-                    &s.storage,
-                    &s.timers,
-                    &s.network,
-                    &s.ghost,
-                    s.suspicions,
-                ))
-            }),
+            Box::new(|s: &ClusterState| s.fingerprint_but_crashes()),
         ),
         (
             "without the network",

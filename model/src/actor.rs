@@ -182,7 +182,8 @@ impl Actor for ClusterNode {
         if storage.is_some() && self.bug(Bug::ForgetLastVoteOnRestart) {
             state.last_vote_epoch = crate::ids::Epoch(0);
         }
-        // Persist at once: a fresh node's first state file exists before it says anything.
+        // Persist at once: a fresh node's first state file exists before it says anything
+        // (and the runtime's new start count reaches the disk with it).
         o.save(state.persisted());
         // Announce myself at once (the tick repeats it).
         let h = crate::protocol::heartbeat::header(&state);

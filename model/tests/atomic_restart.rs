@@ -91,19 +91,6 @@ fn skipping_no_op_crash_restarts_loses_no_state() {
     common::each_in_parallel(&common::tiny_and_two_elections(), compare_noop_crashes);
 }
 
-/// Everything in `s` but the count of crashes.
-fn but_crashes(s: &ClusterState) -> u64 {
-    stable_hash(&(
-        &s.nodes,
-        &s.crashed,
-        &s.storage,
-        &s.timers,
-        &s.network,
-        s.suspicions,
-        &s.ghost,
-    ))
-}
-
 fn compare_noop_crashes(config: &CheckConfig) {
     let pruned = config.model().expect("valid");
     assert!(pruned.atomic_restart && pruned.skip_noop_crashes);
@@ -119,15 +106,17 @@ fn compare_noop_crashes(config: &CheckConfig) {
 
     let mut reached = std::collections::HashMap::new();
     let pruned_states = common::search(&pruned, stable_hash, |s| {
-        reached.insert(but_crashes(s), verdicts(s));
+        reached.insert(s.fingerprint_but_crashes(), verdicts(s));
     });
     let plain_states = common::search(&plain, stable_hash, |s| {
-        let v = reached.get(&but_crashes(s)).unwrap_or_else(|| {
-            panic!(
-                "{}: a state the pruned model does not reach:\n{s:?}",
-                config.name
-            )
-        });
+        let v = reached
+            .get(&s.fingerprint_but_crashes())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: a state the pruned model does not reach:\n{s:?}",
+                    config.name
+                )
+            });
         assert_eq!(
             *v,
             verdicts(s),

@@ -99,8 +99,12 @@ impl Runtime {
             .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
         let mut out = Out::new();
         let state = actor.on_start(Id::from(me.index()), &stored, &mut out);
-        // The new incarnation is on disk before the first datagram that carries it leaves.
-        file.save(incarnation, &state.persisted())?;
+        // The new incarnation must be on disk before the first datagram that carries it leaves.
+        // The start step saves first (actor.rs: on_start), and every save writes the
+        // incarnation; only if it ever did not would a separate write be needed.
+        if !matches!(out.iter().next(), Some(Command::Save(_))) {
+            file.save(incarnation, &state.persisted())?;
+        }
         let shared = Arc::new(RwLock::new(Snapshot {
             state: state.clone(),
             incarnation,
