@@ -50,9 +50,10 @@ pub(crate) struct ConfigArgs {
     /// verdicts, more states; for cross-checking that reduction.
     #[arg(long)]
     exact_network: bool,
-    /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.9:
+    /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.10:
     /// every message kept as sent, FAIL-undo fired at any later moment, every vote grant
-    /// remembered, crashed nodes restarted by a separate step, every PING offered (the memo of
+    /// remembered, crashed nodes restarted by a separate step, every crash twin explored, every
+    /// PING offered (the memo of
     /// no-op deliveries, a cache, stays on). Same verdicts, more states; for cross-checking the
     /// reductions.
     #[arg(long)]
@@ -102,6 +103,7 @@ impl ConfigArgs {
         model.forget_settled_grants = !self.exact;
         model.atomic_restart = !self.exact;
         model.skip_noop_crashes = !self.exact;
+        model.skip_crash_twins = !self.exact;
         model.skip_ping_twins = !self.exact;
         Ok(model)
     }
@@ -348,13 +350,20 @@ fn print_human(
     )?;
     writeln!(
         out,
-        "exact reductions: {} (specs/protocol.md §8.4-8.9; --exact turns them off)",
+        "exact reductions: {} (specs/protocol.md §8.4-8.10; --exact turns them off)",
         if report.reductions.is_empty() {
             "none".to_string()
         } else {
             report.reductions.join(", ")
         }
     )?;
+    if report.crash_twins_refused > 0 {
+        writeln!(
+            out,
+            "crash twins: {} generated states not explored, each equal to an explored state with fewer crashes spent",
+            report.crash_twins_refused
+        )?;
+    }
     if report.symmetry {
         writeln!(
             out,

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::actor::ClusterNode;
 use crate::bugs::Bugs;
+use crate::check::crash_twins::CrashTwins;
 use crate::check::model::ClusterModel;
 use crate::check::noop_cache::NoopCache;
 use crate::ids::Epoch;
@@ -148,6 +149,8 @@ impl CheckConfig {
             forget_settled_grants: true,
             atomic_restart: true,
             skip_noop_crashes: true,
+            skip_crash_twins: true,
+            crash_twins: CrashTwins::new(),
             skip_ping_twins: true,
             skip_known_noops: true,
             noop_cache: NoopCache::new(),

@@ -26,6 +26,7 @@ use stateright::actor::{Actor, Command, Id, Out};
 use stateright::{Model, Property};
 
 use crate::actor::ClusterNode;
+use crate::check::crash_twins::CrashTwins;
 use crate::check::ghost::{Ghost, Observed};
 use crate::check::hashed::Hashed;
 pub use crate::check::network::{Envelope, Network, Shared};
@@ -143,6 +144,12 @@ pub struct ClusterModel {
     /// count of crashes, has no successor (specs/protocol.md §8.8): every state reachable after
     /// it is reachable without it, with the crash still to spend.
     pub skip_noop_crashes: bool,
+    /// Do not explore a state when a state equal to it but for the count of crashes, with fewer
+    /// crashes spent, is explored (`check/crash_twins.rs`, specs/protocol.md §8.10). Acts only
+    /// while a run has [`ClusterModel::crash_twins`] switched on.
+    pub skip_crash_twins: bool,
+    /// The memo `skip_crash_twins` reads (empty and switched off in every clone).
+    pub crash_twins: CrashTwins,
     /// Do not offer a PING whose PONG twin (same sender, receiver and header) is in flight when
     /// delivering either reaches the same state (`ping_twin_in_flight`, specs/protocol.md
     /// §8.9). The successors of every state stay the same; fewer of them are computed twice.
@@ -407,7 +414,7 @@ impl ClusterModel {
         });
     }
 
-    /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.8), for
+    /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.10), for
     /// reports: every result says what it was computed with.
     pub fn reductions(&self) -> Vec<&'static str> {
         let mut on = Vec::new();
@@ -424,6 +431,9 @@ impl ClusterModel {
             on.push("atomic-restart");
             if self.skip_noop_crashes {
                 on.push("no-op-crashes");
+            }
+            if self.skip_crash_twins {
+                on.push("crash-twins");
             }
         }
         if self.skip_ping_twins {
@@ -464,6 +474,25 @@ impl ClusterModel {
             let receiver = state.nodes[i].clone();
             self.settle_network_to(&mut state.network, &receiver, &outlook);
         }
+    }
+
+    /// Whether crash-twin refusals are on now (check/crash_twins.rs).
+    fn crash_twins_on(&self) -> bool {
+        self.skip_crash_twins && self.crash_budget > 0 && self.crash_twins.is_active()
+    }
+
+    /// Whether `state` is to be explored, as far as the crash-twin memo knows now; records it
+    /// as a twin of later states (check/crash_twins.rs).
+    fn admitted_by_crash_twins(&self, state: &ClusterState) -> bool {
+        let key = match &self.symmetry {
+            Some(_) => crate::check::hashed::stable_hash(
+                &crate::check::symmetry::remembered_representative_fingerprint(state)
+                    .with_crashes(0),
+            ),
+            None => state.fingerprint_but_crashes(),
+        };
+        self.crash_twins
+            .admits(key, state.crashes, self.crash_budget)
     }
 
     /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
@@ -543,6 +572,26 @@ impl Model for ClusterModel {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
+        // A state with crashes spent is looked up again when it is explored, since its twin
+        // may have been explored since it was generated (check/crash_twins.rs).
+        if state.crashes > 0 && self.crash_twins_on() && !self.admitted_by_crash_twins(state) {
+            return;
+        }
+        // Crashes first: a depth-first search takes the last action first, so it explores a
+        // state's crash-free successors before its crashes, and crash twins
+        // (check/crash_twins.rs) are met after the state they equal.
+        for (i, &crashed) in state.crashed.iter().enumerate() {
+            let node = NodeId(i as u16);
+            if crashed {
+                actions.push(Action::Recover(node));
+            } else if state.crashes < self.crash_budget {
+                actions.push(if self.atomic_restart {
+                    Action::CrashRestart(node)
+                } else {
+                    Action::Crash(node)
+                });
+            }
+        }
         for env in state.network.iter() {
             if !state.crashed[env.dst.index()] && !self.ping_twin_in_flight(state, env) {
                 actions.push(Action::Deliver(env.clone()));
@@ -569,18 +618,6 @@ impl Model for ClusterModel {
                         timer: timer.clone(),
                     });
                 }
-            }
-        }
-        for (i, &crashed) in state.crashed.iter().enumerate() {
-            let node = NodeId(i as u16);
-            if crashed {
-                actions.push(Action::Recover(node));
-            } else if state.crashes < self.crash_budget {
-                actions.push(if self.atomic_restart {
-                    Action::CrashRestart(node)
-                } else {
-                    Action::Crash(node)
-                });
             }
         }
     }
@@ -699,9 +736,18 @@ impl Model for ClusterModel {
     }
 
     fn within_boundary(&self, state: &ClusterState) -> bool {
-        state
+        if !state
             .nodes
             .iter()
             .all(|n| n.current_epoch <= self.max_epoch)
+        {
+            return false;
+        }
+        // Called once for every generated state, before the search looks it up: the one place
+        // where a state can be refused without touching the paths stateright replays.
+        if self.crash_twins_on() {
+            return self.admitted_by_crash_twins(state);
+        }
+        true
     }
 }

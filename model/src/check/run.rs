@@ -143,6 +143,9 @@ pub struct RunReport {
     pub symmetry: bool,
     /// The exact state-space reductions the run used ([`ClusterModel::reductions`]).
     pub reductions: Vec<&'static str>,
+    /// Generated states not explored because a twin with fewer crashes was (crash-twins,
+    /// `check/crash_twins.rs`); not counted in `states` or `unique_states`.
+    pub crash_twins_refused: usize,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -174,6 +177,9 @@ pub fn run(
     // A fresh flag: this run alone stops it.
     let stop = Arc::new(AtomicBool::new(false));
     model.stop = Arc::clone(&stop);
+    // The crash-twin memo refuses states during the search only (check/crash_twins.rs).
+    model.crash_twins = Default::default();
+    model.crash_twins.set_active(model.skip_crash_twins);
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
         builder = builder.symmetry_fn(symmetry::representative_fingerprint);
@@ -219,6 +225,8 @@ pub fn run(
     let unique = checker.unique_state_count();
     let discoveries = checker.discoveries();
     let model = checker.model();
+    model.crash_twins.set_active(false);
+    let crash_twins_refused = model.crash_twins.refused();
 
     // Why the run stopped: every limit that was reached makes it incomplete. (stateright stops
     // early by itself only when every property has a discovery, which cannot pass either.)
@@ -289,6 +297,7 @@ pub fn run(
         },
         symmetry: symmetric,
         reductions,
+        crash_twins_refused,
         properties: results,
     }
 }
