@@ -137,9 +137,10 @@ fn nodes_and_history(s: &ClusterState) -> u64 {
 }
 
 /// specs/protocol.md §8.2 (1): dropping messages reaches no node state that the duplicating
-/// network without drops does not, so the default network loses no behaviour of the nodes.
-/// (Lossy state spaces explode — every subset of the envelopes in flight is a network state —
-/// so this compares the configurations where a lossy search completes.)
+/// network without drops does not, so the default network loses no behaviour of the nodes; and
+/// every always-property holds in every lossy state too, convergence (which reads the messages
+/// in flight) included. (Lossy state spaces explode — every subset of the envelopes in flight
+/// is a network state — so this compares the configurations where a lossy search completes.)
 #[test]
 fn lossy_and_duplicating_reach_the_same_node_states() {
     for (crashes, suspicions) in [(0, 1), (1, 0)] {
@@ -153,6 +154,13 @@ fn lossy_and_duplicating_reach_the_same_node_states() {
         let a: HashSet<u64> = reachable(&plain).iter().map(nodes_and_history).collect();
         let lossy_states = reachable(&lossy);
         let b: HashSet<u64> = lossy_states.iter().map(nodes_and_history).collect();
+        for p in lossy.properties() {
+            if p.expectation == stateright::Expectation::Always {
+                for s in &lossy_states {
+                    assert!((p.condition)(&lossy, s), "{} fails in\n{s:?}", p.name);
+                }
+            }
+        }
         assert!(
             lossy_states.len() > a.len(),
             "the lossy search explored drops"

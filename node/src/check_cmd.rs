@@ -53,9 +53,8 @@ pub(crate) struct ConfigArgs {
     /// Explore without any of the exact reductions of specs/protocol.md §8.4 and §8.6-8.10:
     /// every message kept as sent, FAIL-undo fired at any later moment, every vote grant
     /// remembered, crashed nodes restarted by a separate step, every crash twin explored, every
-    /// PING offered (the memo of
-    /// no-op deliveries, a cache, stays on). Same verdicts, more states; for cross-checking the
-    /// reductions.
+    /// PING offered (the memo of no-op deliveries, a cache, stays on). Same verdicts, more
+    /// states; for cross-checking the reductions.
     #[arg(long)]
     exact: bool,
 }
@@ -357,11 +356,11 @@ fn print_human(
             report.reductions.join(", ")
         }
     )?;
-    if report.crash_twins_refused > 0 {
+    if report.crash_twins_refused + report.crash_twins_not_expanded > 0 {
         writeln!(
             out,
-            "crash twins: {} generated states not explored, each equal to an explored state with fewer crashes spent",
-            report.crash_twins_refused
+            "crash twins: {} generated states not explored and {} unique states not expanded, each equal but for the count of crashes to an explored state with fewer crashes spent",
+            report.crash_twins_refused, report.crash_twins_not_expanded
         )?;
     }
     if report.symmetry {

@@ -38,7 +38,10 @@ use nohash_hasher::NoHashHasher;
 pub struct CrashTwins {
     active: AtomicBool,
     fewest: DashMap<u64, u8, BuildHasherDefault<NoHashHasher<u64>>>,
-    refused: AtomicUsize,
+    /// Refused when generated: never counted by the search.
+    refused_generated: AtomicUsize,
+    /// Refused when explored: counted as unique, with no successors.
+    refused_explored: AtomicUsize,
 }
 
 impl CrashTwins {
@@ -47,7 +50,8 @@ impl CrashTwins {
         CrashTwins {
             active: AtomicBool::new(false),
             fewest: DashMap::default(),
-            refused: AtomicUsize::new(0),
+            refused_generated: AtomicUsize::new(0),
+            refused_explored: AtomicUsize::new(0),
         }
     }
 
@@ -63,31 +67,46 @@ impl CrashTwins {
 
     /// Whether a state whose fingerprint but for the count of crashes is `key`, with `crashes`
     /// spent of a budget of `budget`, is to be explored; records it if it may be a twin of a
-    /// later state (it has crashes to spend).
-    pub fn admits(&self, key: u64, crashes: u8, budget: u8) -> bool {
-        if crashes < budget {
+    /// later state (it has crashes to spend). `generated`: asked when the state is generated
+    /// (else when it is explored), for the counts.
+    pub fn admits(&self, key: u64, crashes: u8, budget: u8, generated: bool) -> bool {
+        let admitted = if crashes < budget {
             let mut fewest = self.fewest.entry(key).or_insert(crashes);
             if *fewest < crashes {
-                drop(fewest);
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-            *fewest = crashes;
-            return true;
-        }
-        match self.fewest.get(&key) {
-            Some(fewest) if *fewest < crashes => {
-                drop(fewest);
-                self.refused.fetch_add(1, Ordering::Relaxed);
                 false
+            } else {
+                *fewest = crashes;
+                true
             }
-            _ => true,
+        } else {
+            self.fewest
+                .get(&key)
+                .is_none_or(|fewest| *fewest >= crashes)
+        };
+        if !admitted {
+            let count = if generated {
+                &self.refused_generated
+            } else {
+                &self.refused_explored
+            };
+            count.fetch_add(1, Ordering::Relaxed);
         }
+        admitted
     }
 
-    /// How many generated states were refused because a twin with fewer crashes was explored.
+    /// How many states were refused because a twin with fewer crashes was explored.
     pub fn refused(&self) -> usize {
-        self.refused.load(Ordering::Relaxed)
+        self.refused_generated() + self.refused_explored()
+    }
+
+    /// How many generated states were refused (not counted by the search).
+    pub fn refused_generated(&self) -> usize {
+        self.refused_generated.load(Ordering::Relaxed)
+    }
+
+    /// How many states were refused when explored (counted as unique, with no successors).
+    pub fn refused_explored(&self) -> usize {
+        self.refused_explored.load(Ordering::Relaxed)
     }
 
     /// How many fingerprints are recorded.
@@ -123,19 +142,26 @@ mod tests {
     fn a_state_is_refused_only_after_a_twin_with_fewer_crashes() {
         let twins = CrashTwins::new();
         // A crashed state first: nothing recorded, so it is explored.
-        assert!(twins.admits(7, 1, 1));
+        assert!(twins.admits(7, 1, 1, true));
         // Its crash-free twin is explored and recorded.
-        assert!(twins.admits(7, 0, 1));
+        assert!(twins.admits(7, 0, 1, true));
         // Now the crashed one is refused, the crash-free one is not (the search dedups it).
-        assert!(!twins.admits(7, 1, 1));
-        assert!(twins.admits(7, 0, 1));
+        assert!(!twins.admits(7, 1, 1, true));
+        assert!(twins.admits(7, 0, 1, true));
         // Other fingerprints are unaffected.
-        assert!(twins.admits(8, 1, 1));
-        assert_eq!(twins.refused(), 1);
+        assert!(twins.admits(8, 1, 1, false));
+        assert_eq!(
+            (twins.refused_generated(), twins.refused_explored()),
+            (1, 0)
+        );
         // With a budget of two: one crash spent is recorded, and refuses two, not one.
-        assert!(twins.admits(9, 1, 2));
-        assert!(twins.admits(9, 1, 2));
-        assert!(!twins.admits(9, 2, 2));
+        assert!(twins.admits(9, 1, 2, true));
+        assert!(twins.admits(9, 1, 2, true));
+        assert!(!twins.admits(9, 2, 2, false));
         assert_eq!(twins.recorded(), 2);
+        assert_eq!(
+            (twins.refused_generated(), twins.refused_explored()),
+            (1, 1)
+        );
     }
 }

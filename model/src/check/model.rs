@@ -483,16 +483,25 @@ impl ClusterModel {
 
     /// Whether `state` is to be explored, as far as the crash-twin memo knows now; records it
     /// as a twin of later states (check/crash_twins.rs).
-    fn admitted_by_crash_twins(&self, state: &ClusterState) -> bool {
+    /// `generated`: called for a state just generated, whose representative the search asks
+    /// for next (so it is remembered for it).
+    fn admitted_by_crash_twins(&self, state: &ClusterState, generated: bool) -> bool {
+        use crate::check::symmetry::{
+            remembered_representative_fingerprint, representative_fingerprint,
+        };
         let key = match &self.symmetry {
             Some(_) => crate::check::hashed::stable_hash(
-                &crate::check::symmetry::remembered_representative_fingerprint(state)
-                    .with_crashes(0),
+                &if generated {
+                    remembered_representative_fingerprint(state)
+                } else {
+                    representative_fingerprint(state)
+                }
+                .with_crashes(0),
             ),
             None => state.fingerprint_but_crashes(),
         };
         self.crash_twins
-            .admits(key, state.crashes, self.crash_budget)
+            .admits(key, state.crashes, self.crash_budget, generated)
     }
 
     /// Under symmetry: whether delivering `env` could meet the configEpoch collision rule
@@ -574,7 +583,8 @@ impl Model for ClusterModel {
         }
         // A state with crashes spent is looked up again when it is explored, since its twin
         // may have been explored since it was generated (check/crash_twins.rs).
-        if state.crashes > 0 && self.crash_twins_on() && !self.admitted_by_crash_twins(state) {
+        if state.crashes > 0 && self.crash_twins_on() && !self.admitted_by_crash_twins(state, false)
+        {
             return;
         }
         // Crashes first: a depth-first search takes the last action first, so it explores a
@@ -746,7 +756,7 @@ impl Model for ClusterModel {
         // Called once for every generated state, before the search looks it up: the one place
         // where a state can be refused without touching the paths stateright replays.
         if self.crash_twins_on() {
-            return self.admitted_by_crash_twins(state);
+            return self.admitted_by_crash_twins(state, true);
         }
         true
     }

@@ -146,6 +146,9 @@ pub struct RunReport {
     /// Generated states not explored because a twin with fewer crashes was (crash-twins,
     /// `check/crash_twins.rs`); not counted in `states` or `unique_states`.
     pub crash_twins_refused: usize,
+    /// States counted in `unique_states` but not expanded, because a twin with fewer crashes
+    /// was explored after they were generated (crash-twins).
+    pub crash_twins_not_expanded: usize,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -226,7 +229,8 @@ pub fn run(
     let discoveries = checker.discoveries();
     let model = checker.model();
     model.crash_twins.set_active(false);
-    let crash_twins_refused = model.crash_twins.refused();
+    let crash_twins_refused = model.crash_twins.refused_generated();
+    let crash_twins_not_expanded = model.crash_twins.refused_explored();
 
     // Why the run stopped: every limit that was reached makes it incomplete. (stateright stops
     // early by itself only when every property has a discovery, which cannot pass either.)
@@ -298,6 +302,7 @@ pub fn run(
         symmetry: symmetric,
         reductions,
         crash_twins_refused,
+        crash_twins_not_expanded,
         properties: results,
     }
 }

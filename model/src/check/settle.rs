@@ -12,17 +12,26 @@
 //! A round is what happens in one ping interval of a healthy network:
 //! 1. every message in flight is delivered once, in content order (the outputs go to the next
 //!    round);
-//! 2. every armed timer but `PeerTimeout` fires — ticks, report expiries, election delays — in
-//!    timer order; an `ElectionTimeout` fires only in a round that delivered nothing
-//!    (auth_timeout is far longer than a round trip, so it never beats the votes).
+//! 2. every armed timer but `PeerTimeout` and `ElectionTimeout` fires — ticks, report expiries,
+//!    election delays — in timer order.
+//!
+//! A round that changes no node state and queues exactly the messages it delivered is quiet:
+//! the next round would repeat it. Then time passes: armed `ElectionTimeout`s fire (auth_timeout
+//! is far longer than a round trip, so it never beats the votes) and the rounds go on; with none
+//! armed, the cluster is at its fixed point.
 //!
 //! FAIL-undo timers fire as soon as they are armed (and before the first round), so that the
 //! continuation of a state and of the state the checker keeps for it when FAIL-undo is urgent
 //! are the same (specs/protocol.md §8.6).
 //!
-//! A round that changes no node state is a fixed point: ticks only repeat what was said, so the
-//! next round would be identical. The continuation runs the same actor code the checker and the
-//! node run; it is deterministic, so the check is reproducible.
+//! (Earlier, any round that changed no node state counted as the fixed point, on the ground that
+//! ticks only repeat what was said. That holds only while everything said is still in flight:
+//! on a lossy network the PINGs a tick had just queued were never delivered, and the property
+//! failed spuriously, a replica "still suspecting" a master whose PONG was lost. The rule above
+//! needs no such assumption.)
+//!
+//! The continuation runs the same actor code the checker and the node run; it is deterministic,
+//! so the check is reproducible.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -120,13 +129,14 @@ impl Cluster<'_> {
         self.apply(node, after, out)
     }
 
-    fn deliver_all(&mut self) -> (bool, bool) {
+    /// Delivers every message queued, once each, in content order; returns them (sorted, without
+    /// repeats) and whether a node state changed.
+    fn deliver_all(&mut self) -> (Vec<Envelope>, bool) {
         let mut inbox = std::mem::take(&mut self.queue);
         inbox.sort();
         inbox.dedup();
-        let delivered = !inbox.is_empty();
         let mut changed = false;
-        for env in inbox {
+        for env in &inbox {
             let actor = &self.model.actor;
             let mut state = Cow::Borrowed(&self.nodes[env.dst.index()]);
             let mut out = Out::new();
@@ -134,25 +144,42 @@ impl Cluster<'_> {
                 Id::from(env.dst),
                 &mut state,
                 Id::from(env.src),
-                env.msg,
+                env.msg.clone(),
                 &mut out,
             );
             let after = owned(state);
             changed |= self.apply(env.dst, after, out);
         }
-        (delivered, changed)
+        (inbox, changed)
     }
 
-    fn fire_timers(&mut self, election_timeouts: bool) -> bool {
+    /// Whether the messages queued for the next round are exactly `delivered`: with no node
+    /// state changed, the next round would then repeat this one.
+    fn queue_repeats(&mut self, delivered: &[Envelope]) -> bool {
+        self.queue.sort();
+        self.queue.dedup();
+        self.queue == delivered
+    }
+
+    /// Fires every armed `ElectionTimeout`; returns whether a node state changed.
+    fn fire_election_timeouts(&mut self) -> bool {
+        let mut changed = false;
+        for n in 0..self.nodes.len() {
+            if self.timers[n].remove(&Timer::ElectionTimeout) {
+                changed |= self.fire(NodeId(n as u16), &Timer::ElectionTimeout);
+            }
+        }
+        changed
+    }
+
+    /// Fires every armed timer but peer and election timeouts; returns whether a node state
+    /// changed.
+    fn fire_timers(&mut self) -> bool {
         let mut changed = false;
         for n in 0..self.nodes.len() {
             let due: Vec<Timer> = self.timers[n]
                 .iter()
-                .filter(|t| match t {
-                    Timer::PeerTimeout(_) => false,
-                    Timer::ElectionTimeout => election_timeouts,
-                    _ => true,
-                })
+                .filter(|t| !matches!(t, Timer::PeerTimeout(_) | Timer::ElectionTimeout))
                 .cloned()
                 .collect();
             for timer in due {
@@ -192,13 +219,19 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     // socket would receive late datagrams; that is a superset of dropping them.
     for round in 1..=MAX_ROUNDS {
         let (delivered, by_messages) = cluster.deliver_all();
-        let by_timers = cluster.fire_timers(!delivered);
-        if !by_messages && !by_timers {
-            return match disagreement(&cluster.nodes) {
-                None => Settled::Agreed { rounds: round },
-                Some(why) => Settled::Disagreed { why },
-            };
+        let by_timers = cluster.fire_timers();
+        if by_messages || by_timers || !cluster.queue_repeats(&delivered) {
+            continue;
         }
+        // Quiet: the next round would repeat this one, so time passes: an election that has
+        // not won by now times out (auth_timeout is far longer than a round trip).
+        if cluster.fire_election_timeouts() {
+            continue;
+        }
+        return match disagreement(&cluster.nodes) {
+            None => Settled::Agreed { rounds: round },
+            Some(why) => Settled::Disagreed { why },
+        };
     }
     Settled::NoFixedPoint
 }
