@@ -226,9 +226,11 @@ pub fn run(
     let stopped = stop.swap(false, Ordering::Relaxed);
     let states = checker.state_count();
     let unique = checker.unique_state_count();
+    // So must the crash-twin memo: stateright rebuilds the paths in `discoveries()` by calling
+    // `actions` again, and a twin recorded since would now refuse a state on a path.
+    checker.model().crash_twins.set_active(false);
     let discoveries = checker.discoveries();
     let model = checker.model();
-    model.crash_twins.set_active(false);
     let crash_twins_refused = model.crash_twins.refused_generated();
     let crash_twins_not_expanded = model.crash_twins.refused_explored();
 
