@@ -34,6 +34,38 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// [`Actor::on_msg`] on a borrowed message: the checker delivers each envelope in flight
+    /// many times, and the handlers only read the message, so copying it for every delivery
+    /// was pure cost. `on_msg` is this.
+    pub fn on_msg_ref(
+        &self,
+        state: &mut Cow<'_, NodeState>,
+        src: Id,
+        msg: &Msg,
+        o: &mut Out<Self>,
+    ) {
+        let Some(from) = NodeId::from_actor_id(src, self.layout.len()) else {
+            return;
+        };
+        if from == state.me || !crate::validate::message_is_valid(&self.layout, msg) {
+            return;
+        }
+        self.step(state, o, |s| {
+            s.on_peer_heard(from);
+            match msg {
+                Msg::Ping(h) => s.on_heartbeat(from, h, false),
+                Msg::Pong(h) => s.on_heartbeat(from, h, true),
+                Msg::Gossip(e) => s.on_gossip(from, e),
+                Msg::Fail { node } => s.on_fail_message(*node),
+                Msg::AuthRequest(req) => s.on_vote_request(from, req),
+                Msg::AuthAck { epoch } => s.on_vote(from, *epoch),
+                Msg::Update(claim) => s.on_update(claim),
+            }
+        });
+    }
+}
+
+impl ClusterNode {
     /// A correct node of `layout`.
     pub fn new(layout: Arc<Layout>, timing: Timing) -> ClusterNode {
         ClusterNode {
@@ -207,24 +239,7 @@ impl Actor for ClusterNode {
         msg: Msg,
         o: &mut Out<Self>,
     ) {
-        let Some(from) = NodeId::from_actor_id(src, self.layout.len()) else {
-            return;
-        };
-        if from == state.me || !crate::validate::message_is_valid(&self.layout, &msg) {
-            return;
-        }
-        self.step(state, o, |s| {
-            s.on_peer_heard(from);
-            match msg {
-                Msg::Ping(h) => s.on_heartbeat(from, &h, false),
-                Msg::Pong(h) => s.on_heartbeat(from, &h, true),
-                Msg::Gossip(e) => s.on_gossip(from, &e),
-                Msg::Fail { node } => s.on_fail_message(node),
-                Msg::AuthRequest(req) => s.on_vote_request(from, &req),
-                Msg::AuthAck { epoch } => s.on_vote(from, epoch),
-                Msg::Update(claim) => s.on_update(&claim),
-            }
-        });
+        self.on_msg_ref(state, src, &msg, o);
     }
 
     fn on_timeout(

@@ -651,13 +651,8 @@ impl Model for ClusterModel {
                 }
                 let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
                 let mut out = Out::new();
-                self.actor.on_msg(
-                    Id::from(dst),
-                    &mut state,
-                    Id::from(env.src),
-                    env.msg.clone(),
-                    &mut out,
-                );
+                self.actor
+                    .on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
                 let pure = out
                     .iter()
                     .all(|c| !matches!(c, Command::Send(..) | Command::Save(..)));

@@ -27,6 +27,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use dashmap::DashMap;
+
 use crate::bitset::{NodeSet, SlotSet};
 use crate::check::ghost::{Ghost, Violation};
 use crate::check::hashed::{stable_hash, Hashed};
@@ -65,6 +67,35 @@ pub struct SymmetryClasses {
     group: Vec<Permutation>,
     /// A renaming's position in `group`, by its map of node ids (which determines the rest).
     index_of: BTreeMap<Vec<NodeId>, usize>,
+    /// The candidate renamings by the nodes' signatures, which decide them.
+    memo: CandidateMemo,
+}
+
+/// Memo of [`SymmetryClasses::candidates`]: positions in the group, by the vector of the nodes'
+/// signatures. Building the candidates took about half the time of choosing a representative,
+/// and a search meets few distinct signature vectors. Not part of the classes' identity; a
+/// clone starts empty.
+#[derive(Default)]
+struct CandidateMemo(DashMap<Vec<u64>, Arc<[usize]>>);
+
+/// Entries after which the memo starts afresh (each is a few dozen bytes).
+const CANDIDATE_MEMO_LIMIT: usize = 1 << 20;
+
+impl Clone for CandidateMemo {
+    fn clone(&self) -> Self {
+        CandidateMemo::default()
+    }
+}
+impl PartialEq for CandidateMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for CandidateMemo {}
+impl fmt::Debug for CandidateMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CandidateMemo")
+    }
 }
 
 impl SymmetryClasses {
@@ -144,6 +175,7 @@ impl SymmetryClasses {
             slot_count: layout.slot_count(),
             group: Vec::new(),
             index_of: BTreeMap::new(),
+            memo: CandidateMemo::default(),
         };
         let mut group = classes.permutations(None);
         for (i, p) in group.iter_mut().enumerate() {
@@ -190,12 +222,47 @@ impl SymmetryClasses {
     /// of an id-free signature ([`signature`]), every order of members with equal signatures
     /// included. Signatures are the same in every renaming of the state, so this set of
     /// renamed states is the same for every member of an orbit, and usually has one element.
-    fn candidates(&self, state: &ClusterState) -> Vec<Permutation> {
-        let mut candidates = self.permutations(Some(state));
-        for p in &mut candidates {
-            p.index = self.index_of.get(&p.map).copied().unwrap_or_default();
+    /// As positions in [`SymmetryClasses::group`].
+    fn candidates(&self, state: &ClusterState) -> Arc<[usize]> {
+        let signatures = self.signatures(state);
+        if let Some(known) = self.memo.0.get(&signatures) {
+            return Arc::clone(&known);
         }
+        let candidates: Arc<[usize]> = self
+            .permutations(Some(&signatures))
+            .iter()
+            .map(|p| self.index_of.get(&p.map).copied().unwrap_or_default())
+            .collect();
+        if self.memo.0.len() >= CANDIDATE_MEMO_LIMIT {
+            self.memo.0.clear();
+        }
+        self.memo.0.insert(signatures, Arc::clone(&candidates));
         candidates
+    }
+
+    /// Every node's [`signature`] in `state`, by node id.
+    fn signatures(&self, state: &ClusterState) -> Vec<u64> {
+        let mut traffic = vec![(0usize, 0usize); self.nodes];
+        for env in state.network.iter() {
+            if let Some(t) = traffic.get_mut(env.src.index()) {
+                t.0 += 1;
+            }
+            if let Some(t) = traffic.get_mut(env.dst.index()) {
+                t.1 += 1;
+            }
+        }
+        (0..self.nodes)
+            .map(|n| signature(state, NodeId(n as u16), traffic[n], self.initial_epochs()))
+            .collect()
+    }
+
+    /// How many creation epochs renamings permute (0 when shards are not permuted).
+    fn initial_epochs(&self) -> u64 {
+        if self.shard_symmetric {
+            self.shards.len() as u64
+        } else {
+            0
+        }
     }
 
     /// Every state this reduction treats as `state` renamed, `state` included: the images of
@@ -210,26 +277,14 @@ impl SymmetryClasses {
         self.group.get(i).map(|p| p.apply(state))
     }
 
-    /// The renamings ordered by the signatures of `state` ([`SymmetryClasses::candidates`]),
-    /// or, without a state, all of them.
-    fn permutations(&self, state: Option<&ClusterState>) -> Vec<Permutation> {
-        let mut traffic = vec![(0usize, 0usize); self.nodes];
-        for env in state.iter().flat_map(|s| s.network.iter()) {
-            if let Some(t) = traffic.get_mut(env.src.index()) {
-                t.0 += 1;
-            }
-            if let Some(t) = traffic.get_mut(env.dst.index()) {
-                t.1 += 1;
-            }
-        }
-        let initial_epochs = if self.shard_symmetric {
-            self.shards.len() as u64
-        } else {
-            0
-        };
-        let sig = |n: NodeId| match state {
-            Some(state) => signature(state, n, traffic[n.index()], initial_epochs),
-            None => 0,
+    /// The renamings ordered by the nodes' signatures in a state ([`SymmetryClasses::candidates`]),
+    /// or, without them, all of them.
+    fn permutations(&self, signatures: Option<&[u64]>) -> Vec<Permutation> {
+        let initial_epochs = self.initial_epochs();
+        let sig = |n: NodeId| {
+            signatures
+                .and_then(|s| s.get(n.index()).copied())
+                .unwrap_or(0)
         };
         // Which source shard takes each shard's ids.
         let shard_orders: Vec<Vec<usize>> = if self.shard_symmetric {
@@ -764,17 +819,18 @@ fn compute_representative_fingerprint(state: &ClusterState) -> ClusterState {
 /// `None` if that is `state` itself. The core is built from cached renamed hashes
 /// ([`SymmetryClasses::renamed_core`]): it hashes like the renamed core, and holds the original
 /// values.
-fn choose(state: &ClusterState) -> Option<(Permutation, Core, u64)> {
+fn choose(state: &ClusterState) -> Option<(&Permutation, Core, u64)> {
     let classes = state.symmetry.0.as_ref()?;
-    let permutations = classes.candidates(state);
-    if let [only] = permutations.as_slice() {
-        if only.is_identity() {
+    let positions = classes.candidates(state);
+    let permutations = positions.iter().filter_map(|&i| classes.group.get(i));
+    if let [only] = &positions[..] {
+        if classes.group.get(*only).is_none_or(|p| p.is_identity()) {
             return None;
         }
     }
-    let mut candidates: Vec<(u64, Permutation, Core)> = Vec::new();
+    let mut candidates: Vec<(u64, &Permutation, Core)> = Vec::new();
     for p in permutations {
-        let core = classes.renamed_core(&p, state);
+        let core = classes.renamed_core(p, state);
         let key = stable_hash(&core);
         match candidates.first() {
             Some((best, _, _)) if key > *best => {}
@@ -782,9 +838,9 @@ fn choose(state: &ClusterState) -> Option<(Permutation, Core, u64)> {
             _ => candidates.push((key, p, core)),
         }
     }
-    let mut best: Option<(Permutation, Core, u64)> = None;
+    let mut best: Option<(&Permutation, Core, u64)> = None;
     for (_, p, core) in candidates {
-        let key = classes.renamed_network_hash(&p, &state.network);
+        let key = classes.renamed_network_hash(p, &state.network);
         if best.as_ref().is_none_or(|(.., k)| key < *k) {
             best = Some((p, core, key));
         }
