@@ -79,7 +79,7 @@ pub struct SymmetryClasses {
 struct CandidateMemo(DashMap<Vec<u64>, Arc<[usize]>>);
 
 /// Entries after which the memo starts afresh (each is a few dozen bytes).
-const CANDIDATE_MEMO_LIMIT: usize = 1 << 20;
+const CANDIDATE_MEMO_LIMIT: usize = 1 << 16;
 
 impl Clone for CandidateMemo {
     fn clone(&self) -> Self {
