@@ -96,13 +96,7 @@ fn compare_noop_crashes(config: &CheckConfig) {
     assert!(pruned.atomic_restart && pruned.skip_noop_crashes);
     let mut plain = pruned.clone();
     plain.skip_noop_crashes = false;
-    let properties = plain.properties();
-    let verdicts = |s: &ClusterState| -> Vec<bool> {
-        properties
-            .iter()
-            .map(|p| (p.condition)(&plain, s))
-            .collect()
-    };
+    let verdicts = |s: &ClusterState| common::verdicts(&plain, s);
 
     let mut reached = std::collections::HashMap::new();
     let pruned_states = common::search(&pruned, stable_hash, |s| {

@@ -11,7 +11,6 @@ use slotguard_model::check::symmetry::{
     representative, representative_fingerprint, SymmetryClasses,
 };
 use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
-use stateright::Model;
 
 mod common;
 
@@ -59,13 +58,7 @@ fn compare(config: &CheckConfig, symmetric: bool) {
             s.fingerprint_but_crashes()
         }
     };
-    let properties = plain.properties();
-    let verdicts = |s: &ClusterState| -> Vec<bool> {
-        properties
-            .iter()
-            .map(|p| (p.condition)(&plain, s))
-            .collect()
-    };
+    let verdicts = |s: &ClusterState| common::verdicts(&plain, s);
 
     let mut reached = HashMap::new();
     let pruned_states = common::search(&pruned, key, |s| {

@@ -33,6 +33,16 @@ pub(crate) fn search(
     seen.len()
 }
 
+/// The value of every property of `model` in `s`, in catalogue order.
+#[allow(dead_code)]
+pub(crate) fn verdicts(model: &ClusterModel, s: &ClusterState) -> Vec<bool> {
+    model
+        .properties()
+        .iter()
+        .map(|p| (p.condition)(model, s))
+        .collect()
+}
+
 /// A small deterministic generator (xorshift64*) for random walks: the walks are the same on
 /// every run. (Each test binary compiles this module; those that do not walk leave it unused.)
 #[allow(dead_code)]
