@@ -98,6 +98,31 @@ fn a_truncated_run_is_incomplete_and_fails() {
     }
 }
 
+/// A run that outgrows `--max-memory-mb` stops INCOMPLETE with a report instead of being killed
+/// (on a lossy network a depth-first search's paths grow to thousands of steps, and every
+/// pending state keeps its path). The timeout is a backstop: a limit that is ignored ends the
+/// run at the time limit, with the wrong reason.
+#[test]
+fn a_run_stops_at_its_memory_limit() {
+    let (code, report) = json(&[
+        "tiny",
+        "--network",
+        "lossy-duplicating",
+        "--max-memory-mb",
+        "300",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["complete"], false);
+    assert!(
+        report["incomplete_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("memory limit")),
+        "{report:#}"
+    );
+}
+
 /// A configuration in which no failover can happen (too few suspicions for a replica to see its
 /// master fail) is reported as a failure: the sometimes-properties are not found.
 #[test]

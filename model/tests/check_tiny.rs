@@ -35,6 +35,7 @@ fn tiny_is_complete_and_every_property_has_its_expected_result() {
             threads: 2,
             max_states: None,
             timeout: None,
+            max_memory: None,
         },
         |_| {},
     );
@@ -60,6 +61,7 @@ fn tiny_is_complete_and_every_property_has_its_expected_result() {
             threads,
             max_states: None,
             timeout: None,
+            max_memory: None,
         };
         let report = run::run(model, &options, |_| {});
         assert!(report.passed());
@@ -82,6 +84,7 @@ fn bfs_and_dfs_agree() {
                 threads: 2,
                 max_states: None,
                 timeout: None,
+                max_memory: None,
             };
             run::run(config.model().expect("valid"), &options, |_| {})
         })
@@ -117,6 +120,7 @@ fn a_truncated_run_is_incomplete() {
         threads: 1,
         max_states: Some(5_000),
         timeout: None,
+        max_memory: None,
     };
     let report = run::run(tiny().model().expect("valid"), &options, |_| {});
     assert!(!report.complete);

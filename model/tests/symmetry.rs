@@ -117,6 +117,7 @@ fn runs_agree(config: CheckConfig) {
         threads: 2,
         max_states: None,
         timeout: None,
+        max_memory: None,
     };
     // Without crash-twin refusals, which depend on the order of the search: the plain DFS and
     // the BFS below must count the same states.

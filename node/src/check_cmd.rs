@@ -125,6 +125,10 @@ pub(crate) struct CheckArgs {
     /// Stop after this many seconds (the run is then INCOMPLETE).
     #[arg(long)]
     timeout: Option<u64>,
+    /// Stop once the checker's resident memory exceeds this many MiB (the run is then
+    /// INCOMPLETE); default: half of the machine's memory. 0: no limit.
+    #[arg(long)]
+    max_memory_mb: Option<u64>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -253,6 +257,11 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         },
         max_states: args.max_states,
         timeout: args.timeout.map(Duration::from_secs),
+        max_memory: match args.max_memory_mb {
+            Some(0) => None,
+            Some(mib) => Some(mib << 20),
+            None => slotguard_model::check::run::half_of_memory(),
+        },
         ..RunOptions::default()
     };
     if let Some(t) = args.threads {

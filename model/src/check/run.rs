@@ -48,6 +48,11 @@ pub struct RunOptions {
     pub max_states: Option<usize>,
     /// Stop after this long (the run is then incomplete).
     pub timeout: Option<Duration>,
+    /// Stop once the process's resident memory exceeds this many bytes (the run is then
+    /// incomplete). A depth-first search keeps every pending state's path, and on a lossy network
+    /// paths grow to tens of thousands of steps: `check tiny --network lossy-duplicating` used
+    /// up 24 GiB in about 20 seconds and was killed without a report.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +62,7 @@ impl Default for RunOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_states: None,
             timeout: None,
+            max_memory: None,
         }
     }
 }
@@ -199,10 +205,17 @@ pub fn run(
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
     };
     let mut last_report = start;
+    let mut over_memory = false;
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(100));
         if options.timeout.is_some_and(|t| start.elapsed() >= t) {
             stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(limit) = options.max_memory {
+            if !over_memory && resident_bytes().is_some_and(|r| r > limit) {
+                over_memory = true;
+                stop.store(true, Ordering::Relaxed);
+            }
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
@@ -243,9 +256,15 @@ pub fn run(
         }
     }
     if let Some(t) = options.timeout {
-        if elapsed >= t || stopped {
+        if elapsed >= t || (stopped && !over_memory) {
             incomplete_reason = Some(format!("stopped at the time limit ({t:?})"));
         }
+    }
+    if let (true, Some(limit)) = (over_memory, options.max_memory) {
+        incomplete_reason = Some(format!(
+            "stopped at the memory limit ({} MiB resident)",
+            limit >> 20
+        ));
     }
     if incomplete_reason.is_none() && discoveries.len() == properties.len() {
         incomplete_reason = Some("stopped once every property had a discovery".to_string());
@@ -307,4 +326,21 @@ pub fn run(
         crash_twins_not_expanded,
         properties: results,
     }
+}
+
+/// The process's resident memory in bytes, where the system says (Linux: `/proc/self/statm`,
+/// assuming 4 KiB pages); `None` elsewhere, and then no memory limit applies.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Half of the machine's memory, where the system says (Linux: `/proc/meminfo`): the default
+/// memory limit of `slotguard check`.
+pub fn half_of_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024 / 2)
 }
