@@ -483,6 +483,7 @@ impl ClusterModel {
 
     /// Whether `state` is to be explored, as far as the crash-twin memo knows now; records it
     /// as a twin of later states (check/crash_twins.rs).
+    ///
     /// `generated`: called for a state just generated, whose representative the search asks
     /// for next (so it is remembered for it).
     fn admitted_by_crash_twins(&self, state: &ClusterState, generated: bool) -> bool {

@@ -205,15 +205,23 @@ pub fn run(
         Strategy::Bfs => Box::new(builder.spawn_bfs()),
     };
     let mut last_report = start;
-    let mut over_memory = false;
+    // Why this loop stopped the search, if it did (the first limit reached).
+    let mut stopped_for: Option<String> = None;
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(100));
-        if options.timeout.is_some_and(|t| start.elapsed() >= t) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        if let Some(limit) = options.max_memory {
-            if !over_memory && resident_bytes().is_some_and(|r| r > limit) {
-                over_memory = true;
+        if stopped_for.is_none() {
+            if let Some(t) = options.timeout.filter(|t| start.elapsed() >= *t) {
+                stopped_for = Some(format!("stopped at the time limit ({t:?})"));
+            } else if let Some(limit) = options
+                .max_memory
+                .filter(|l| resident_bytes().is_some_and(|r| r > *l))
+            {
+                stopped_for = Some(format!(
+                    "stopped at the memory limit ({} MiB resident)",
+                    limit >> 20
+                ));
+            }
+            if stopped_for.is_some() {
                 stop.store(true, Ordering::Relaxed);
             }
         }
@@ -236,7 +244,7 @@ pub fn run(
     }
     let elapsed = start.elapsed();
     // Counterexample paths are rebuilt by replaying actions: the model must have them again.
-    let stopped = stop.swap(false, Ordering::Relaxed);
+    stop.store(false, Ordering::Relaxed);
     let states = checker.state_count();
     let unique = checker.unique_state_count();
     // So must the crash-twin memo: stateright rebuilds the paths in `discoveries()` by calling
@@ -255,16 +263,12 @@ pub fn run(
             incomplete_reason = Some(format!("stopped at the state limit ({n} states)"));
         }
     }
-    if let Some(t) = options.timeout {
-        if elapsed >= t || (stopped && !over_memory) {
-            incomplete_reason = Some(format!("stopped at the time limit ({t:?})"));
-        }
+    if let Some(t) = options.timeout.filter(|t| elapsed >= *t) {
+        // stateright's own timeout, or ours.
+        incomplete_reason = Some(format!("stopped at the time limit ({t:?})"));
     }
-    if let (true, Some(limit)) = (over_memory, options.max_memory) {
-        incomplete_reason = Some(format!(
-            "stopped at the memory limit ({} MiB resident)",
-            limit >> 20
-        ));
+    if stopped_for.is_some() {
+        incomplete_reason = stopped_for;
     }
     if incomplete_reason.is_none() && discoveries.len() == properties.len() {
         incomplete_reason = Some("stopped once every property had a discovery".to_string());

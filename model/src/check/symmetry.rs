@@ -222,7 +222,7 @@ impl SymmetryClasses {
     /// of an id-free signature ([`signature`]), every order of members with equal signatures
     /// included. Signatures are the same in every renaming of the state, so this set of
     /// renamed states is the same for every member of an orbit, and usually has one element.
-    /// As positions in [`SymmetryClasses::group`].
+    /// Returned as positions in [`SymmetryClasses::group`].
     fn candidates(&self, state: &ClusterState) -> Arc<[usize]> {
         let signatures = self.signatures(state);
         if let Some(known) = self.memo.0.get(&signatures) {
@@ -251,8 +251,9 @@ impl SymmetryClasses {
                 t.1 += 1;
             }
         }
+        let initial_epochs = self.initial_epochs();
         (0..self.nodes)
-            .map(|n| signature(state, NodeId(n as u16), traffic[n], self.initial_epochs()))
+            .map(|n| signature(state, NodeId(n as u16), traffic[n], initial_epochs))
             .collect()
     }
 
