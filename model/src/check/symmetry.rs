@@ -75,8 +75,13 @@ pub struct SymmetryClasses {
 /// signatures. Building the candidates took about half the time of choosing a representative,
 /// and a search meets few distinct signature vectors. Not part of the classes' identity; a
 /// clone starts empty.
-#[derive(Default)]
-struct CandidateMemo(DashMap<Vec<u64>, Arc<[usize]>>);
+struct CandidateMemo(DashMap<Vec<u64>, Arc<[usize]>, ahash::RandomState>);
+
+impl Default for CandidateMemo {
+    fn default() -> Self {
+        CandidateMemo(DashMap::with_hasher(crate::check::hashed::stable_hasher()))
+    }
+}
 
 /// Entries after which the memo starts afresh (each is a few dozen bytes).
 const CANDIDATE_MEMO_LIMIT: usize = 1 << 16;
