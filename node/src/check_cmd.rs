@@ -372,6 +372,13 @@ fn print_human(
             report.crash_twins_refused, report.crash_twins_not_expanded
         )?;
     }
+    if report.repeats > 0 {
+        writeln!(
+            out,
+            "repeats: {} of the generated states were exact repeats of a recent one, refused before the look-up (check/repeats.rs)",
+            report.repeats
+        )?;
+    }
     if report.symmetry {
         writeln!(
             out,

@@ -12,6 +12,8 @@ use crate::bugs::Bugs;
 use crate::check::crash_twins::CrashTwins;
 use crate::check::model::ClusterModel;
 use crate::check::noop_cache::NoopCache;
+use crate::check::repeats::Repeats;
+use crate::check::settle_memo::SettleMemo;
 use crate::ids::Epoch;
 use crate::layout::{InitialEpochs, Layout, LayoutError, Timing};
 
@@ -154,6 +156,10 @@ impl CheckConfig {
             skip_ping_twins: true,
             skip_known_noops: true,
             noop_cache: NoopCache::new(),
+            skip_repeats: true,
+            repeats: Repeats::new(),
+            memoise_settle: true,
+            settle_memo: SettleMemo::new(),
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
         })

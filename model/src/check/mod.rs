@@ -10,8 +10,10 @@ pub mod network;
 pub mod noop_cache;
 pub mod properties;
 pub mod render;
+pub mod repeats;
 pub mod run;
 pub mod settle;
+pub mod settle_memo;
 pub mod symmetry;
 pub mod trace;
 

@@ -32,6 +32,8 @@ use crate::check::hashed::Hashed;
 pub use crate::check::network::{Envelope, Network, Shared};
 use crate::check::noop_cache::{DeliveryKey, NoopCache};
 use crate::check::properties;
+use crate::check::repeats::Repeats;
+use crate::check::settle_memo::SettleMemo;
 use crate::check::symmetry::{Classes, SymmetryClasses};
 use crate::ids::{Epoch, NodeId};
 use crate::message::Msg;
@@ -160,6 +162,18 @@ pub struct ClusterModel {
     pub skip_known_noops: bool,
     /// The memo `skip_known_noops` reads (empty in every clone).
     pub noop_cache: NoopCache,
+    /// Refuse, before looking it up, a generated state that is an exact repeat of one generated
+    /// before (`check/repeats.rs`). The states explored stay the same; fewer representatives
+    /// are computed.
+    pub skip_repeats: bool,
+    /// The filter `skip_repeats` reads (empty and switched off in every clone).
+    pub repeats: Repeats,
+    /// Remember how many rounds the convergence continuation takes from the clusters it passes
+    /// through, and reuse that when another continuation meets one (`check/settle_memo.rs`).
+    /// Verdicts stay the same; continuations are shorter.
+    pub memoise_settle: bool,
+    /// The memo `memoise_settle` reads and writes (empty in every clone).
+    pub settle_memo: SettleMemo,
     /// Set by the run when its time is up: from then on no state has successors, so the
     /// search ends at once. (stateright checks its own timeout only when a worker runs out of
     /// work, which a single-threaded depth-first search never does until it is complete.) The
@@ -751,6 +765,12 @@ impl Model for ClusterModel {
         }
         // Called once for every generated state, before the search looks it up: the one place
         // where a state can be refused without touching the paths stateright replays.
+        if self.skip_repeats
+            && self.repeats.is_active()
+            && self.repeats.seen(crate::check::hashed::stable_hash(state))
+        {
+            return false;
+        }
         if self.crash_twins_on() {
             return self.admitted_by_crash_twins(state, true);
         }

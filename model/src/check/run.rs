@@ -135,7 +135,8 @@ pub struct RunReport {
     pub strategy: Strategy,
     /// Worker threads.
     pub threads: usize,
-    /// States generated, with repeats.
+    /// States generated within bounds, with repeats (those refused as exact repeats before
+    /// the look-up, `repeats`, included).
     pub states: usize,
     /// Unique states.
     pub unique_states: usize,
@@ -155,6 +156,9 @@ pub struct RunReport {
     /// States counted in `unique_states` but not expanded, because a twin with fewer crashes
     /// was explored after they were generated (crash-twins).
     pub crash_twins_not_expanded: usize,
+    /// Generated states refused before the look-up as exact repeats of a state generated
+    /// before (`check/repeats.rs`); counted in `states`.
+    pub repeats: usize,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -189,6 +193,8 @@ pub fn run(
     // The crash-twin memo refuses states during the search only (check/crash_twins.rs).
     model.crash_twins = Default::default();
     model.crash_twins.set_active(model.skip_crash_twins);
+    model.repeats = Default::default();
+    model.repeats.set_active(model.skip_repeats);
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
         builder = builder.symmetry_fn(symmetry::representative_fingerprint);
@@ -228,7 +234,7 @@ pub fn run(
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             progress(Progress {
-                states: checker.state_count(),
+                states: checker.state_count() + checker.model().repeats.found() as usize,
                 unique: checker.unique_state_count(),
                 depth: checker.max_depth(),
                 elapsed: start.elapsed(),
@@ -245,11 +251,16 @@ pub fn run(
     let elapsed = start.elapsed();
     // Counterexample paths are rebuilt by replaying actions: the model must have them again.
     stop.store(false, Ordering::Relaxed);
-    let states = checker.state_count();
+    // stateright counts a generated state only once `within_boundary` admits it; the repeats
+    // that filter refused (check/repeats.rs) are generated states within bounds too.
+    let repeats = checker.model().repeats.found() as usize;
+    let counted = checker.state_count();
+    let states = counted + repeats;
     let unique = checker.unique_state_count();
     // So must the crash-twin memo: stateright rebuilds the paths in `discoveries()` by calling
     // `actions` again, and a twin recorded since would now refuse a state on a path.
     checker.model().crash_twins.set_active(false);
+    checker.model().repeats.set_active(false);
     let discoveries = checker.discoveries();
     let model = checker.model();
     let crash_twins_refused = model.crash_twins.refused_generated();
@@ -259,7 +270,8 @@ pub fn run(
     // early by itself only when every property has a discovery, which cannot pass either.)
     let mut incomplete_reason = None;
     if let Some(n) = options.max_states {
-        if states >= n {
+        // The limit stateright applies, to its own count.
+        if counted >= n {
             incomplete_reason = Some(format!("stopped at the state limit ({n} states)"));
         }
     }
@@ -328,6 +340,7 @@ pub fn run(
         reductions,
         crash_twins_refused,
         crash_twins_not_expanded,
+        repeats,
         properties: results,
     }
 }

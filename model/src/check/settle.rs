@@ -40,7 +40,9 @@ use std::collections::BTreeSet;
 use stateright::actor::{Actor, Command, Id, Out};
 
 use crate::actor::ClusterNode;
+use crate::check::hashed::stable_hash;
 use crate::check::model::{ClusterModel, ClusterState, Envelope};
+use crate::check::settle_memo::SettleMemo;
 use crate::ids::NodeId;
 use crate::state::{Health, NodeState, Role};
 use crate::timer::Timer;
@@ -130,12 +132,22 @@ impl Cluster<'_> {
         self.apply(node, after, out)
     }
 
-    /// Delivers every message queued, once each, in content order; returns them (sorted, without
-    /// repeats) and whether a node state changed.
+    /// Sorts the queue and removes repeats: the messages of a round are a set.
+    fn normalise_queue(&mut self) {
+        self.queue.sort();
+        self.queue.dedup();
+    }
+
+    /// The fingerprint of the cluster at a round's start (queue normalised), which decides the
+    /// rest of the continuation (`check/settle_memo.rs`).
+    fn fingerprint(&self) -> u64 {
+        stable_hash(&(&self.nodes, &self.timers, &self.queue))
+    }
+
+    /// Delivers every message queued (normalised), once each, in content order; returns them
+    /// and whether a node state changed.
     fn deliver_all(&mut self) -> (Vec<Envelope>, bool) {
-        let mut inbox = std::mem::take(&mut self.queue);
-        inbox.sort();
-        inbox.dedup();
+        let inbox = std::mem::take(&mut self.queue);
         let mut changed = false;
         for env in &inbox {
             let actor = &self.model.actor;
@@ -153,8 +165,7 @@ impl Cluster<'_> {
     /// messages that changed nothing at these same node states, fires the same timers, and
     /// queues only messages queued now: nothing changes again.
     fn queue_delivered(&mut self, delivered: &[Envelope]) -> bool {
-        self.queue.sort();
-        self.queue.dedup();
+        self.normalise_queue();
         self.queue.len() <= delivered.len()
             && self
                 .queue
@@ -218,7 +229,23 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     }
     // Messages addressed to a node that was down are delivered now, as a restarted node's
     // socket would receive late datagrams; that is a superset of dropping them.
+    let memo = &model.settle_memo;
+    // The clusters at the rounds' starts so far: (fingerprint, round).
+    let mut starts: Vec<(u64, usize)> = Vec::new();
     for round in 1..=MAX_ROUNDS {
+        cluster.normalise_queue();
+        if model.memoise_settle {
+            let fingerprint = cluster.fingerprint();
+            if let Some(remaining) = memo.remaining(fingerprint) {
+                let rounds = round - 1 + remaining;
+                if rounds > MAX_ROUNDS {
+                    return Settled::NoFixedPoint;
+                }
+                record(memo, &starts, rounds);
+                return Settled::Agreed { rounds };
+            }
+            starts.push((fingerprint, round));
+        }
         let (delivered, by_messages) = cluster.deliver_all();
         let by_timers = cluster.fire_timers();
         if by_messages || by_timers || !cluster.queue_delivered(&delivered) {
@@ -230,11 +257,22 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
             continue;
         }
         return match disagreement(&cluster.nodes) {
-            None => Settled::Agreed { rounds: round },
+            None => {
+                record(memo, &starts, round);
+                Settled::Agreed { rounds: round }
+            }
             Some(why) => Settled::Disagreed { why },
         };
     }
     Settled::NoFixedPoint
+}
+
+/// Records in the memo, for each round start of a continuation that reached agreement at the
+/// end of round `last`, the rounds it still took.
+fn record(memo: &SettleMemo, starts: &[(u64, usize)], last: usize) {
+    for &(fingerprint, round) in starts {
+        memo.record(fingerprint, last + 1 - round);
+    }
 }
 
 /// What is wrong with the nodes' agreement, if anything.

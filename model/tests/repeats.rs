@@ -1,0 +1,68 @@
+//! Refusing exact repeats before the look-up (check/repeats.rs) changes the work, not the
+//! search: a run with the filter explores the same states as a run without it, counts the same
+//! generated states (the repeats added back), and reaches the same verdicts; with and without
+//! symmetry reduction.
+
+use std::sync::Arc;
+
+use slotguard_model::check::run::{self, RunOptions, RunReport, Strategy};
+use slotguard_model::check::symmetry::SymmetryClasses;
+use slotguard_model::check::CheckConfig;
+
+mod common;
+
+/// `standard` with two suspicions and one election: a symmetric search of it takes seconds.
+fn shards() -> CheckConfig {
+    let mut c = CheckConfig::embedded("standard").expect("standard is embedded");
+    c.name = "standard, 2 suspicions, 1 election".into();
+    c.suspicions = 2;
+    c.elections = 1;
+    c
+}
+
+#[test]
+fn refusing_repeats_changes_no_figure_of_the_search() {
+    let [tiny, two] = common::tiny_and_two_elections();
+    common::each_in_parallel(
+        &[(tiny, false), (two, false), (shards(), true)],
+        |(config, symmetric)| compare(config, *symmetric),
+    );
+}
+
+fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunReport {
+    let mut model = config.model().expect("valid");
+    assert!(model.skip_repeats);
+    model.skip_repeats = skip_repeats;
+    // Crash-twin refusals depend on the order in which states are met, which the filter
+    // changes (a refused repeat is not handed to the memo again): off, so that both runs must
+    // explore exactly the reachable states.
+    model.skip_crash_twins = false;
+    if symmetric {
+        model.symmetry = Some(Arc::new(SymmetryClasses::of(&model.actor.layout)));
+    }
+    let options = RunOptions {
+        strategy: Strategy::Dfs,
+        threads: 1,
+        max_states: None,
+        timeout: None,
+        max_memory: None,
+    };
+    run::run(model, &options, |_| {})
+}
+
+fn compare(config: &CheckConfig, symmetric: bool) {
+    let with = run_with(config, symmetric, true);
+    let without = run_with(config, symmetric, false);
+    let name = &config.name;
+    assert!(
+        with.complete && without.complete,
+        "{name}: a run was cut short"
+    );
+    assert!(with.repeats > 0, "{name}: no repeat was refused");
+    assert_eq!(without.repeats, 0, "{name}");
+    assert_eq!(with.unique_states, without.unique_states, "{name}: unique");
+    assert_eq!(with.states, without.states, "{name}: generated");
+    assert_eq!(with.max_depth, without.max_depth, "{name}: depth");
+    let statuses = |r: &RunReport| r.properties.iter().map(|p| p.status).collect::<Vec<_>>();
+    assert_eq!(statuses(&with), statuses(&without), "{name}: verdicts");
+}

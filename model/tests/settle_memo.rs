@@ -1,0 +1,57 @@
+//! The memo of the convergence continuation (check/settle_memo.rs) changes no outcome: in every
+//! state of the comparison configurations, the continuation with a memo shared by every state
+//! before it ends exactly as the continuation without one — the same verdict, after the same
+//! number of rounds — also for a protocol that does not converge (the mutant `NoFollowWinner`).
+
+use slotguard_model::bugs::{Bug, Bugs};
+use slotguard_model::check::hashed::stable_hash;
+use slotguard_model::check::settle::{settle, Settled};
+use slotguard_model::check::CheckConfig;
+
+mod common;
+
+#[test]
+fn the_memo_changes_no_continuation() {
+    let [tiny, two] = common::tiny_and_two_elections();
+    common::each_in_parallel(
+        &[
+            (tiny.clone(), None),
+            (two, None),
+            (tiny, Some(Bug::NoFollowWinner)),
+        ],
+        |(config, bug)| compare(config, *bug),
+    );
+}
+
+fn compare(config: &CheckConfig, bug: Option<Bug>) {
+    let bugs = bug.map_or_else(Bugs::default, Bugs::only);
+    let memoised = config.model_with(bugs).expect("valid");
+    assert!(memoised.memoise_settle);
+    let mut plain = memoised.clone();
+    plain.memoise_settle = false;
+    let mut outcomes = [0usize; 3];
+    common::search(&memoised, stable_hash, |s| {
+        let expected = settle(&plain, s);
+        outcomes[match expected {
+            Settled::Agreed { .. } => 0,
+            Settled::Disagreed { .. } => 1,
+            Settled::NoFixedPoint => 2,
+        }] += 1;
+        assert_eq!(
+            settle(&memoised, s),
+            expected,
+            "{}: {bug:?}\n{s:?}",
+            config.name
+        );
+    });
+    let (hits, lookups) = memoised.settle_memo.hits_and_lookups();
+    assert!(hits > 0, "{}: the memo was never used", config.name);
+    assert_eq!(plain.settle_memo.hits_and_lookups(), (0, 0));
+    eprintln!(
+        "{} {bug:?}: {hits} of {lookups} round starts found; outcomes (agreed, disagreed, none) {outcomes:?}",
+        config.name
+    );
+    if bug.is_some() {
+        assert!(outcomes[1] + outcomes[2] > 0, "the mutant always converges");
+    }
+}
