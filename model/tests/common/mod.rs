@@ -9,6 +9,7 @@ use stateright::Model;
 /// of stateright's checkers. A state whose `key` was already seen is skipped (with the
 /// fingerprint as key, that is plain search; with a representative's fingerprint, symmetry
 /// reduction). `visit` sees every state kept. Returns how many were kept.
+#[allow(dead_code)]
 pub(crate) fn search(
     model: &ClusterModel,
     key: impl Fn(&ClusterState) -> u64,
