@@ -469,7 +469,7 @@ impl ClusterModel {
             .cloned()
         {
             let mut state = Cow::Borrowed(&*next.nodes[n]);
-            let mut out = Out::new();
+            let mut out = crate::actor::out_buffer();
             self.actor
                 .on_timeout(Id::from(node), &mut state, &timer, &mut out);
             // Firing removes the timer, so the step is never a no-op.
@@ -559,7 +559,7 @@ impl Model for ClusterModel {
             symmetry: Classes(self.symmetry.clone()),
         };
         for node in self.actor.layout.ids() {
-            let mut out = Out::new();
+            let mut out = crate::actor::out_buffer();
             let s = self.actor.on_start(Id::from(node), &None, &mut out);
             state.nodes.push(Hashed::new(s));
             let mut timers = BTreeSet::new();
@@ -665,7 +665,7 @@ impl Model for ClusterModel {
                     return None;
                 }
                 let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
-                let mut out = Out::new();
+                let mut out = crate::actor::out_buffer();
                 self.actor
                     .on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
                 let pure = out
@@ -686,7 +686,7 @@ impl Model for ClusterModel {
             }
             Action::Timeout { node, timer } => {
                 let mut state = Cow::Borrowed(&*last.nodes[node.index()]);
-                let mut out = Out::new();
+                let mut out = crate::actor::out_buffer();
                 self.actor
                     .on_timeout(Id::from(node), &mut state, &timer, &mut out);
                 let next = self.finish_step(last, node, state, out, Some(&timer))?;
@@ -719,7 +719,7 @@ impl Model for ClusterModel {
             Action::Recover(node) => {
                 let n = node.index();
                 let storage: Option<Persisted> = last.storage[n].as_deref().cloned();
-                let mut out = Out::new();
+                let mut out = crate::actor::out_buffer();
                 let recovered = self.actor.on_start(Id::from(node), &storage, &mut out);
                 let mut restarted = last.clone();
                 restarted.crashed[n] = false;

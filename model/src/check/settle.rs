@@ -124,7 +124,7 @@ impl Cluster<'_> {
     /// Runs `node`'s handler for `timer` (already removed from its timers).
     fn fire(&mut self, node: NodeId, timer: &Timer) -> bool {
         let mut state = Cow::Borrowed(&self.nodes[node.index()]);
-        let mut out = Out::new();
+        let mut out = crate::actor::out_buffer();
         self.model
             .actor
             .on_timeout(Id::from(node), &mut state, timer, &mut out);
@@ -152,7 +152,7 @@ impl Cluster<'_> {
         for env in &inbox {
             let actor = &self.model.actor;
             let mut state = Cow::Borrowed(&self.nodes[env.dst.index()]);
-            let mut out = Out::new();
+            let mut out = crate::actor::out_buffer();
             actor.on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
             let after = owned(state);
             changed |= self.apply(env.dst, after, out);
@@ -218,7 +218,7 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
         if crashed {
             let node = NodeId(n as u16);
             let storage = s.storage[n].as_deref().cloned();
-            let mut out = Out::new();
+            let mut out = crate::actor::out_buffer();
             let state = model.actor.on_start(Id::from(node), &storage, &mut out);
             cluster.timers[n].clear();
             cluster.apply(node, Some(state), out);
