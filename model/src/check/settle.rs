@@ -10,8 +10,8 @@
 //! every replica follows a master, and nobody suspects anyone.
 //!
 //! A round is what happens in one ping interval of a healthy network:
-//! 1. every message in flight is delivered once, in content order (the outputs go to the next
-//!    round);
+//! 1. every message in flight is delivered once, in round order: by receiver, then sender, then
+//!    content (the outputs go to the next round);
 //! 2. every armed timer but `PeerTimeout` and `ElectionTimeout` fires — ticks, report expiries,
 //!    election delays — in timer order.
 //!
@@ -35,6 +35,7 @@
 //! so the check is reproducible.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use stateright::actor::{Actor, Command, Id, Out};
@@ -72,6 +73,13 @@ struct Cluster<'m> {
     nodes: Vec<NodeState>,
     timers: Vec<BTreeSet<Timer>>,
     queue: Vec<Envelope>,
+}
+
+/// The order in which a round delivers its messages: by receiver, then sender, then content.
+/// It is the order in which the network keeps its envelopes, so the first round's messages come
+/// sorted.
+fn round_order(a: &Envelope, b: &Envelope) -> Ordering {
+    (a.dst, a.src, &a.msg).cmp(&(b.dst, b.src, &b.msg))
 }
 
 impl Cluster<'_> {
@@ -132,10 +140,15 @@ impl Cluster<'_> {
         self.apply(node, after, out)
     }
 
-    /// Sorts the queue and removes repeats: the messages of a round are a set.
+    /// Sorts the queue in round order and removes repeats: the messages of a round are a set.
     fn normalise_queue(&mut self) {
-        self.queue.sort();
-        self.queue.dedup();
+        if !self
+            .queue
+            .is_sorted_by(|a, b| round_order(a, b) == Ordering::Less)
+        {
+            self.queue.sort_by(round_order);
+            self.queue.dedup();
+        }
     }
 
     /// The fingerprint of the cluster at a round's start (queue normalised), which decides the
@@ -144,8 +157,8 @@ impl Cluster<'_> {
         stable_hash(&(&self.nodes, &self.timers, &self.queue))
     }
 
-    /// Delivers every message queued (normalised), once each, in content order; returns them
-    /// and whether a node state changed.
+    /// Delivers every message queued (normalised), once each, in round order; returns them and
+    /// whether a node state changed.
     fn deliver_all(&mut self) -> (Vec<Envelope>, bool) {
         let inbox = std::mem::take(&mut self.queue);
         let mut changed = false;
@@ -170,7 +183,7 @@ impl Cluster<'_> {
             && self
                 .queue
                 .iter()
-                .all(|env| delivered.binary_search(env).is_ok())
+                .all(|env| delivered.binary_search_by(|d| round_order(d, env)).is_ok())
     }
 
     /// Fires every armed `ElectionTimeout`; returns whether a node state changed.
