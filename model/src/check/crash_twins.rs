@@ -28,10 +28,12 @@
 
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
 use nohash_hasher::NoHashHasher;
+
+use crate::check::counter::Counter;
 
 /// The memo of crash twins: for each fingerprint of a state but for its count of crashes, the
 /// fewest crashes of a recorded state with that fingerprint.
@@ -39,9 +41,9 @@ pub struct CrashTwins {
     active: AtomicBool,
     fewest: DashMap<u64, u8, BuildHasherDefault<NoHashHasher<u64>>>,
     /// Refused when generated: never counted by the search.
-    refused_generated: AtomicUsize,
+    refused_generated: Counter,
     /// Refused when explored: counted as unique, with no successors.
-    refused_explored: AtomicUsize,
+    refused_explored: Counter,
 }
 
 impl CrashTwins {
@@ -50,8 +52,8 @@ impl CrashTwins {
         CrashTwins {
             active: AtomicBool::new(false),
             fewest: DashMap::default(),
-            refused_generated: AtomicUsize::new(0),
-            refused_explored: AtomicUsize::new(0),
+            refused_generated: Counter::new(),
+            refused_explored: Counter::new(),
         }
     }
 
@@ -89,7 +91,7 @@ impl CrashTwins {
             } else {
                 &self.refused_explored
             };
-            count.fetch_add(1, Ordering::Relaxed);
+            count.incr();
         }
         admitted
     }
@@ -101,12 +103,12 @@ impl CrashTwins {
 
     /// How many generated states were refused (not counted by the search).
     pub fn refused_generated(&self) -> usize {
-        self.refused_generated.load(Ordering::Relaxed)
+        self.refused_generated.get() as usize
     }
 
     /// How many states were refused when explored (counted as unique, with no successors).
     pub fn refused_explored(&self) -> usize {
-        self.refused_explored.load(Ordering::Relaxed)
+        self.refused_explored.get() as usize
     }
 
     /// How many fingerprints are recorded.

@@ -2,6 +2,7 @@
 //! property catalogue ([`properties`]) and the configurations ([`config`]).
 
 pub mod config;
+pub mod counter;
 pub mod crash_twins;
 pub mod ghost;
 pub mod hashed;

@@ -11,80 +11,75 @@
 //! node's inbox is judged again in the child state.
 //!
 //! The memo is keyed by the four parts' 64-bit hashes (the same fingerprints the search
-//! deduplicates states by). It is direct-mapped and bounded: a newer entry replaces an older
-//! one in its slot, so it forgets, never grows. It changes which no-op actions are offered, never
-//! a successor state (`model/tests/noop_cache.rs` compares every state's successors with and
-//! without it). A cloned model starts with an empty memo, so a clone whose protocol is changed
-//! (a mutant) never reads the original's verdicts.
+//! deduplicates states by), folded into one 64-bit digest. It is direct-mapped, bounded and
+//! lock-free: each slot holds a digest, and a newer entry replaces an older one in its slot, so
+//! it forgets, never grows. (Until stop 13 it kept the four hashes whole in slots behind 16
+//! locks; every lookup took a lock, and the two workers' lookups moved the locks' cache lines
+//! between the cores.) A delivery is taken for a known no-op only if its digest is found: two
+//! deliveries with equal 64-bit digests would be confused, the kind of risk the search's visited
+//! set takes with its 64-bit fingerprints. It changes which no-op actions are offered, never a
+//! successor state (`model/tests/successor_pruning.rs` compares every state's successors with
+//! and without it). A cloned model starts with an empty memo, so a clone whose protocol is
+//! changed (a mutant) never reads the original's verdicts.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
+
+use crate::check::counter::Counter;
 
 /// The fingerprint of a delivery at a state: receiver's node state, receiver's timers,
 /// history, envelope.
 pub type DeliveryKey = [u64; 4];
 
-const SHARDS: usize = 16;
-const SLOTS_PER_SHARD: usize = 1 << 14;
+/// Slots of the memo (8 bytes each: 8 MiB once used).
+const SLOTS: usize = 1 << 20;
 
-/// A bounded, thread-safe set of deliveries known to change nothing.
+/// A bounded, lock-free set of deliveries known to change nothing.
 pub struct NoopCache {
-    shards: Vec<Mutex<Vec<Option<DeliveryKey>>>>,
-    hits: AtomicU64,
+    slots: OnceLock<Box<[AtomicU64]>>,
+    hits: Counter,
 }
 
 impl NoopCache {
-    /// An empty memo (16 × 16 Ki slots of 40 bytes: 10 MiB once filled).
+    /// An empty memo (allocated on first use).
     pub fn new() -> NoopCache {
         NoopCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
-            hits: AtomicU64::new(0),
+            slots: OnceLock::new(),
+            hits: Counter::new(),
         }
     }
 
-    fn place(key: &DeliveryKey) -> (usize, usize) {
-        let mixed = key[0]
-            .rotate_left(7)
-            .wrapping_add(key[1].rotate_left(19))
-            .wrapping_add(key[2].rotate_left(37))
-            .wrapping_add(key[3])
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let shard = (mixed >> 60) as usize % SHARDS;
-        let slot = (mixed as usize) % SLOTS_PER_SHARD;
-        (shard, slot)
+    /// The key's digest (never 0, which marks an empty slot) and its slot.
+    fn place(key: &DeliveryKey) -> (u64, usize) {
+        let digest = crate::check::hashed::stable_hash(key).max(1);
+        (digest, (digest >> 40) as usize % SLOTS)
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
+        self.slots
+            .get_or_init(|| (0..SLOTS).map(|_| AtomicU64::new(0)).collect())
     }
 
     /// Whether the delivery is known to change nothing.
     pub fn contains(&self, key: &DeliveryKey) -> bool {
-        let (shard, slot) = Self::place(key);
-        // A poisoned lock only means another worker panicked; the memo is then just not used.
-        match self.shards[shard].lock() {
-            Ok(slots) => {
-                let hit = slots.get(slot).is_some_and(|k| k.as_ref() == Some(key));
-                if hit {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                }
-                hit
-            }
-            Err(_) => false,
+        let (digest, slot) = Self::place(key);
+        let hit = self.slots()[slot].load(Ordering::Relaxed) == digest;
+        if hit {
+            self.hits.incr();
         }
+        hit
     }
 
     /// How many lookups found their delivery (for tests and measurements).
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.hits.get()
     }
 
     /// Records that the delivery changes nothing.
     pub fn insert(&self, key: DeliveryKey) {
-        let (shard, slot) = Self::place(&key);
-        if let Ok(mut slots) = self.shards[shard].lock() {
-            if slots.is_empty() {
-                slots.resize(SLOTS_PER_SHARD, None);
-            }
-            slots[slot] = Some(key);
-        }
+        let (digest, slot) = Self::place(&key);
+        self.slots()[slot].store(digest, Ordering::Relaxed);
     }
 }
 

@@ -28,6 +28,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use crate::check::counter::Counter;
+
 /// Slots of the filter (8 bytes each: 32 MiB once used).
 const SLOTS: usize = 1 << 22;
 
@@ -35,7 +37,7 @@ const SLOTS: usize = 1 << 22;
 pub struct Repeats {
     active: AtomicBool,
     slots: OnceLock<Box<[AtomicU64]>>,
-    found: AtomicU64,
+    found: Counter,
 }
 
 impl Repeats {
@@ -44,7 +46,7 @@ impl Repeats {
         Repeats {
             active: AtomicBool::new(false),
             slots: OnceLock::new(),
-            found: AtomicU64::new(0),
+            found: Counter::new(),
         }
     }
 
@@ -69,7 +71,7 @@ impl Repeats {
             .get_or_init(|| (0..SLOTS).map(|_| AtomicU64::new(0)).collect());
         let slot = &slots[(fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % SLOTS];
         if slot.load(Ordering::Relaxed) == fingerprint {
-            self.found.fetch_add(1, Ordering::Relaxed);
+            self.found.incr();
             return true;
         }
         slot.store(fingerprint, Ordering::Relaxed);
@@ -78,7 +80,7 @@ impl Repeats {
 
     /// How many generated states were found to be repeats.
     pub fn found(&self) -> u64 {
-        self.found.load(Ordering::Relaxed)
+        self.found.get()
     }
 }
 

@@ -27,6 +27,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use crate::check::counter::Counter;
+
 /// Slots of the memo (8 bytes each: 32 MiB once used).
 const SLOTS: usize = 1 << 22;
 
@@ -37,8 +39,8 @@ const ROUNDS_MASK: u64 = 0xFF;
 /// cluster at a round's start.
 pub struct SettleMemo {
     slots: OnceLock<Box<[AtomicU64]>>,
-    hits: AtomicU64,
-    lookups: AtomicU64,
+    hits: Counter,
+    lookups: Counter,
 }
 
 impl SettleMemo {
@@ -46,8 +48,8 @@ impl SettleMemo {
     pub fn new() -> SettleMemo {
         SettleMemo {
             slots: OnceLock::new(),
-            hits: AtomicU64::new(0),
-            lookups: AtomicU64::new(0),
+            hits: Counter::new(),
+            lookups: Counter::new(),
         }
     }
 
@@ -63,13 +65,13 @@ impl SettleMemo {
     /// The rounds from a cluster with this fingerprint, at a round's start, to its fixed point
     /// with the nodes in agreement, if recorded.
     pub fn remaining(&self, fingerprint: u64) -> Option<usize> {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
+        self.lookups.incr();
         let entry = self.slots()[Self::place(fingerprint)].load(Ordering::Relaxed);
         let rounds = (entry & ROUNDS_MASK) as usize;
         if rounds == 0 || entry & !ROUNDS_MASK != fingerprint & !ROUNDS_MASK {
             return None;
         }
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits.incr();
         Some(rounds)
     }
 
@@ -88,10 +90,7 @@ impl SettleMemo {
 
     /// Lookups that found their cluster, and lookups in all (for measurements).
     pub fn hits_and_lookups(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.lookups.load(Ordering::Relaxed),
-        )
+        (self.hits.get(), self.lookups.get())
     }
 }
 
