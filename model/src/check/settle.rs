@@ -37,12 +37,13 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 
 use stateright::actor::{Actor, Command, Id, Out};
 
 use crate::actor::ClusterNode;
 use crate::check::hashed::stable_hash;
-use crate::check::model::{ClusterModel, ClusterState, Envelope};
+use crate::check::model::{ClusterModel, ClusterState, Envelope, Shared};
 use crate::check::settle_memo::SettleMemo;
 use crate::ids::NodeId;
 use crate::state::{Health, NodeState, Role};
@@ -70,9 +71,45 @@ pub enum Settled {
 
 struct Cluster<'m> {
     model: &'m ClusterModel,
+    /// The state the continuation started from.
+    origin: &'m ClusterState,
     nodes: Vec<NodeState>,
     timers: Vec<BTreeSet<Timer>>,
-    queue: Vec<Envelope>,
+    queue: Vec<Queued>,
+    /// Per node: its state is still the origin's (whose hash is known).
+    node_as_origin: Vec<bool>,
+    /// Per node: its timers are still the origin's (whose hash is known).
+    timers_as_origin: Vec<bool>,
+}
+
+/// A message of a round: one in flight at the origin, shared with it (the first round's), or
+/// one sent during the continuation. Compared and hashed as the envelope it is.
+#[derive(Clone)]
+enum Queued {
+    InFlight(Shared),
+    Sent(Envelope),
+}
+
+impl std::ops::Deref for Queued {
+    type Target = Envelope;
+    fn deref(&self) -> &Envelope {
+        match self {
+            Queued::InFlight(shared) => shared,
+            Queued::Sent(env) => env,
+        }
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Hash for Queued {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
 }
 
 /// The order in which a round delivers its messages: by receiver, then sender, then content.
@@ -90,21 +127,26 @@ impl Cluster<'_> {
         if let Some(s) = after {
             if s != self.nodes[n] {
                 self.nodes[n] = s;
+                self.node_as_origin[n] = false;
                 changed = true;
             }
         }
         for command in out {
             match command {
-                Command::Send(dst, msg) => self.queue.push(Envelope {
+                Command::Send(dst, msg) => self.queue.push(Queued::Sent(Envelope {
                     src: node,
                     dst: NodeId(usize::from(dst) as u16),
                     msg,
-                }),
+                })),
                 Command::SetTimer(t, _) => {
-                    self.timers[n].insert(t);
+                    if self.timers[n].insert(t) {
+                        self.timers_as_origin[n] = false;
+                    }
                 }
                 Command::CancelTimer(t) => {
-                    self.timers[n].remove(&t);
+                    if self.timers[n].remove(&t) {
+                        self.timers_as_origin[n] = false;
+                    }
                 }
                 Command::Save(_) | Command::ChooseRandom(..) => {}
             }
@@ -124,6 +166,7 @@ impl Cluster<'_> {
             .cloned()
         {
             self.timers[n].remove(&timer);
+            self.timers_as_origin[n] = false;
             changed |= self.fire(node, &timer);
         }
         changed
@@ -146,7 +189,7 @@ impl Cluster<'_> {
             .queue
             .is_sorted_by(|a, b| round_order(a, b) == Ordering::Less)
         {
-            self.queue.sort_by(round_order);
+            self.queue.sort_by(|a, b| round_order(a, b));
             self.queue.dedup();
         }
     }
@@ -154,12 +197,26 @@ impl Cluster<'_> {
     /// The fingerprint of the cluster at a round's start (queue normalised), which decides the
     /// rest of the continuation (`check/settle_memo.rs`).
     fn fingerprint(&self) -> u64 {
-        stable_hash(&(&self.nodes, &self.timers, &self.queue))
+        // Each node's and timer set's own hash (what `Hashed` computes), taken from the origin
+        // where they are still the origin's.
+        let nodes: Vec<u64> = (0..self.nodes.len())
+            .map(|n| match self.node_as_origin[n] {
+                true => self.origin.nodes[n].hash_value(),
+                false => stable_hash(&self.nodes[n]),
+            })
+            .collect();
+        let timers: Vec<u64> = (0..self.timers.len())
+            .map(|n| match self.timers_as_origin[n] {
+                true => self.origin.timers[n].hash_value(),
+                false => stable_hash(&self.timers[n]),
+            })
+            .collect();
+        stable_hash(&(nodes, timers, &self.queue))
     }
 
     /// Delivers every message queued (normalised), once each, in round order; returns them and
     /// whether a node state changed.
-    fn deliver_all(&mut self) -> (Vec<Envelope>, bool) {
+    fn deliver_all(&mut self) -> (Vec<Queued>, bool) {
         let inbox = std::mem::take(&mut self.queue);
         let mut changed = false;
         for env in &inbox {
@@ -177,7 +234,7 @@ impl Cluster<'_> {
     /// is sorted). If no node state changed in this round, the next round then delivers only
     /// messages that changed nothing at these same node states, fires the same timers, and
     /// queues only messages queued now: nothing changes again.
-    fn queue_delivered(&mut self, delivered: &[Envelope]) -> bool {
+    fn queue_delivered(&mut self, delivered: &[Queued]) -> bool {
         self.normalise_queue();
         self.queue.len() <= delivered.len()
             && self
@@ -191,6 +248,7 @@ impl Cluster<'_> {
         let mut changed = false;
         for n in 0..self.nodes.len() {
             if self.timers[n].remove(&Timer::ElectionTimeout) {
+                self.timers_as_origin[n] = false;
                 changed |= self.fire(NodeId(n as u16), &Timer::ElectionTimeout);
             }
         }
@@ -211,6 +269,7 @@ impl Cluster<'_> {
                 if !self.timers[n].remove(&timer) {
                     continue;
                 }
+                self.timers_as_origin[n] = false;
                 changed |= self.fire(NodeId(n as u16), &timer);
             }
         }
@@ -222,9 +281,12 @@ impl Cluster<'_> {
 pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     let mut cluster = Cluster {
         model,
+        origin: s,
         nodes: s.nodes.iter().map(|n| (**n).clone()).collect(),
         timers: s.timers.iter().map(|t| (**t).clone()).collect(),
-        queue: s.network.iter().map(|e| (**e).clone()).collect(),
+        queue: s.network.iter().cloned().map(Queued::InFlight).collect(),
+        node_as_origin: vec![true; s.nodes.len()],
+        timers_as_origin: vec![true; s.timers.len()],
     };
     // Faults stop: crashed nodes restart from their state files.
     for (n, &crashed) in s.crashed.iter().enumerate() {
@@ -234,6 +296,8 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
             let mut out = crate::actor::out_buffer();
             let state = model.actor.on_start(Id::from(node), &storage, &mut out);
             cluster.timers[n].clear();
+            cluster.timers_as_origin[n] = false;
+            cluster.node_as_origin[n] = false;
             cluster.apply(node, Some(state), out);
         }
     }
