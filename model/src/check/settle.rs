@@ -32,7 +32,9 @@
 //! needs no such assumption.)
 //!
 //! The continuation runs the same actor code the checker and the node run; it is deterministic,
-//! so the check is reproducible.
+//! so the check is reproducible, and continuations that meet at a round's start end alike: the
+//! checker remembers how many rounds each cluster it passed through took
+//! (`check/settle_memo.rs`).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
