@@ -14,21 +14,15 @@ use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 
 mod common;
 
-/// Three masters with one replica each, whole shards interchangeable, two suspicions: small
-/// enough to search twice without reductions by symmetry.
-fn shards() -> CheckConfig {
-    let mut c = CheckConfig::embedded("standard").expect("standard is embedded");
-    c.name = "standard, 2 suspicions".into();
-    c.suspicions = 2;
-    c.elections = 1;
-    c
-}
-
 #[test]
 fn refusing_crash_twins_loses_no_state() {
     let [tiny, two] = common::tiny_and_two_elections();
     common::each_in_parallel(
-        &[(tiny, false), (two, false), (shards(), true)],
+        &[
+            (tiny, false),
+            (two, false),
+            (common::standard_two_suspicions_one_election(), true),
+        ],
         |(config, symmetric)| compare(config, *symmetric),
     );
 }

@@ -11,20 +11,15 @@ use slotguard_model::check::CheckConfig;
 
 mod common;
 
-/// `standard` with two suspicions and one election: a symmetric search of it takes seconds.
-fn shards() -> CheckConfig {
-    let mut c = CheckConfig::embedded("standard").expect("standard is embedded");
-    c.name = "standard, 2 suspicions, 1 election".into();
-    c.suspicions = 2;
-    c.elections = 1;
-    c
-}
-
 #[test]
 fn refusing_repeats_changes_no_figure_of_the_search() {
     let [tiny, two] = common::tiny_and_two_elections();
     common::each_in_parallel(
-        &[(tiny, false), (two, false), (shards(), true)],
+        &[
+            (tiny, false),
+            (two, false),
+            (common::standard_two_suspicions_one_election(), true),
+        ],
         |(config, symmetric)| compare(config, *symmetric),
     );
 }

@@ -26,7 +26,6 @@
 //! never refuses a step of a path. It refuses only while a run has it switched on
 //! ([`CrashTwins::set_active`]), which `check::run` does for the search alone.
 
-use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -117,24 +116,7 @@ impl CrashTwins {
     }
 }
 
-impl Default for CrashTwins {
-    fn default() -> Self {
-        CrashTwins::new()
-    }
-}
-
-impl Clone for CrashTwins {
-    /// A fresh, empty memo, switched off: a clone may run a different protocol variant.
-    fn clone(&self) -> Self {
-        CrashTwins::new()
-    }
-}
-
-impl fmt::Debug for CrashTwins {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CrashTwins")
-    }
-}
+memo_impls!(CrashTwins);
 
 #[cfg(test)]
 mod tests {

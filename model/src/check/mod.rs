@@ -1,6 +1,31 @@
 //! Checking: the model that hosts the actors ([`model`]), the history it keeps ([`ghost`]), the
 //! property catalogue ([`properties`]) and the configurations ([`config`]).
 
+/// `Default` (an empty memo, from `new()`), `Clone` (a fresh, empty memo: a cloned model may run
+/// a different protocol variant, a mutant, which must never read the original's results) and
+/// `Debug` (the type's name) for the checker's memos.
+macro_rules! memo_impls {
+    ($memo:ident) => {
+        impl Default for $memo {
+            fn default() -> Self {
+                $memo::new()
+            }
+        }
+
+        impl Clone for $memo {
+            fn clone(&self) -> Self {
+                $memo::new()
+            }
+        }
+
+        impl std::fmt::Debug for $memo {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(stringify!($memo))
+            }
+        }
+    };
+}
+
 pub mod config;
 pub mod counter;
 pub mod crash_twins;

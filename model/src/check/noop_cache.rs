@@ -22,7 +22,6 @@
 //! and without it). A cloned model starts with an empty memo, so a clone whose protocol is
 //! changed (a mutant) never reads the original's verdicts.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -83,21 +82,4 @@ impl NoopCache {
     }
 }
 
-impl Default for NoopCache {
-    fn default() -> Self {
-        NoopCache::new()
-    }
-}
-
-impl Clone for NoopCache {
-    /// A fresh, empty memo: a clone may run a different protocol variant.
-    fn clone(&self) -> Self {
-        NoopCache::new()
-    }
-}
-
-impl fmt::Debug for NoopCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NoopCache")
-    }
-}
+memo_impls!(NoopCache);

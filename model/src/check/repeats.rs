@@ -24,7 +24,6 @@
 //! The search counts a generated state only once it passes `within_boundary`; the run adds the
 //! repeats back, so the figure it reports still counts every generated state within bounds.
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -84,24 +83,7 @@ impl Repeats {
     }
 }
 
-impl Default for Repeats {
-    fn default() -> Self {
-        Repeats::new()
-    }
-}
-
-impl Clone for Repeats {
-    /// A fresh, empty filter, switched off.
-    fn clone(&self) -> Self {
-        Repeats::new()
-    }
-}
-
-impl fmt::Debug for Repeats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Repeats")
-    }
-}
+memo_impls!(Repeats);
 
 #[cfg(test)]
 mod tests {

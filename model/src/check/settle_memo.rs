@@ -23,7 +23,6 @@
 //! fingerprints, the same kind of risk the search's visited set takes with 64 bits. A cloned
 //! model starts with an empty memo, so a mutant never reads the original's verdicts.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -94,24 +93,7 @@ impl SettleMemo {
     }
 }
 
-impl Default for SettleMemo {
-    fn default() -> Self {
-        SettleMemo::new()
-    }
-}
-
-impl Clone for SettleMemo {
-    /// A fresh, empty memo: a clone may run a different protocol variant.
-    fn clone(&self) -> Self {
-        SettleMemo::new()
-    }
-}
-
-impl fmt::Debug for SettleMemo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SettleMemo")
-    }
-}
+memo_impls!(SettleMemo);
 
 #[cfg(test)]
 mod tests {

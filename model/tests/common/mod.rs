@@ -86,3 +86,15 @@ pub(crate) fn tiny_and_two_elections() -> [CheckConfig; 2] {
     };
     [tiny, two]
 }
+
+/// `standard` (three masters with one replica each, whole shards interchangeable) with two
+/// suspicions and one election: small enough to search twice, under symmetry reduction, in
+/// seconds.
+#[allow(dead_code)]
+pub(crate) fn standard_two_suspicions_one_election() -> CheckConfig {
+    let mut c = CheckConfig::embedded("standard").expect("standard is embedded");
+    c.name = "standard, 2 suspicions, 1 election".into();
+    c.suspicions = 2;
+    c.elections = 1;
+    c
+}
