@@ -1,6 +1,7 @@
-//! The memo of the convergence continuation (check/settle_memo.rs) changes no outcome: in every
-//! state of the comparison configurations, the continuation with a memo shared by every state
-//! before it ends exactly as the continuation without one — the same verdict, after the same
+//! The memos of the convergence continuation (check/settle_memo.rs: the rounds remembered from
+//! each round's start, and each node's first round) change no outcome: in every state of the
+//! comparison configurations, the continuation with the memos shared by every state before it
+//! ends exactly as the continuation without them — the same verdict, after the same
 //! number of rounds — also for a protocol that does not converge (the mutant `NoFollowWinner`).
 
 use slotguard_model::bugs::{Bug, Bugs};
@@ -46,9 +47,15 @@ fn compare(config: &CheckConfig, bug: Option<Bug>) {
     });
     let (hits, lookups) = memoised.settle_memo.hits_and_lookups();
     assert!(hits > 0, "{}: the memo was never used", config.name);
+    let (node_hits, node_recorded) = memoised.settle_memo.node_rounds_found_and_recorded();
+    assert!(
+        node_hits > 0 && node_recorded > 0,
+        "{}: no node's first round was taken from the memo",
+        config.name
+    );
     assert_eq!(plain.settle_memo.hits_and_lookups(), (0, 0));
     eprintln!(
-        "{} {bug:?}: {hits} of {lookups} round starts found; outcomes (agreed, disagreed, none) {outcomes:?}",
+        "{} {bug:?}: {hits} of {lookups} round starts found, {node_hits} nodes' first rounds found ({node_recorded} recorded); outcomes (agreed, disagreed, none) {outcomes:?}",
         config.name
     );
     if bug.is_some() {

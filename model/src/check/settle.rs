@@ -46,7 +46,7 @@ use stateright::actor::{Actor, Command, Id, Out};
 use crate::actor::ClusterNode;
 use crate::check::hashed::stable_hash;
 use crate::check::model::{ClusterModel, ClusterState, Envelope, Shared};
-use crate::check::settle_memo::SettleMemo;
+use crate::check::settle_memo::{NodeRound, SettleMemo};
 use crate::ids::NodeId;
 use crate::state::{Health, NodeState, Role};
 use crate::timer::Timer;
@@ -222,12 +222,80 @@ impl Cluster<'_> {
         let inbox = std::mem::take(&mut self.queue);
         let mut changed = false;
         for env in &inbox {
-            let actor = &self.model.actor;
-            let mut state = Cow::Borrowed(&self.nodes[env.dst.index()]);
-            let mut out = crate::actor::out_buffer();
-            actor.on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
-            let after = owned(state);
-            changed |= self.apply(env.dst, after, out);
+            changed |= self.deliver(env);
+        }
+        (inbox, changed)
+    }
+
+    /// Delivers one message; returns whether its receiver's state changed.
+    fn deliver(&mut self, env: &Envelope) -> bool {
+        let mut state = Cow::Borrowed(&self.nodes[env.dst.index()]);
+        let mut out = crate::actor::out_buffer();
+        self.model
+            .actor
+            .on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
+        let after = owned(state);
+        self.apply(env.dst, after, out)
+    }
+
+    /// The first round, node by node, when every node, its timers and its inbox are still the
+    /// origin's. A round's steps at one node read and write only that node (what they send
+    /// waits for the next round), so the round is, for each node, a function of its state, its
+    /// timers and its inbox, and comes out the same whether the nodes take their steps in turn
+    /// or interleaved (the next round's queue is sorted). Each node's part is looked up in the
+    /// memo by the hashes of those three (`SettleMemo::node_round`): from one state to the next,
+    /// most nodes and their inboxes are unchanged.
+    fn first_round_by_node(&mut self) -> (Vec<Queued>, bool) {
+        let inbox = std::mem::take(&mut self.queue);
+        let mut changed = false;
+        let mut start = 0;
+        for n in 0..self.nodes.len() {
+            let end = start + inbox[start..].partition_point(|e| e.dst.index() == n);
+            let mine = &inbox[start..end];
+            start = end;
+            let key = stable_hash(&(
+                self.origin.nodes[n].hash_value(),
+                self.origin.timers[n].hash_value(),
+                mine.iter().fold(0u64, |h, e| {
+                    h.wrapping_add(match e {
+                        Queued::InFlight(shared) => shared.hash_value(),
+                        Queued::Sent(env) => stable_hash(env),
+                    })
+                }),
+                mine.len(),
+            ));
+            let memo = &self.model.settle_memo;
+            if let Some(done) = memo.node_round(key) {
+                self.nodes[n] = done.node.clone();
+                self.timers[n] = done.timers.clone();
+                self.node_as_origin[n] = done.node_as_origin;
+                self.timers_as_origin[n] = done.timers_as_origin;
+                self.queue
+                    .extend(done.sent.iter().cloned().map(Queued::Sent));
+                changed |= done.changed;
+                continue;
+            }
+            let sent_before = self.queue.len();
+            let mut node_changed = false;
+            for env in mine {
+                node_changed |= self.deliver(env);
+            }
+            node_changed |= self.fire_due(n);
+            memo.record_node_round(
+                key,
+                NodeRound {
+                    node: self.nodes[n].clone(),
+                    timers: self.timers[n].clone(),
+                    node_as_origin: self.node_as_origin[n],
+                    timers_as_origin: self.timers_as_origin[n],
+                    sent: self.queue[sent_before..]
+                        .iter()
+                        .map(|q| (**q).clone())
+                        .collect(),
+                    changed: node_changed,
+                },
+            );
+            changed |= node_changed;
         }
         (inbox, changed)
     }
@@ -262,18 +330,26 @@ impl Cluster<'_> {
     fn fire_timers(&mut self) -> bool {
         let mut changed = false;
         for n in 0..self.nodes.len() {
-            let due: Vec<Timer> = self.timers[n]
-                .iter()
-                .filter(|t| !matches!(t, Timer::PeerTimeout(_) | Timer::ElectionTimeout))
-                .cloned()
-                .collect();
-            for timer in due {
-                if !self.timers[n].remove(&timer) {
-                    continue;
-                }
-                self.timers_as_origin[n] = false;
-                changed |= self.fire(NodeId(n as u16), &timer);
+            changed |= self.fire_due(n);
+        }
+        changed
+    }
+
+    /// Fires node `n`'s armed timers but peer and election timeouts, in timer order; returns
+    /// whether its state changed.
+    fn fire_due(&mut self, n: usize) -> bool {
+        let mut changed = false;
+        let due: Vec<Timer> = self.timers[n]
+            .iter()
+            .filter(|t| !matches!(t, Timer::PeerTimeout(_) | Timer::ElectionTimeout))
+            .cloned()
+            .collect();
+        for timer in due {
+            if !self.timers[n].remove(&timer) {
+                continue;
             }
+            self.timers_as_origin[n] = false;
+            changed |= self.fire(NodeId(n as u16), &timer);
         }
         changed
     }
@@ -306,6 +382,11 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     for n in 0..cluster.nodes.len() {
         cluster.fire_fail_undo(NodeId(n as u16));
     }
+    // Whether the first round starts from the origin's nodes, timers and messages (nothing
+    // restarted, no FAIL-undo fired): then it can go node by node, from the memo.
+    let by_node = model.memoise_settle
+        && cluster.node_as_origin.iter().all(|&same| same)
+        && cluster.timers_as_origin.iter().all(|&same| same);
     // Messages addressed to a node that was down are delivered now, as a restarted node's
     // socket would receive late datagrams; that is a superset of dropping them.
     let memo = &model.settle_memo;
@@ -325,8 +406,13 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
             }
             starts.push((fingerprint, round));
         }
-        let (delivered, by_messages) = cluster.deliver_all();
-        let by_timers = cluster.fire_timers();
+        let (delivered, by_messages, by_timers) = if round == 1 && by_node {
+            let (delivered, changed) = cluster.first_round_by_node();
+            (delivered, changed, false)
+        } else {
+            let (delivered, by_messages) = cluster.deliver_all();
+            (delivered, by_messages, cluster.fire_timers())
+        };
         if by_messages || by_timers || !cluster.queue_delivered(&delivered) {
             continue;
         }
