@@ -191,6 +191,11 @@ impl Network {
         self.by_dst.iter().flat_map(|c| c.iter())
     }
 
+    /// The sum of the envelopes' hashes (a set hash).
+    pub(crate) fn set_hash(&self) -> u64 {
+        self.hash
+    }
+
     /// Number of envelopes.
     pub fn len(&self) -> usize {
         self.len

@@ -82,6 +82,9 @@ struct Cluster<'m> {
     node_as_origin: Vec<bool>,
     /// Per node: its timers are still the origin's (whose hash is known).
     timers_as_origin: Vec<bool>,
+    /// When the queue holds no envelope twice: the sum of its envelopes' hashes (a set hash,
+    /// what the round-start fingerprint reads), if known without sorting the queue.
+    queue_set_hash: Option<u64>,
 }
 
 /// A message of a round: one in flight at the origin, shared with it (the first round's), or
@@ -135,11 +138,14 @@ impl Cluster<'_> {
         }
         for command in out {
             match command {
-                Command::Send(dst, msg) => self.queue.push(Queued::Sent(Envelope {
-                    src: node,
-                    dst: NodeId(usize::from(dst) as u16),
-                    msg,
-                })),
+                Command::Send(dst, msg) => {
+                    self.queue_set_hash = None;
+                    self.queue.push(Queued::Sent(Envelope {
+                        src: node,
+                        dst: NodeId(usize::from(dst) as u16),
+                        msg,
+                    }));
+                }
                 Command::SetTimer(t, _) => {
                     if self.timers[n].insert(t) {
                         self.timers_as_origin[n] = false;
@@ -196,9 +202,22 @@ impl Cluster<'_> {
         }
     }
 
-    /// The fingerprint of the cluster at a round's start (queue normalised), which decides the
-    /// rest of the continuation (`check/settle_memo.rs`).
-    fn fingerprint(&self) -> u64 {
+    /// The fingerprint of the cluster at a round's start, which decides the rest of the
+    /// continuation (`check/settle_memo.rs`): the nodes, their timers and the set of messages
+    /// queued (by the sum of their hashes, which needs no sorting when it is known).
+    fn fingerprint(&mut self) -> u64 {
+        let queued = match self.queue_set_hash {
+            Some(sum) => sum,
+            None => {
+                self.normalise_queue();
+                let sum = self
+                    .queue
+                    .iter()
+                    .fold(0u64, |h, e| h.wrapping_add(queued_hash(e)));
+                self.queue_set_hash = Some(sum);
+                sum
+            }
+        };
         // Each node's and timer set's own hash (what `Hashed` computes), taken from the origin
         // where they are still the origin's.
         let nodes: Vec<u64> = (0..self.nodes.len())
@@ -213,7 +232,7 @@ impl Cluster<'_> {
                 false => stable_hash(&self.timers[n]),
             })
             .collect();
-        stable_hash(&(nodes, timers, &self.queue))
+        stable_hash(&(nodes, timers, queued, self.queue.len()))
     }
 
     /// Delivers every message queued (normalised), once each, in round order; returns them and
@@ -249,6 +268,7 @@ impl Cluster<'_> {
         let inbox = std::mem::take(&mut self.queue);
         let mut changed = false;
         let mut start = 0;
+        let mut set_hash = 0u64;
         for n in 0..self.nodes.len() {
             let end = start + inbox[start..].partition_point(|e| e.dst.index() == n);
             let mine = &inbox[start..end];
@@ -256,12 +276,8 @@ impl Cluster<'_> {
             let key = stable_hash(&(
                 self.origin.nodes[n].hash_value(),
                 self.origin.timers[n].hash_value(),
-                mine.iter().fold(0u64, |h, e| {
-                    h.wrapping_add(match e {
-                        Queued::InFlight(shared) => shared.hash_value(),
-                        Queued::Sent(env) => stable_hash(env),
-                    })
-                }),
+                mine.iter()
+                    .fold(0u64, |h, e| h.wrapping_add(queued_hash(e))),
                 mine.len(),
             ));
             let memo = &self.model.settle_memo;
@@ -272,6 +288,7 @@ impl Cluster<'_> {
                 self.timers_as_origin[n] = done.timers_as_origin;
                 self.queue
                     .extend(done.sent.iter().cloned().map(Queued::Sent));
+                set_hash = set_hash.wrapping_add(done.sent_hash);
                 changed |= done.changed;
                 continue;
             }
@@ -281,6 +298,15 @@ impl Cluster<'_> {
                 node_changed |= self.deliver(env);
             }
             node_changed |= self.fire_due(n);
+            // What this node sent, without repeats (what others send differs in the sender).
+            let mut sent = self.queue.split_off(sent_before);
+            sent.sort_by(|a, b| round_order(a, b));
+            sent.dedup();
+            let sent_hash = sent
+                .iter()
+                .fold(0u64, |h, e| h.wrapping_add(queued_hash(e)));
+            set_hash = set_hash.wrapping_add(sent_hash);
+            self.queue.extend(sent.iter().cloned());
             memo.record_node_round(
                 key,
                 NodeRound {
@@ -288,15 +314,15 @@ impl Cluster<'_> {
                     timers: self.timers[n].clone(),
                     node_as_origin: self.node_as_origin[n],
                     timers_as_origin: self.timers_as_origin[n],
-                    sent: self.queue[sent_before..]
-                        .iter()
-                        .map(|q| (**q).clone())
-                        .collect(),
+                    sent: sent.into_iter().map(|q| (*q).clone()).collect(),
+                    sent_hash,
                     changed: node_changed,
                 },
             );
             changed |= node_changed;
         }
+        // The nodes' messages, each without repeats, differ from node to node in the sender.
+        self.queue_set_hash = Some(set_hash);
         (inbox, changed)
     }
 
@@ -358,6 +384,7 @@ impl Cluster<'_> {
 /// Runs the fair continuation of `s` (see the module docs).
 pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     let mut cluster = Cluster {
+        queue_set_hash: Some(s.network.set_hash()),
         model,
         origin: s,
         nodes: s.nodes.iter().map(|n| (**n).clone()).collect(),
@@ -393,7 +420,6 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     // The clusters at the rounds' starts so far: (fingerprint, round).
     let mut starts: Vec<(u64, usize)> = Vec::new();
     for round in 1..=MAX_ROUNDS {
-        cluster.normalise_queue();
         if model.memoise_settle {
             let fingerprint = cluster.fingerprint();
             if let Some(remaining) = memo.remaining(fingerprint) {
@@ -406,6 +432,7 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
             }
             starts.push((fingerprint, round));
         }
+        cluster.normalise_queue();
         let (delivered, by_messages, by_timers) = if round == 1 && by_node {
             let (delivered, changed) = cluster.first_round_by_node();
             (delivered, changed, false)
@@ -480,6 +507,14 @@ pub fn disagreement(nodes: &[NodeState]) -> Option<String> {
         }
     }
     None
+}
+
+/// The hash of a queued message (the hash its `Shared` form carries).
+fn queued_hash(q: &Queued) -> u64 {
+    match q {
+        Queued::InFlight(shared) => shared.hash_value(),
+        Queued::Sent(env) => stable_hash(env),
+    }
 }
 
 /// The state a step wrote, if it wrote one.

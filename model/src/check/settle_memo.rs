@@ -63,7 +63,10 @@ pub(crate) struct NodeRound {
     pub(crate) timers: BTreeSet<Timer>,
     pub(crate) node_as_origin: bool,
     pub(crate) timers_as_origin: bool,
+    /// What it sent, sorted, without repeats.
     pub(crate) sent: Vec<Envelope>,
+    /// The sum of the hashes of `sent`.
+    pub(crate) sent_hash: u64,
     pub(crate) changed: bool,
 }
 
