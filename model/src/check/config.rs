@@ -156,6 +156,7 @@ impl CheckConfig {
             skip_ping_twins: true,
             skip_known_noops: true,
             noop_cache: NoopCache::new(),
+            rewrites: crate::check::network::RewriteMemo::new(),
             skip_repeats: true,
             repeats: Repeats::new(),
             memoise_settle: true,

@@ -29,7 +29,7 @@ use crate::actor::ClusterNode;
 use crate::check::crash_twins::CrashTwins;
 use crate::check::ghost::{Ghost, Observed};
 use crate::check::hashed::Hashed;
-pub use crate::check::network::{Envelope, Network, Shared};
+pub use crate::check::network::{Envelope, Network, RewriteMemo, Shared};
 use crate::check::noop_cache::{DeliveryKey, NoopCache};
 use crate::check::properties;
 use crate::check::repeats::Repeats;
@@ -162,6 +162,9 @@ pub struct ClusterModel {
     pub skip_known_noops: bool,
     /// The memo `skip_known_noops` reads (empty in every clone).
     pub noop_cache: NoopCache,
+    /// The canonical inboxes `skip_known_noops` remembers (`settle_network_to`; empty in every
+    /// clone).
+    pub rewrites: RewriteMemo,
     /// Refuse, before looking it up, a generated state that is an exact repeat of one generated
     /// before (`check/repeats.rs`). The states explored stay the same; fewer representatives
     /// are computed.
@@ -305,11 +308,13 @@ impl ClusterModel {
             // What messages to this node can still do depends on its epochs, its election, its
             // slot map, the configEpochs it knows and whom it has PFAIL
             // (`residual_inputs_changed`).
-            if self.canonical_network && residual_inputs_changed(before, &state) {
+            let changed_inputs = residual_inputs_changed(before, &state);
+            let state = Hashed::new(state);
+            if self.canonical_network && changed_inputs {
                 let outlook = self.outlook(last, node);
                 self.settle_network_to(&mut next.network, &state, &outlook);
             }
-            next.nodes[n] = Hashed::new(state);
+            next.nodes[n] = state;
         }
         for env in new_envelopes {
             next.network.insert(env);
@@ -414,7 +419,29 @@ impl ClusterModel {
 
     /// Puts every envelope addressed to `receiver` in its canonical form for the receiver's
     /// state, dropping the inert ones (`protocol::residual`, specs/protocol.md §8.4).
-    fn settle_network_to(&self, network: &mut Network, receiver: &NodeState, outlook: &Outlook) {
+    ///
+    /// The result is a function of the receiver's state, its outlook and the envelopes
+    /// addressed to it; with `skip_known_noops`, it is memoised by their fingerprints
+    /// (`check/network.rs: RewriteMemo`): from one state to the next, the same receiver state
+    /// meets the same inbox again and again.
+    fn settle_network_to(
+        &self,
+        network: &mut Network,
+        receiver: &Hashed<NodeState>,
+        outlook: &Outlook,
+    ) {
+        let key = self.skip_known_noops.then(|| {
+            crate::check::hashed::stable_hash(&(
+                receiver.hash_value(),
+                &outlook.may_suspect,
+                network.chunk_set_hash(receiver.me),
+                network.chunk_len(receiver.me),
+            ))
+        });
+        if let Some(done) = key.and_then(|k| self.rewrites.get(k)) {
+            network.put_chunk(receiver.me, done);
+            return;
+        }
         network.rewrite_to(receiver.me, |env| {
             match self.actor.residual(receiver, &env.msg, outlook) {
                 Residual::Unchanged => None,
@@ -426,6 +453,9 @@ impl ClusterModel {
                 })),
             }
         });
+        if let Some(key) = key {
+            self.rewrites.insert(key, network.shared_chunk(receiver.me));
+        }
     }
 
     /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.10), for

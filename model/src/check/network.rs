@@ -191,6 +191,40 @@ impl Network {
         self.by_dst.iter().flat_map(|c| c.iter())
     }
 
+    /// The envelopes addressed to `dst`, shared.
+    pub(crate) fn shared_chunk(&self, dst: NodeId) -> Chunk {
+        Chunk {
+            envelopes: self.by_dst.get(dst.index()).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The sum of the hashes of the envelopes addressed to `dst`.
+    pub(crate) fn chunk_set_hash(&self, dst: NodeId) -> u64 {
+        self.chunk(dst)
+            .iter()
+            .fold(0u64, |h, s| h.wrapping_add(s.hash_value()))
+    }
+
+    /// How many envelopes are addressed to `dst`.
+    pub(crate) fn chunk_len(&self, dst: NodeId) -> usize {
+        self.chunk(dst).len()
+    }
+
+    /// Replaces the envelopes addressed to `dst` by `chunk`.
+    pub(crate) fn put_chunk(&mut self, dst: NodeId, chunk: Chunk) {
+        let (old_hash, old_len) = (self.chunk_set_hash(dst), self.chunk_len(dst));
+        let new_hash = chunk
+            .envelopes
+            .iter()
+            .fold(0u64, |h, s| h.wrapping_add(s.hash_value()));
+        self.hash = self.hash.wrapping_sub(old_hash).wrapping_add(new_hash);
+        self.len = self.len - old_len + chunk.envelopes.len();
+        if self.by_dst.len() <= dst.index() {
+            self.by_dst.resize_with(dst.index() + 1, Default::default);
+        }
+        self.by_dst[dst.index()] = chunk.envelopes;
+    }
+
     /// The sum of the envelopes' hashes (a set hash).
     pub(crate) fn set_hash(&self) -> u64 {
         self.hash
@@ -206,6 +240,62 @@ impl Network {
         self.len == 0
     }
 }
+
+/// The envelopes addressed to one node, shared between networks.
+#[derive(Clone)]
+pub struct Chunk {
+    envelopes: Arc<Vec<Shared>>,
+}
+
+/// Slots of the memo of canonical inboxes (a kilobyte or so each once used).
+const REWRITES: usize = 1 << 16;
+
+/// A memo of canonical inboxes (`ClusterModel::settle_network_to`): by the fingerprint of a
+/// receiver's state, its outlook and its inbox, the inbox in canonical form. Direct-mapped and
+/// bounded: a newer entry replaces an older one in its slot; each slot has its own lock, so the
+/// workers rarely meet. An entry is trusted on an equal 64-bit fingerprint, the risk the
+/// search's visited set takes. A clone starts empty.
+pub struct RewriteMemo {
+    slots: std::sync::OnceLock<Box<[RewriteSlot]>>,
+}
+
+/// One slot of [`RewriteMemo`]: a fingerprint and the canonical inbox recorded under it.
+type RewriteSlot = std::sync::Mutex<Option<(u64, Chunk)>>;
+
+impl RewriteMemo {
+    /// An empty memo (allocated on first use).
+    pub fn new() -> RewriteMemo {
+        RewriteMemo {
+            slots: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn slot(&self, key: u64) -> &RewriteSlot {
+        let slots = self
+            .slots
+            .get_or_init(|| (0..REWRITES).map(|_| Default::default()).collect());
+        &slots[(key >> 40) as usize % REWRITES]
+    }
+
+    /// The canonical inbox recorded under `key`, if any.
+    pub(crate) fn get(&self, key: u64) -> Option<Chunk> {
+        // A poisoned lock only means another worker panicked; the memo is then not used.
+        let slot = self.slot(key).lock().ok()?;
+        match &*slot {
+            Some((k, chunk)) if *k == key => Some(chunk.clone()),
+            _ => None,
+        }
+    }
+
+    /// Records the canonical inbox under `key`.
+    pub(crate) fn insert(&self, key: u64, chunk: Chunk) {
+        if let Ok(mut slot) = self.slot(key).lock() {
+            *slot = Some((key, chunk));
+        }
+    }
+}
+
+memo_impls!(RewriteMemo);
 
 impl PartialEq for Network {
     fn eq(&self, other: &Self) -> bool {
