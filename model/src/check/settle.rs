@@ -39,7 +39,6 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 
 use stateright::actor::{Actor, Command, Id, Out};
 
@@ -88,7 +87,8 @@ struct Cluster<'m> {
 }
 
 /// A message of a round: one in flight at the origin, shared with it (the first round's), or
-/// one sent during the continuation. Compared and hashed as the envelope it is.
+/// one sent during the continuation. Compared as the envelope it is, and hashed by
+/// [`queued_hash`].
 #[derive(Clone)]
 enum Queued {
     InFlight(Shared),
@@ -108,12 +108,6 @@ impl std::ops::Deref for Queued {
 impl PartialEq for Queued {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
-    }
-}
-
-impl Hash for Queued {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (**self).hash(state);
     }
 }
 
