@@ -16,15 +16,9 @@ mod common;
 
 #[test]
 fn refusing_crash_twins_loses_no_state() {
-    let [tiny, two] = common::tiny_and_two_elections();
-    common::each_in_parallel(
-        &[
-            (tiny, false),
-            (two, false),
-            (common::standard_two_suspicions_one_election(), true),
-        ],
-        |(config, symmetric)| compare(config, *symmetric),
-    );
+    common::each_in_parallel(&common::comparison_configs(), |(config, symmetric)| {
+        compare(config, *symmetric)
+    });
 }
 
 fn compare(config: &CheckConfig, symmetric: bool) {

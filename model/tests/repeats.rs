@@ -13,15 +13,9 @@ mod common;
 
 #[test]
 fn refusing_repeats_changes_no_figure_of_the_search() {
-    let [tiny, two] = common::tiny_and_two_elections();
-    common::each_in_parallel(
-        &[
-            (tiny, false),
-            (two, false),
-            (common::standard_two_suspicions_one_election(), true),
-        ],
-        |(config, symmetric)| compare(config, *symmetric),
-    );
+    common::each_in_parallel(&common::comparison_configs(), |(config, symmetric)| {
+        compare(config, *symmetric)
+    });
 }
 
 fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunReport {

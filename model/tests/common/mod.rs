@@ -98,3 +98,15 @@ pub(crate) fn standard_two_suspicions_one_election() -> CheckConfig {
     c.elections = 1;
     c
 }
+
+/// What the exactness tests compare a reduction on, with whether to search under symmetry:
+/// `tiny` and `tiny` with a second election plainly, small `standard` symmetrically.
+#[allow(dead_code)]
+pub(crate) fn comparison_configs() -> [(CheckConfig, bool); 3] {
+    let [tiny, two] = tiny_and_two_elections();
+    [
+        (tiny, false),
+        (two, false),
+        (standard_two_suspicions_one_election(), true),
+    ]
+}
