@@ -430,16 +430,17 @@ impl ClusterModel {
         receiver: &Hashed<NodeState>,
         outlook: &Outlook,
     ) {
+        let inbox_hash = network.chunk_set_hash(receiver.me);
         let key = self.skip_known_noops.then(|| {
             crate::check::hashed::stable_hash(&(
                 receiver.hash_value(),
                 &outlook.may_suspect,
-                network.chunk_set_hash(receiver.me),
+                inbox_hash,
                 network.chunk_len(receiver.me),
             ))
         });
         if let Some(done) = key.and_then(|k| self.rewrites.get(k)) {
-            network.put_chunk(receiver.me, done);
+            network.put_chunk(receiver.me, inbox_hash, done);
             return;
         }
         network.rewrite_to(receiver.me, |env| {

@@ -195,6 +195,7 @@ impl Network {
     pub(crate) fn shared_chunk(&self, dst: NodeId) -> Chunk {
         Chunk {
             envelopes: self.by_dst.get(dst.index()).cloned().unwrap_or_default(),
+            hash: self.chunk_set_hash(dst),
         }
     }
 
@@ -210,14 +211,10 @@ impl Network {
         self.chunk(dst).len()
     }
 
-    /// Replaces the envelopes addressed to `dst` by `chunk`.
-    pub(crate) fn put_chunk(&mut self, dst: NodeId, chunk: Chunk) {
-        let (old_hash, old_len) = (self.chunk_set_hash(dst), self.chunk_len(dst));
-        let new_hash = chunk
-            .envelopes
-            .iter()
-            .fold(0u64, |h, s| h.wrapping_add(s.hash_value()));
-        self.hash = self.hash.wrapping_sub(old_hash).wrapping_add(new_hash);
+    /// Replaces the envelopes addressed to `dst`, whose set hash is `old_hash`, by `chunk`.
+    pub(crate) fn put_chunk(&mut self, dst: NodeId, old_hash: u64, chunk: Chunk) {
+        let old_len = self.chunk_len(dst);
+        self.hash = self.hash.wrapping_sub(old_hash).wrapping_add(chunk.hash);
         self.len = self.len - old_len + chunk.envelopes.len();
         if self.by_dst.len() <= dst.index() {
             self.by_dst.resize_with(dst.index() + 1, Default::default);
@@ -245,6 +242,8 @@ impl Network {
 #[derive(Clone)]
 pub struct Chunk {
     envelopes: Arc<Vec<Shared>>,
+    /// The sum of the envelopes' hashes.
+    hash: u64,
 }
 
 /// Slots of the memo of canonical inboxes (a kilobyte or so each once used).
