@@ -37,11 +37,14 @@ pub enum Bug {
     /// A master whose last slot was taken by a higher claim stays a (slot-less) master instead
     /// of replicating the winner.
     NoFollowWinner,
+    /// The tick repeats nothing: every change is announced once, when it happens, and a node
+    /// relies on the network to deliver it (it never does over UDP).
+    TickSendsNothing,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -54,6 +57,7 @@ impl Bug {
         Bug::ReplicaEpochAsOwn,
         Bug::UnpersistedEpochBump,
         Bug::NoFollowWinner,
+        Bug::TickSendsNothing,
     ];
 }
 

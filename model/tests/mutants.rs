@@ -5,18 +5,24 @@
 //! ends without one. The configuration is the smallest embedded one in which the bug can act.
 
 use slotguard_model::check::config::Replicas;
-use slotguard_model::check::properties::names;
+use slotguard_model::check::hashed::stable_hash;
+use slotguard_model::check::properties::{convergence_failure, names};
+use slotguard_model::check::settle::{settle_from, InFlight, Settled};
 use slotguard_model::check::trace::{describe_action, replay};
-use slotguard_model::check::{CheckConfig, ClusterModel};
+use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 use slotguard_model::{Bug, Bugs};
 use stateright::{Checker, HasDiscoveries, Model};
+
+mod common;
 
 fn tiny() -> CheckConfig {
     CheckConfig::embedded("tiny").expect("tiny is embedded")
 }
 
 /// Checks `config` with `bug` and returns the path to the first violation of `property`.
-fn bites(config: CheckConfig, bug: Bug, property: &'static str) {
+/// Runs the checker on `config` with `bug` and requires a counterexample for `property` that
+/// really violates it; returns its last state.
+fn bites(config: CheckConfig, bug: Bug, property: &'static str) -> ClusterState {
     let model: ClusterModel = config.model_with(Bugs::only(bug)).expect("valid config");
     let checker = model
         .checker()
@@ -42,6 +48,7 @@ fn bites(config: CheckConfig, bug: Bug, property: &'static str) {
         !(prop.condition)(checker.model(), last),
         "{bug:?}: discovery for {property} does not violate it"
     );
+    last.clone()
 }
 
 #[test]
@@ -179,6 +186,7 @@ fn every_bug_has_a_mutant_test() {
         Bug::ReplicaEpochAsOwn,
         Bug::UnpersistedEpochBump,
         Bug::NoFollowWinner,
+        Bug::TickSendsNothing,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
@@ -188,4 +196,39 @@ fn every_bug_has_a_mutant_test() {
 #[test]
 fn mutant_no_follow_winner() {
     bites(tiny(), Bug::NoFollowWinner, names::CONVERGES);
+}
+
+/// A protocol that announces each change once and never repeats it converges whenever its
+/// announcements arrive: the continuation that delivers what is in flight agrees in every state
+/// of `tiny`. Only the continuation with everything lost (specs/properties.md, property 8) sees
+/// that a lost datagram is never made good, and the counterexample says so.
+#[test]
+fn mutant_tick_sends_nothing() {
+    let violating = bites(tiny(), Bug::TickSendsNothing, names::CONVERGES);
+    let model = tiny()
+        .model_with(Bugs::only(Bug::TickSendsNothing))
+        .expect("valid config");
+    let mut lost_fails = 0usize;
+    common::search(&model, stable_hash, |s| {
+        assert!(
+            matches!(
+                settle_from(&model, s, InFlight::Delivered),
+                Settled::Agreed { .. }
+            ),
+            "delivered continuation fails in\n{s:?}"
+        );
+        if !matches!(
+            settle_from(&model, s, InFlight::Lost),
+            Settled::Agreed { .. }
+        ) {
+            lost_fails += 1;
+        }
+    });
+    assert!(lost_fails > 0, "no lost continuation failed");
+    let why = convergence_failure(&model, &violating);
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.starts_with("with the messages in flight all lost")),
+        "{why:?}"
+    );
 }

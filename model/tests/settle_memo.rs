@@ -1,12 +1,13 @@
 //! The memos of the convergence continuation (check/settle_memo.rs: the rounds remembered from
 //! each round's start, and each node's first round) change no outcome: in every state of the
 //! comparison configurations, the continuation with the memos shared by every state before it
-//! ends exactly as the continuation without them — the same verdict, after the same
+//! ends exactly as the continuation without them (with the messages in flight delivered, and
+//! with all of them lost) — the same verdict, after the same
 //! number of rounds — also for a protocol that does not converge (the mutant `NoFollowWinner`).
 
 use slotguard_model::bugs::{Bug, Bugs};
 use slotguard_model::check::hashed::stable_hash;
-use slotguard_model::check::settle::{settle, Settled};
+use slotguard_model::check::settle::{settle_from, InFlight, Settled};
 use slotguard_model::check::CheckConfig;
 
 mod common;
@@ -32,18 +33,20 @@ fn compare(config: &CheckConfig, bug: Option<Bug>) {
     plain.memoise_settle = false;
     let mut outcomes = [0usize; 3];
     common::search(&memoised, stable_hash, |s| {
-        let expected = settle(&plain, s);
-        outcomes[match expected {
-            Settled::Agreed { .. } => 0,
-            Settled::Disagreed { .. } => 1,
-            Settled::NoFixedPoint => 2,
-        }] += 1;
-        assert_eq!(
-            settle(&memoised, s),
-            expected,
-            "{}: {bug:?}\n{s:?}",
-            config.name
-        );
+        for in_flight in [InFlight::Delivered, InFlight::Lost] {
+            let expected = settle_from(&plain, s, in_flight);
+            outcomes[match expected {
+                Settled::Agreed { .. } => 0,
+                Settled::Disagreed { .. } => 1,
+                Settled::NoFixedPoint => 2,
+            }] += 1;
+            assert_eq!(
+                settle_from(&memoised, s, in_flight),
+                expected,
+                "{}: {bug:?} {in_flight:?}\n{s:?}",
+                config.name
+            );
+        }
     });
     let (hits, lookups) = memoised.settle_memo.hits_and_lookups();
     assert!(hits > 0, "{}: the memo was never used", config.name);

@@ -431,6 +431,9 @@ fn print_human(
         for line in &trace.final_state {
             writeln!(out, "    {line}")?;
         }
+        if let Some(why) = &trace.why {
+            writeln!(out, "  why: {why}")?;
+        }
         let mut reopen = vec!["slotguard".to_string(), "explore".to_string()];
         reopen.extend(selection.to_args());
         reopen.push("--path".to_string());

@@ -158,10 +158,34 @@ pub fn bindings_move_forward(_: &ClusterModel, s: &ClusterState) -> bool {
         .any(|v| matches!(v, Violation::BindingRegressed { .. }))
 }
 
-/// (8) The fair, fault-free continuation of this state reaches agreement (see
+/// (8) The fair, fault-free continuation of this state reaches agreement, both with the
+/// messages in flight delivered and with all of them lost (see
 /// [`settle`](crate::check::settle)).
 pub fn converges(m: &ClusterModel, s: &ClusterState) -> bool {
-    matches!(settle::settle(m, s), settle::Settled::Agreed { .. })
+    convergence_failure(m, s).is_none()
+}
+
+/// Why property 8 fails in `s`, if it does: which continuation, and how it ended.
+pub fn convergence_failure(m: &ClusterModel, s: &ClusterState) -> Option<String> {
+    use settle::{InFlight, Settled};
+    for (in_flight, label) in [
+        (InFlight::Delivered, "with the messages in flight delivered"),
+        (InFlight::Lost, "with the messages in flight all lost"),
+    ] {
+        match settle::settle_from(m, s, in_flight) {
+            Settled::Agreed { .. } => {}
+            Settled::Disagreed { why } => {
+                return Some(format!("{label}, the continuation's fixed point: {why}"));
+            }
+            Settled::NoFixedPoint => {
+                return Some(format!(
+                    "{label}, the continuation reaches no fixed point within {} rounds",
+                    settle::MAX_ROUNDS
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn live(s: &ClusterState) -> impl Iterator<Item = &crate::state::NodeState> + '_ {

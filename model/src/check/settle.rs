@@ -31,6 +31,14 @@
 //! failed spuriously, a replica "still suspecting" a master whose PONG was lost. The rule above
 //! needs no such assumption.)
 //!
+//! Each state is checked twice (`InFlight`): once with every message in flight delivered in the
+//! first round, and once with all of them lost. The checker's network duplicates without losing
+//! (specs/protocol.md §8.2), so a state with only some of its messages in flight is not a state
+//! of the search; the two continuations bound that set from both ends. The second is the one
+//! that needs the nodes to repeat themselves: a protocol that announces a change once and never
+//! again converges whenever its announcements arrive, and the mutant `TickSendsNothing` shows
+//! that only the lost continuation catches it.
+//!
 //! The continuation runs the same actor code the checker and the node run; it is deterministic,
 //! so the check is reproducible, and continuations that meet at a round's start end alike: the
 //! checker remembers how many rounds each cluster it passed through took
@@ -226,7 +234,7 @@ impl Cluster<'_> {
                 false => stable_hash(&self.timers[n]),
             })
             .collect();
-        stable_hash(&(nodes, timers, queued, self.queue.len()))
+        round_start_fingerprint(nodes, timers, queued, self.queue.len())
     }
 
     /// Delivers every message queued (normalised), once each, in round order; returns them and
@@ -377,13 +385,66 @@ impl Cluster<'_> {
 
 /// Runs the fair continuation of `s` (see the module docs).
 pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
+    settle_from(model, s, InFlight::Delivered)
+}
+
+/// What the continuation does with the messages in flight at its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InFlight {
+    /// Each is delivered in the first round (the network loses nothing more).
+    Delivered,
+    /// All are lost: the continuation starts from the nodes alone, and what they said before
+    /// arrives only if they say it again.
+    Lost,
+}
+
+/// The fingerprint of a cluster at a round's start: its nodes' and timer sets' own hashes, and
+/// the set hash and length of its queue.
+fn round_start_fingerprint(nodes: Vec<u64>, timers: Vec<u64>, queued: u64, len: usize) -> u64 {
+    stable_hash(&(nodes, timers, queued, len))
+}
+
+/// The continuation of `s` with its messages in flight delivered or all lost.
+pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) -> Settled {
+    let (queue_set_hash, queue_len) = match in_flight {
+        InFlight::Delivered => (s.network.set_hash(), s.network.len()),
+        InFlight::Lost => (0, 0),
+    };
+    // When nothing happens before the first round (no node to restart, no FAIL-undo to fire),
+    // the first round starts from `s` itself: look it up before copying any node.
+    let starts_from_origin = !s.crashed.iter().any(|&c| c)
+        && !s
+            .timers
+            .iter()
+            .any(|t| t.iter().any(|t| matches!(t, Timer::FailUndo(_))));
+    // The first round's start when it was looked up here (and not found).
+    let mut first_start = None;
+    if model.memoise_settle && starts_from_origin {
+        let fingerprint = round_start_fingerprint(
+            s.nodes.iter().map(|n| n.hash_value()).collect(),
+            s.timers.iter().map(|t| t.hash_value()).collect(),
+            queue_set_hash,
+            queue_len,
+        );
+        if let Some(remaining) = model.settle_memo.remaining(fingerprint) {
+            return match remaining > MAX_ROUNDS {
+                true => Settled::NoFixedPoint,
+                false => Settled::Agreed { rounds: remaining },
+            };
+        }
+        first_start = Some(fingerprint);
+    }
+    let queue: Vec<Queued> = match in_flight {
+        InFlight::Delivered => s.network.iter().cloned().map(Queued::InFlight).collect(),
+        InFlight::Lost => Vec::new(),
+    };
     let mut cluster = Cluster {
-        queue_set_hash: Some(s.network.set_hash()),
+        queue_set_hash: Some(queue_set_hash),
         model,
         origin: s,
         nodes: s.nodes.iter().map(|n| (**n).clone()).collect(),
         timers: s.timers.iter().map(|t| (**t).clone()).collect(),
-        queue: s.network.iter().cloned().map(Queued::InFlight).collect(),
+        queue,
         node_as_origin: vec![true; s.nodes.len()],
         timers_as_origin: vec![true; s.timers.len()],
     };
@@ -414,7 +475,9 @@ pub fn settle(model: &ClusterModel, s: &ClusterState) -> Settled {
     // The clusters at the rounds' starts so far: (fingerprint, round).
     let mut starts: Vec<(u64, usize)> = Vec::new();
     for round in 1..=MAX_ROUNDS {
-        if model.memoise_settle {
+        if let (1, Some(fingerprint)) = (round, first_start) {
+            starts.push((fingerprint, round));
+        } else if model.memoise_settle {
             let fingerprint = cluster.fingerprint();
             if let Some(remaining) = memo.remaining(fingerprint) {
                 let rounds = round - 1 + remaining;

@@ -42,6 +42,9 @@ pub struct Trace {
     pub explorer_path: String,
     /// The per-node summary of the final state.
     pub final_state: Vec<String>,
+    /// Why the final state violates the property, where the steps alone do not show it: for
+    /// convergence (8), which continuation failed and how it ended.
+    pub why: Option<String>,
 }
 
 /// A discovery that does not replay.
@@ -129,11 +132,15 @@ pub fn replay(
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join("/");
+    let why = (prop.name == crate::check::properties::names::CONVERGES)
+        .then(|| crate::check::properties::convergence_failure(model, &state))
+        .flatten();
     Ok(Trace {
         property: prop.name,
         steps,
         explorer_path,
         final_state: summarize_state(&state),
+        why,
     })
 }
 

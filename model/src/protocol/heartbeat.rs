@@ -91,6 +91,11 @@ impl Step<'_, '_> {
     /// FAIL for every node I have FAIL, then re-arm. (Everything it sends was already sent when it last changed; the tick
     /// repeats it because datagrams get lost.)
     pub(crate) fn on_tick(&mut self) {
+        if self.node.bug(Bug::TickSendsNothing) {
+            let interval = self.node.timing.ping_interval;
+            self.set_timer(Timer::Tick, exactly(interval));
+            return;
+        }
         let st = self.st();
         let ping = Msg::Ping(header(st));
         let suspects: Vec<(NodeId, Msg)> = self
