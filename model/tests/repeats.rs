@@ -1,7 +1,8 @@
 //! Refusing exact repeats before the look-up (check/repeats.rs) changes the work, not the
 //! search: a run with the filter explores the same states as a run without it, counts the same
 //! generated states (the repeats added back), and reaches the same verdicts; with and without
-//! symmetry reduction.
+//! symmetry reduction. The fingerprints of successors computed before they are built
+//! (`ClusterModel::finish_step`) are checked against the built successors all along.
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunRep
     let mut model = config.model().expect("valid");
     assert!(model.skip_repeats);
     model.skip_repeats = skip_repeats;
+    // Every successor whose fingerprint is computed before it is built is built anyway and
+    // compared (`finish_step`).
+    model.verify_early_fingerprints = skip_repeats;
     // Crash-twin refusals depend on the order in which states are met, which the filter
     // changes (a refused repeat is not handed to the memo again): off, so that both runs must
     // explore exactly the reachable states.
@@ -48,6 +52,10 @@ fn compare(config: &CheckConfig, symmetric: bool) {
         "{name}: a run was cut short"
     );
     assert!(with.repeats > 0, "{name}: no repeat was refused");
+    assert!(
+        with.repeats_before_built > 0,
+        "{name}: no repeat was recognised before it was built"
+    );
     assert_eq!(without.repeats, 0, "{name}");
     assert_eq!(with.unique_states, without.unique_states, "{name}: unique");
     assert_eq!(with.states, without.states, "{name}: generated");

@@ -375,8 +375,8 @@ fn print_human(
     if report.repeats > 0 {
         writeln!(
             out,
-            "repeats: {} of the generated states were exact repeats of a recent one, refused before the look-up (check/repeats.rs)",
-            report.repeats
+            "repeats: {} of the generated states were exact repeats of a recent one, refused before the look-up ({} of them before the state was built; check/repeats.rs)",
+            report.repeats, report.repeats_before_built
         )?;
     }
     if report.symmetry {

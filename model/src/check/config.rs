@@ -159,6 +159,7 @@ impl CheckConfig {
             rewrites: crate::check::network::RewriteMemo::new(),
             skip_repeats: true,
             repeats: Repeats::new(),
+            verify_early_fingerprints: false,
             memoise_settle: true,
             settle_memo: SettleMemo::new(),
             stop: Arc::new(AtomicBool::new(false)),

@@ -138,9 +138,17 @@ impl Ghost {
         nodes: &[impl std::ops::Deref<Target = NodeState>],
         crashed: &[bool],
     ) -> Option<Ghost> {
+        self.without_settled_grants_of(|i| nodes.get(i).map(|n| &**n), crashed)
+    }
+
+    /// [`Ghost::without_settled_grants`] with the nodes given by index (`None` past the last).
+    pub(crate) fn without_settled_grants_of<'a>(
+        &self,
+        nodes: impl Fn(usize) -> Option<&'a NodeState>,
+        crashed: &[bool],
+    ) -> Option<Ghost> {
         let may_win = |candidate: NodeId, epoch: Epoch| {
-            let (Some(c), Some(&down)) =
-                (nodes.get(candidate.index()), crashed.get(candidate.index()))
+            let (Some(c), Some(&down)) = (nodes(candidate.index()), crashed.get(candidate.index()))
             else {
                 return true;
             };
@@ -148,9 +156,7 @@ impl Ghost {
                 || (!down && matches!(c.election, Election::Running { epoch: e, .. } if e == epoch))
         };
         let past = |voter: NodeId, epoch: Epoch| {
-            nodes
-                .get(voter.index())
-                .is_some_and(|v| v.current_epoch > epoch)
+            nodes(voter.index()).is_some_and(|v| v.current_epoch > epoch)
         };
         // A second grant is a violation of property 3: it stays, as every violation does.
         let stale = |(&(epoch, voter), g): (&(Epoch, NodeId), &Grants)| {

@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ use crate::state::{NodeState, Persisted};
 use crate::timer::Timer;
 
 /// One state of the whole cluster as the checker sees it.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClusterState {
     /// Every node's state; a crashed node keeps the state it crashed with (read only by
     /// properties that hold for the past too).
@@ -66,6 +67,72 @@ pub struct ClusterState {
     /// The symmetry classes when the run uses symmetry reduction; not part of the state's
     /// identity (check/symmetry.rs).
     pub symmetry: Classes,
+}
+
+/// A state's fingerprint is made of its parts' own hashes (each part carries its hash,
+/// `check/hashed.rs`), so it can be computed for a successor from the parts a step changes
+/// before the successor is built (`ClusterModel::finish_step`). Both go through [`Parts`].
+impl Hash for ClusterState {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        Parts {
+            node: &|i| self.nodes[i].hash_value(),
+            crashed: &self.crashed,
+            storage: &|i| self.storage[i].as_ref().map(|s| s.hash_value()),
+            timers: &|i| self.timers[i].hash_value(),
+            network: (self.network.set_hash(), self.network.len()),
+            crashes: self.crashes,
+            suspicions: self.suspicions,
+            ghost: self.ghost.hash_value(),
+        }
+        .write(h);
+    }
+}
+
+/// The hashes a state's fingerprint is made of (the symmetry classes are not part of it).
+struct Parts<'a> {
+    node: &'a dyn Fn(usize) -> u64,
+    crashed: &'a [bool],
+    storage: &'a dyn Fn(usize) -> Option<u64>,
+    timers: &'a dyn Fn(usize) -> u64,
+    /// The network's set hash and length.
+    network: (u64, usize),
+    crashes: u8,
+    suspicions: u8,
+    ghost: u64,
+}
+
+impl Parts<'_> {
+    fn write<H: Hasher>(&self, h: &mut H) {
+        let n = self.crashed.len();
+        for i in 0..n {
+            h.write_u64((self.node)(i));
+        }
+        for &c in self.crashed {
+            h.write_u8(c as u8);
+        }
+        for i in 0..n {
+            match (self.storage)(i) {
+                None => h.write_u8(0),
+                Some(hash) => {
+                    h.write_u8(1);
+                    h.write_u64(hash);
+                }
+            }
+        }
+        for i in 0..n {
+            h.write_u64((self.timers)(i));
+        }
+        crate::check::network::write_network(h, self.network.0, self.network.1);
+        h.write_u8(self.crashes);
+        h.write_u8(self.suspicions);
+        h.write_u64(self.ghost);
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let mut h = crate::check::hashed::stable_hasher().build_hasher();
+        self.write(&mut h);
+        h.finish()
+    }
 }
 
 impl ClusterState {
@@ -171,6 +238,9 @@ pub struct ClusterModel {
     pub skip_repeats: bool,
     /// The filter `skip_repeats` reads (empty and switched off in every clone).
     pub repeats: Repeats,
+    /// For tests: build every successor whose fingerprint was computed before it was built
+    /// (`finish_step`), and panic if the two differ.
+    pub verify_early_fingerprints: bool,
     /// Remember how many rounds the convergence continuation takes from the clusters it passes
     /// through, and reuse that when another continuation meets one (`check/settle_memo.rs`).
     /// Verdicts stay the same; continuations are shorter.
@@ -218,7 +288,8 @@ impl ClusterModel {
         after: Cow<'_, NodeState>,
         out: Out<ClusterNode>,
         fired: Option<&Timer>,
-    ) -> Option<ClusterState> {
+        early: EarlyRepeats,
+    ) -> Finished {
         let n = node.index();
         let before = &*last.nodes[n];
 
@@ -297,33 +368,54 @@ impl ClusterModel {
             && saved.is_none()
             && timers.is_none()
         {
-            return None;
+            return Finished::NoChange;
+        }
+
+        let step = Changes {
+            node,
+            ghost: ghost.map(Hashed::new),
+            state: state.map(Hashed::new),
+            saved: saved.map(Hashed::new),
+            timers: timers.map(Hashed::new),
+            sent: new_envelopes.into_iter().map(Shared::new).collect(),
+        };
+        // What messages to this node can still do depends on its epochs, its election, its
+        // slot map, the configEpochs it knows and whom it has PFAIL
+        // (`residual_inputs_changed`).
+        let outlook = step
+            .state
+            .as_ref()
+            .filter(|state| self.canonical_network && residual_inputs_changed(before, state))
+            .map(|_| self.outlook(last, node));
+        // The parts carry their hashes, so a successor that was generated shortly before is
+        // recognised by its fingerprint before the cluster state is copied (check/repeats.rs).
+        let early_fingerprint = match early {
+            EarlyRepeats::Look => self.early_fingerprint(last, &step, outlook.as_ref()),
+            EarlyRepeats::No => None,
+        };
+        let repeat = early_fingerprint.is_some_and(|fp| self.repeats.recorded(fp));
+        if repeat && !self.verify_early_fingerprints {
+            return Finished::Repeat;
         }
 
         let mut next = last.clone();
-        if let Some(ghost) = ghost {
-            next.ghost = Hashed::new(ghost);
+        if let Some(ghost) = step.ghost {
+            next.ghost = ghost;
         }
-        if let Some(state) = state {
-            // What messages to this node can still do depends on its epochs, its election, its
-            // slot map, the configEpochs it knows and whom it has PFAIL
-            // (`residual_inputs_changed`).
-            let changed_inputs = residual_inputs_changed(before, &state);
-            let state = Hashed::new(state);
-            if self.canonical_network && changed_inputs {
-                let outlook = self.outlook(last, node);
-                self.settle_network_to(&mut next.network, &state, &outlook);
+        if let Some(state) = step.state {
+            if let Some(outlook) = &outlook {
+                self.settle_network_to(&mut next.network, &state, outlook);
             }
             next.nodes[n] = state;
         }
-        for env in new_envelopes {
-            next.network.insert(env);
+        for env in step.sent {
+            next.network.insert_shared(env);
         }
-        if let Some(storage) = saved {
-            next.storage[n] = Some(Hashed::new(storage));
+        if let Some(storage) = step.saved {
+            next.storage[n] = Some(storage);
         }
-        if let Some(timers) = timers {
-            next.timers[n] = Hashed::new(timers);
+        if let Some(timers) = step.timers {
+            next.timers[n] = timers;
         }
         if self.forget_settled_grants
             && !next.ghost.grants.is_empty()
@@ -336,7 +428,134 @@ impl ClusterModel {
                 next.ghost = Hashed::new(ghost);
             }
         }
-        Some(next)
+        if let Some(fp) = early_fingerprint.filter(|_| self.verify_early_fingerprints) {
+            assert_eq!(
+                fp,
+                crate::check::hashed::stable_hash(&next),
+                "fingerprint computed before the successor was built\n{next:?}"
+            );
+        }
+        match repeat {
+            true => Finished::Repeat,
+            false => Finished::State(next),
+        }
+    }
+
+    /// With the repeats filter on, the fingerprint of the successor that `step` makes of
+    /// `last`, computed from the hashes of the parts it changes, before the successor is
+    /// built. `None` where the successor is more than those parts (the caller fires an urgent
+    /// FAIL-undo, the receiver's canonical inbox is not in the memo) or where the boundary refuses it first (check/repeats.rs: a state refused by
+    /// the boundary is not counted as a repeat).
+    fn early_fingerprint(
+        &self,
+        last: &ClusterState,
+        step: &Changes,
+        outlook: Option<&Outlook>,
+    ) -> Option<u64> {
+        if !self.skip_repeats || !self.repeats.is_active() {
+            return None;
+        }
+        let n = step.node.index();
+        let state = step.state.as_ref().unwrap_or(&last.nodes[n]);
+        if state.current_epoch > self.max_epoch {
+            return None;
+        }
+        let timers = step.timers.as_ref().unwrap_or(&last.timers[n]);
+        if self.urgent_fail_undo
+            && !self.lossy
+            && timers.iter().any(|t| matches!(t, Timer::FailUndo(_)))
+        {
+            return None;
+        }
+        let ghost = step.ghost.as_ref().unwrap_or(&last.ghost);
+        let mut ghost_hash = ghost.hash_value();
+        if self.forget_settled_grants
+            && !ghost.grants.is_empty()
+            && !self.actor.bugs.has(crate::bugs::Bug::UnpersistedEpochBump)
+        {
+            let node = |i: usize| match i == n {
+                true => Some(&**state),
+                false => last.nodes.get(i).map(|s| &**s),
+            };
+            if let Some(forgotten) = ghost.without_settled_grants_of(node, &last.crashed) {
+                ghost_hash = crate::check::hashed::stable_hash(&forgotten);
+            }
+        }
+        let (mut set_hash, mut len) = (last.network.set_hash(), last.network.len());
+        if let (Some(state), Some(outlook)) = (&step.state, outlook) {
+            let key = self.rewrite_key(&last.network, state, outlook)?;
+            let chunk = self.rewrites.get(key)?;
+            set_hash = set_hash
+                .wrapping_sub(last.network.chunk_set_hash(state.me))
+                .wrapping_add(chunk.set_hash());
+            len = len - last.network.chunk_len(state.me) + chunk.len();
+        }
+        // New envelopes go to other nodes than the receiver whose inbox was rewritten, and
+        // were not in flight (`finish_step`).
+        for env in &step.sent {
+            set_hash = set_hash.wrapping_add(env.hash_value());
+            len += 1;
+        }
+        let storage = |i: usize| match (&step.saved, i == n) {
+            (Some(saved), true) => Some(saved.hash_value()),
+            _ => last.storage[i].as_ref().map(|s| s.hash_value()),
+        };
+        let parts = Parts {
+            node: &|i| match i == n {
+                true => state.hash_value(),
+                false => last.nodes[i].hash_value(),
+            },
+            crashed: &last.crashed,
+            storage: &storage,
+            timers: &|i| match i == n {
+                true => timers.hash_value(),
+                false => last.timers[i].hash_value(),
+            },
+            network: (set_hash, len),
+            crashes: last.crashes,
+            suspicions: last.suspicions,
+            ghost: ghost_hash,
+        };
+        Some(parts.fingerprint())
+    }
+}
+
+/// What one node's step changes, each part hashed.
+struct Changes {
+    node: NodeId,
+    ghost: Option<Hashed<Ghost>>,
+    state: Option<Hashed<NodeState>>,
+    saved: Option<Hashed<Persisted>>,
+    timers: Option<Hashed<BTreeSet<Timer>>>,
+    /// Envelopes not in flight before, to other nodes.
+    sent: Vec<Shared>,
+}
+
+/// Whether `finish_step` may recognise a repeat before building the successor: only for a
+/// delivery, whose successor is exactly what `finish_step` builds (with no urgent FAIL-undo).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EarlyRepeats {
+    Look,
+    No,
+}
+
+/// How a step ended.
+enum Finished {
+    /// It changed nothing.
+    NoChange,
+    /// Its successor is a repeat of a state generated shortly before (check/repeats.rs).
+    Repeat,
+    /// Its successor.
+    State(ClusterState),
+}
+
+impl Finished {
+    /// The successor, if built.
+    fn state(self) -> Option<ClusterState> {
+        match self {
+            Finished::State(next) => Some(next),
+            Finished::NoChange | Finished::Repeat => None,
+        }
     }
 }
 
@@ -431,14 +650,7 @@ impl ClusterModel {
         outlook: &Outlook,
     ) {
         let inbox_hash = network.chunk_set_hash(receiver.me);
-        let key = self.skip_known_noops.then(|| {
-            crate::check::hashed::stable_hash(&(
-                receiver.hash_value(),
-                &outlook.may_suspect,
-                inbox_hash,
-                network.chunk_len(receiver.me),
-            ))
-        });
+        let key = self.rewrite_key(network, receiver, outlook);
         if let Some(done) = key.and_then(|k| self.rewrites.get(k)) {
             network.put_chunk(receiver.me, inbox_hash, done);
             return;
@@ -457,6 +669,24 @@ impl ClusterModel {
         if let Some(key) = key {
             self.rewrites.insert(key, network.shared_chunk(receiver.me));
         }
+    }
+
+    /// With `skip_known_noops`, the key of `receiver`'s canonical inbox in the memo: the
+    /// fingerprint of its state, its outlook and its inbox in `network`.
+    fn rewrite_key(
+        &self,
+        network: &Network,
+        receiver: &Hashed<NodeState>,
+        outlook: &Outlook,
+    ) -> Option<u64> {
+        self.skip_known_noops.then(|| {
+            crate::check::hashed::stable_hash(&(
+                receiver.hash_value(),
+                &outlook.may_suspect,
+                network.chunk_set_hash(receiver.me),
+                network.chunk_len(receiver.me),
+            ))
+        })
     }
 
     /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.10), for
@@ -504,7 +734,10 @@ impl ClusterModel {
             self.actor
                 .on_timeout(Id::from(node), &mut state, &timer, &mut out);
             // Firing removes the timer, so the step is never a no-op.
-            match self.finish_step(&next, node, state, out, Some(&timer)) {
+            match self
+                .finish_step(&next, node, state, out, Some(&timer), EarlyRepeats::No)
+                .state()
+            {
                 Some(fired) => next = fired,
                 None => break,
             }
@@ -702,13 +935,16 @@ impl Model for ClusterModel {
                 let pure = out
                     .iter()
                     .all(|c| !matches!(c, Command::Send(..) | Command::Save(..)));
-                let Some(next) = self.finish_step(last, dst, state, out, None) else {
-                    if pure && self.skip_known_noops {
-                        self.noop_cache.insert(delivery_key(last, &env));
+                match self.finish_step(last, dst, state, out, None, EarlyRepeats::Look) {
+                    Finished::NoChange => {
+                        if pure && self.skip_known_noops {
+                            self.noop_cache.insert(delivery_key(last, &env));
+                        }
+                        None
                     }
-                    return None;
-                };
-                Some(self.fire_urgent_timers(next, dst))
+                    Finished::Repeat => None,
+                    Finished::State(next) => Some(self.fire_urgent_timers(next, dst)),
+                }
             }
             Action::Drop(env) => {
                 let mut next = last.clone();
@@ -720,7 +956,9 @@ impl Model for ClusterModel {
                 let mut out = crate::actor::out_buffer();
                 self.actor
                     .on_timeout(Id::from(node), &mut state, &timer, &mut out);
-                let next = self.finish_step(last, node, state, out, Some(&timer))?;
+                let next = self
+                    .finish_step(last, node, state, out, Some(&timer), EarlyRepeats::No)
+                    .state()?;
                 let mut next = self.fire_urgent_timers(next, node);
                 if matches!(timer, Timer::PeerTimeout(_)) {
                     next.suspicions += 1;
@@ -754,7 +992,16 @@ impl Model for ClusterModel {
                 let recovered = self.actor.on_start(Id::from(node), &storage, &mut out);
                 let mut restarted = last.clone();
                 restarted.crashed[n] = false;
-                let result = self.finish_step(&restarted, node, Cow::Owned(recovered), out, None);
+                let result = self
+                    .finish_step(
+                        &restarted,
+                        node,
+                        Cow::Owned(recovered),
+                        out,
+                        None,
+                        EarlyRepeats::No,
+                    )
+                    .state();
                 Some(result.unwrap_or(restarted))
             }
         }

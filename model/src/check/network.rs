@@ -131,6 +131,19 @@ impl Network {
         }
     }
 
+    /// Adds an envelope already shared and hashed; returns whether it was new.
+    pub(crate) fn insert_shared(&mut self, shared: Shared) -> bool {
+        match self.chunk(shared.dst).binary_search(&shared) {
+            Ok(_) => false,
+            Err(at) => {
+                self.hash = self.hash.wrapping_add(shared.hash_value());
+                self.len += 1;
+                self.chunk_mut(shared.dst).insert(at, shared);
+                true
+            }
+        }
+    }
+
     /// Removes an envelope; returns whether it was present.
     pub fn remove(&mut self, env: &Envelope) -> bool {
         match self.chunk(env.dst).binary_search_by(|s| (**s).cmp(env)) {
@@ -246,6 +259,18 @@ pub struct Chunk {
     hash: u64,
 }
 
+impl Chunk {
+    /// The sum of the envelopes' hashes.
+    pub(crate) fn set_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// How many envelopes.
+    pub(crate) fn len(&self) -> usize {
+        self.envelopes.len()
+    }
+}
+
 /// Slots of the memo of canonical inboxes (a kilobyte or so each once used).
 const REWRITES: usize = 1 << 16;
 
@@ -316,9 +341,14 @@ impl Eq for Network {}
 
 impl Hash for Network {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-        state.write_usize(self.len);
+        write_network(state, self.hash, self.len);
     }
+}
+
+/// What a network with this set hash and length contributes to a fingerprint.
+pub(crate) fn write_network<H: Hasher>(state: &mut H, set_hash: u64, len: usize) {
+    state.write_u64(set_hash);
+    state.write_usize(len);
 }
 
 impl fmt::Debug for Network {

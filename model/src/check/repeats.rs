@@ -37,6 +37,8 @@ pub struct Repeats {
     active: AtomicBool,
     slots: OnceLock<Box<[AtomicU64]>>,
     found: Counter,
+    /// Of those, found by [`Repeats::recorded`] before the state was built.
+    found_early: Counter,
 }
 
 impl Repeats {
@@ -46,6 +48,7 @@ impl Repeats {
             active: AtomicBool::new(false),
             slots: OnceLock::new(),
             found: Counter::new(),
+            found_early: Counter::new(),
         }
     }
 
@@ -68,13 +71,41 @@ impl Repeats {
         let slots = self
             .slots
             .get_or_init(|| (0..SLOTS).map(|_| AtomicU64::new(0)).collect());
-        let slot = &slots[(fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % SLOTS];
+        let slot = &slots[Self::place(fingerprint)];
         if slot.load(Ordering::Relaxed) == fingerprint {
             self.found.incr();
             return true;
         }
         slot.store(fingerprint, Ordering::Relaxed);
         false
+    }
+
+    /// Whether a state with this fingerprint was recorded, without recording it: for a
+    /// successor whose fingerprint is known before the state is built (`ClusterModel::
+    /// finish_step`). A state that is not found is built and then goes through [`Repeats::seen`]
+    /// like any other.
+    pub fn recorded(&self, fingerprint: u64) -> bool {
+        if fingerprint == 0 {
+            return false;
+        }
+        let Some(slots) = self.slots.get() else {
+            return false;
+        };
+        if slots[Self::place(fingerprint)].load(Ordering::Relaxed) == fingerprint {
+            self.found.incr();
+            self.found_early.incr();
+            return true;
+        }
+        false
+    }
+
+    /// How many of the repeats were found before the state was built.
+    pub fn found_before_built(&self) -> u64 {
+        self.found_early.get()
+    }
+
+    fn place(fingerprint: u64) -> usize {
+        (fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % SLOTS
     }
 
     /// How many generated states were found to be repeats.
@@ -98,6 +129,11 @@ mod tests {
         assert!(!repeats.seen(0));
         assert!(!repeats.seen(0));
         assert_eq!(repeats.found(), 1);
+        assert!(repeats.recorded(42));
+        assert!(!repeats.recorded(44));
+        assert!(!repeats.seen(44), "looking does not record");
+        assert_eq!(repeats.found(), 2);
+        assert_eq!(repeats.found_before_built(), 1);
         assert!(!repeats.clone().seen(42));
     }
 }

@@ -159,6 +159,8 @@ pub struct RunReport {
     /// Generated states refused before the look-up as exact repeats of a state generated
     /// before (`check/repeats.rs`); counted in `states`.
     pub repeats: usize,
+    /// Of `repeats`, those recognised from their fingerprint before the successor was built.
+    pub repeats_before_built: usize,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
 }
@@ -254,6 +256,7 @@ pub fn run(
     // stateright counts a generated state only once `within_boundary` admits it; the repeats
     // that filter refused (check/repeats.rs) are generated states within bounds too.
     let repeats = checker.model().repeats.found() as usize;
+    let repeats_before_built = checker.model().repeats.found_before_built() as usize;
     let counted = checker.state_count();
     let states = counted + repeats;
     let unique = checker.unique_state_count();
@@ -341,6 +344,7 @@ pub fn run(
         crash_twins_refused,
         crash_twins_not_expanded,
         repeats,
+        repeats_before_built,
         properties: results,
     }
 }
