@@ -88,6 +88,17 @@ impl<T: Hash> Hashed<T> {
 }
 
 impl<T> Hashed<T> {
+    /// Wraps `value` whose hash the caller computed with [`stable_hash`].
+    pub(crate) fn with_hash(value: T, hash: u64) -> Hashed<T> {
+        Hashed {
+            inner: Arc::new(Inner {
+                value,
+                renamed: RenamedHashes::default(),
+            }),
+            hash,
+        }
+    }
+
     /// The precomputed hash.
     pub fn hash_value(&self) -> u64 {
         self.hash

@@ -323,7 +323,7 @@ impl ClusterModel {
         if let Some(timer) = fired {
             timers.to_mut().remove(timer);
         }
-        let mut new_envelopes: Vec<Envelope> = Vec::new();
+        let mut new_envelopes: Vec<Shared> = Vec::new();
         let mut saved = None;
         for command in out {
             match command {
@@ -337,8 +337,13 @@ impl ClusterModel {
                         dst,
                         msg,
                     };
-                    if !last.network.contains(&env) && !new_envelopes.contains(&env) {
-                        new_envelopes.push(env);
+                    let hash = crate::check::hashed::stable_hash(&env);
+                    if !last.network.contains_hashed(&env, hash)
+                        && !new_envelopes
+                            .iter()
+                            .any(|s| s.hash_value() == hash && **s == env)
+                    {
+                        new_envelopes.push(Shared::with_hash(env, hash));
                     }
                 }
                 Command::SetTimer(timer, _) => {
@@ -377,7 +382,7 @@ impl ClusterModel {
             state: state.map(Hashed::new),
             saved: saved.map(Hashed::new),
             timers: timers.map(Hashed::new),
-            sent: new_envelopes.into_iter().map(Shared::new).collect(),
+            sent: new_envelopes,
         };
         // What messages to this node can still do depends on its epochs, its election, its
         // slot map, the configEpochs it knows and whom it has PFAIL

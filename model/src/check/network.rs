@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::check::hashed::{Hashed, RenamedHashes};
+use crate::check::hashed::{stable_hash, Hashed, RenamedHashes};
 use crate::ids::NodeId;
 use crate::message::Msg;
 
@@ -32,6 +32,13 @@ impl Shared {
     pub fn new(env: Envelope) -> Shared {
         Shared {
             env: Hashed::new(env),
+        }
+    }
+
+    /// Shares an envelope whose [`stable_hash`] the caller computed.
+    pub(crate) fn with_hash(env: Envelope, hash: u64) -> Shared {
+        Shared {
+            env: Hashed::with_hash(env, hash),
         }
     }
 
@@ -112,9 +119,17 @@ impl Network {
 
     /// Whether `env` is in flight.
     pub fn contains(&self, env: &Envelope) -> bool {
+        self.contains_hashed(env, stable_hash(env))
+    }
+
+    /// Whether `env`, whose [`stable_hash`] is `hash`, is in flight. The hashes sit next to
+    /// the pointers in the receiver's list, so a scan of them touches one contiguous block
+    /// instead of the envelopes that a binary search compares field by field (a tenth of a
+    /// run of `large`); an equal hash is confirmed by comparing the envelopes.
+    pub(crate) fn contains_hashed(&self, env: &Envelope, hash: u64) -> bool {
         self.chunk(env.dst)
-            .binary_search_by(|s| (**s).cmp(env))
-            .is_ok()
+            .iter()
+            .any(|s| s.hash_value() == hash && **s == *env)
     }
 
     /// Adds an envelope; returns whether it was new.

@@ -275,13 +275,13 @@ impl Cluster<'_> {
             let end = start + inbox[start..].partition_point(|e| e.dst.index() == n);
             let mine = &inbox[start..end];
             start = end;
-            let key = stable_hash(&(
-                self.origin.nodes[n].hash_value(),
-                self.origin.timers[n].hash_value(),
+            let key = node_round_key(
+                self.origin,
+                n,
                 mine.iter()
                     .fold(0u64, |h, e| h.wrapping_add(queued_hash(e))),
                 mine.len(),
-            ));
+            );
             let memo = &self.model.settle_memo;
             if let Some(done) = memo.node_round(key) {
                 self.nodes[n] = done.node.clone();
@@ -309,11 +309,21 @@ impl Cluster<'_> {
                 .fold(0u64, |h, e| h.wrapping_add(queued_hash(e)));
             set_hash = set_hash.wrapping_add(sent_hash);
             self.queue.extend(sent.iter().cloned());
+            let node_hash = match self.node_as_origin[n] {
+                true => self.origin.nodes[n].hash_value(),
+                false => stable_hash(&self.nodes[n]),
+            };
+            let timers_hash = match self.timers_as_origin[n] {
+                true => self.origin.timers[n].hash_value(),
+                false => stable_hash(&self.timers[n]),
+            };
             memo.record_node_round(
                 key,
                 NodeRound {
                     node: self.nodes[n].clone(),
                     timers: self.timers[n].clone(),
+                    node_hash,
+                    timers_hash,
                     node_as_origin: self.node_as_origin[n],
                     timers_as_origin: self.timers_as_origin[n],
                     sent: sent.into_iter().map(|q| (*q).clone()).collect(),
@@ -398,6 +408,61 @@ pub enum InFlight {
     Lost,
 }
 
+/// The key of node `n`'s first round in the memo (`first_round_by_node`): the hashes of its
+/// state and timers in `origin`, and the set hash and length of its inbox.
+fn node_round_key(origin: &ClusterState, n: usize, inbox_hash: u64, inbox_len: usize) -> u64 {
+    stable_hash(&(
+        origin.nodes[n].hash_value(),
+        origin.timers[n].hash_value(),
+        inbox_hash,
+        inbox_len,
+    ))
+}
+
+/// With every node's first round in the memo (and some node changed by it), the start of the
+/// second round is known without running the first: each node's state and timers after it,
+/// and the messages it sent (`first_round_by_node` would put together exactly these). If the
+/// memo knows how many rounds remain from there, that decides the continuation, as the loop of
+/// [`settle_from`] would decide it at the second round's start; `None` otherwise (the
+/// continuation is then run).
+fn settled_from_second_round(
+    model: &ClusterModel,
+    s: &ClusterState,
+    in_flight: InFlight,
+    first_start: u64,
+) -> Option<Settled> {
+    let memo = &model.settle_memo;
+    let count = s.nodes.len();
+    let (mut nodes, mut timers) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    let (mut queued, mut len, mut changed) = (0u64, 0usize, false);
+    for n in 0..count {
+        let (inbox_hash, inbox_len) = match in_flight {
+            InFlight::Delivered => {
+                let dst = NodeId(n as u16);
+                (s.network.chunk_set_hash(dst), s.network.chunk_len(dst))
+            }
+            InFlight::Lost => (0, 0),
+        };
+        let done = memo.node_round(node_round_key(s, n, inbox_hash, inbox_len))?;
+        nodes.push(done.node_hash);
+        timers.push(done.timers_hash);
+        queued = queued.wrapping_add(done.sent_hash);
+        len += done.sent.len();
+        changed |= done.changed;
+    }
+    // A first round that changes no node may be quiet: the loop decides that.
+    if !changed {
+        return None;
+    }
+    let remaining = memo.remaining(round_start_fingerprint(nodes, timers, queued, len))?;
+    let rounds = 1 + remaining;
+    if rounds > MAX_ROUNDS {
+        return Some(Settled::NoFixedPoint);
+    }
+    record(memo, &[(first_start, 1)], rounds);
+    Some(Settled::Agreed { rounds })
+}
+
 /// The fingerprint of a cluster at a round's start: its nodes' and timer sets' own hashes, and
 /// the set hash and length of its queue.
 fn round_start_fingerprint(nodes: Vec<u64>, timers: Vec<u64>, queued: u64, len: usize) -> u64 {
@@ -433,6 +498,9 @@ pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) 
             };
         }
         first_start = Some(fingerprint);
+        if let Some(settled) = settled_from_second_round(model, s, in_flight, fingerprint) {
+            return settled;
+        }
     }
     let queue: Vec<Queued> = match in_flight {
         InFlight::Delivered => s.network.iter().cloned().map(Queued::InFlight).collect(),

@@ -61,6 +61,9 @@ const NODE_ROUNDS: u64 = 1 << 16;
 pub(crate) struct NodeRound {
     pub(crate) node: NodeState,
     pub(crate) timers: BTreeSet<Timer>,
+    /// The hashes of `node` and `timers` (`stable_hash`).
+    pub(crate) node_hash: u64,
+    pub(crate) timers_hash: u64,
     pub(crate) node_as_origin: bool,
     pub(crate) timers_as_origin: bool,
     /// What it sent, sorted, without repeats.
