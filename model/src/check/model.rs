@@ -74,17 +74,31 @@ pub struct ClusterState {
 /// before the successor is built (`ClusterModel::finish_step`). Both go through [`Parts`].
 impl Hash for ClusterState {
     fn hash<H: Hasher>(&self, h: &mut H) {
+        self.write_with_crashes(h, self.crashes);
+    }
+}
+
+impl ClusterState {
+    /// Writes this state's fingerprint, with `crashes` for its count of crashes.
+    fn write_with_crashes<H: Hasher>(&self, h: &mut H, crashes: u8) {
         Parts {
             node: &|i| self.nodes[i].hash_value(),
             crashed: &self.crashed,
             storage: &|i| self.storage[i].as_ref().map(|s| s.hash_value()),
             timers: &|i| self.timers[i].hash_value(),
             network: (self.network.set_hash(), self.network.len()),
-            crashes: self.crashes,
+            crashes,
             suspicions: self.suspicions,
             ghost: self.ghost.hash_value(),
         }
         .write(h);
+    }
+
+    /// The fingerprint this state would have with `crashes` for its count of crashes (no copy).
+    pub(crate) fn fingerprint_with_crashes(&self, crashes: u8) -> u64 {
+        let mut h = crate::check::hashed::stable_hasher().build_hasher();
+        self.write_with_crashes(&mut h, crashes);
+        h.finish()
     }
 }
 
@@ -152,7 +166,7 @@ impl ClusterState {
     /// The fingerprint of everything in this state but the count of crashes (for tests and
     /// measurements of `skip_noop_crashes`).
     pub fn fingerprint_but_crashes(&self) -> u64 {
-        crate::check::hashed::stable_hash(&self.with_crashes(0))
+        self.fingerprint_with_crashes(0)
     }
 }
 
@@ -774,14 +788,12 @@ impl ClusterModel {
             remembered_representative_fingerprint, representative_fingerprint,
         };
         let key = match &self.symmetry {
-            Some(_) => crate::check::hashed::stable_hash(
-                &if generated {
-                    remembered_representative_fingerprint(state)
-                } else {
-                    representative_fingerprint(state)
-                }
-                .with_crashes(0),
-            ),
+            Some(_) => if generated {
+                remembered_representative_fingerprint(state)
+            } else {
+                representative_fingerprint(state)
+            }
+            .fingerprint_but_crashes(),
             None => state.fingerprint_but_crashes(),
         };
         self.crash_twins
