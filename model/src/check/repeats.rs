@@ -15,6 +15,12 @@
 //! the crash-twin memo refuse for good), or it was looked up then and is among the states the
 //! search has seen. Refusing it now changes nothing but the work done.
 //!
+//! Most repeats are recognised earlier still: a state's fingerprint is made of its parts'
+//! hashes, so `ClusterModel::finish_step` computes a delivery's successor's fingerprint from the
+//! parts the step changes and asks [`Repeats::recorded`] (which looks without recording) before
+//! it copies the cluster state. A successor not found there is built and goes through
+//! `within_boundary` like any other, so every state is recorded exactly as before.
+//!
 //! The filter is a direct-mapped cache of fingerprints, bounded: a newer fingerprint replaces an
 //! older one in its slot, so the filter forgets (and the state is then looked up as before),
 //! never grows. A repeat is only recognised by an equal 64-bit fingerprint, the risk the search's
