@@ -353,9 +353,7 @@ impl ClusterModel {
                     };
                     let hash = crate::check::hashed::stable_hash(&env);
                     if !last.network.contains_hashed(&env, hash)
-                        && !new_envelopes
-                            .iter()
-                            .any(|s| s.hash_value() == hash && **s == env)
+                        && !crate::check::network::holds(&new_envelopes, &env, hash)
                     {
                         new_envelopes.push(Shared::with_hash(env, hash));
                     }
@@ -502,10 +500,11 @@ impl ClusterModel {
         }
         let (mut set_hash, mut len) = (last.network.set_hash(), last.network.len());
         if let (Some(state), Some(outlook)) = (&step.state, outlook) {
-            let key = self.rewrite_key(&last.network, state, outlook)?;
+            let inbox_hash = last.network.chunk_set_hash(state.me);
+            let key = self.rewrite_key(&last.network, state, outlook, inbox_hash)?;
             let chunk = self.rewrites.get(key)?;
             set_hash = set_hash
-                .wrapping_sub(last.network.chunk_set_hash(state.me))
+                .wrapping_sub(inbox_hash)
                 .wrapping_add(chunk.set_hash());
             len = len - last.network.chunk_len(state.me) + chunk.len();
         }
@@ -669,7 +668,7 @@ impl ClusterModel {
         outlook: &Outlook,
     ) {
         let inbox_hash = network.chunk_set_hash(receiver.me);
-        let key = self.rewrite_key(network, receiver, outlook);
+        let key = self.rewrite_key(network, receiver, outlook, inbox_hash);
         if let Some(done) = key.and_then(|k| self.rewrites.get(k)) {
             network.put_chunk(receiver.me, inbox_hash, done);
             return;
@@ -691,18 +690,20 @@ impl ClusterModel {
     }
 
     /// With `skip_known_noops`, the key of `receiver`'s canonical inbox in the memo: the
-    /// fingerprint of its state, its outlook and its inbox in `network`.
+    /// fingerprint of its state, its outlook and its inbox in `network`, whose set hash the
+    /// caller computed (`Network::chunk_set_hash`).
     fn rewrite_key(
         &self,
         network: &Network,
         receiver: &Hashed<NodeState>,
         outlook: &Outlook,
+        inbox_hash: u64,
     ) -> Option<u64> {
         self.skip_known_noops.then(|| {
             crate::check::hashed::stable_hash(&(
                 receiver.hash_value(),
                 &outlook.may_suspect,
-                network.chunk_set_hash(receiver.me),
+                inbox_hash,
                 network.chunk_len(receiver.me),
             ))
         })

@@ -127,9 +127,7 @@ impl Network {
     /// instead of the envelopes that a binary search compares field by field (a tenth of a
     /// run of `large`); an equal hash is confirmed by comparing the envelopes.
     pub(crate) fn contains_hashed(&self, env: &Envelope, hash: u64) -> bool {
-        self.chunk(env.dst)
-            .iter()
-            .any(|s| s.hash_value() == hash && **s == *env)
+        holds(self.chunk(env.dst), env, hash)
     }
 
     /// Adds an envelope; returns whether it was new.
@@ -264,6 +262,12 @@ impl Network {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Whether `list` holds `env`, whose [`stable_hash`] is `hash`: the stored hashes are
+/// compared first, and an equal one is confirmed by comparing the envelopes.
+pub(crate) fn holds(list: &[Shared], env: &Envelope, hash: u64) -> bool {
+    list.iter().any(|s| s.hash_value() == hash && **s == *env)
 }
 
 /// The envelopes addressed to one node, shared between networks.

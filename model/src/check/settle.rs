@@ -220,21 +220,28 @@ impl Cluster<'_> {
                 sum
             }
         };
-        // Each node's and timer set's own hash (what `Hashed` computes), taken from the origin
-        // where they are still the origin's.
-        let nodes: Vec<u64> = (0..self.nodes.len())
-            .map(|n| match self.node_as_origin[n] {
-                true => self.origin.nodes[n].hash_value(),
-                false => stable_hash(&self.nodes[n]),
-            })
-            .collect();
+        let nodes: Vec<u64> = (0..self.nodes.len()).map(|n| self.node_hash(n)).collect();
         let timers: Vec<u64> = (0..self.timers.len())
-            .map(|n| match self.timers_as_origin[n] {
-                true => self.origin.timers[n].hash_value(),
-                false => stable_hash(&self.timers[n]),
-            })
+            .map(|n| self.timers_hash(n))
             .collect();
         round_start_fingerprint(nodes, timers, queued, self.queue.len())
+    }
+
+    /// Node `n`'s own hash (what `Hashed` computes), taken from the origin while its state is
+    /// still the origin's.
+    fn node_hash(&self, n: usize) -> u64 {
+        match self.node_as_origin[n] {
+            true => self.origin.nodes[n].hash_value(),
+            false => stable_hash(&self.nodes[n]),
+        }
+    }
+
+    /// The hash of node `n`'s timers, taken from the origin while they are still the origin's.
+    fn timers_hash(&self, n: usize) -> u64 {
+        match self.timers_as_origin[n] {
+            true => self.origin.timers[n].hash_value(),
+            false => stable_hash(&self.timers[n]),
+        }
     }
 
     /// Delivers every message queued (normalised), once each, in round order; returns them and
@@ -309,21 +316,13 @@ impl Cluster<'_> {
                 .fold(0u64, |h, e| h.wrapping_add(queued_hash(e)));
             set_hash = set_hash.wrapping_add(sent_hash);
             self.queue.extend(sent.iter().cloned());
-            let node_hash = match self.node_as_origin[n] {
-                true => self.origin.nodes[n].hash_value(),
-                false => stable_hash(&self.nodes[n]),
-            };
-            let timers_hash = match self.timers_as_origin[n] {
-                true => self.origin.timers[n].hash_value(),
-                false => stable_hash(&self.timers[n]),
-            };
             memo.record_node_round(
                 key,
                 NodeRound {
                     node: self.nodes[n].clone(),
                     timers: self.timers[n].clone(),
-                    node_hash,
-                    timers_hash,
+                    node_hash: self.node_hash(n),
+                    timers_hash: self.timers_hash(n),
                     node_as_origin: self.node_as_origin[n],
                     timers_as_origin: self.timers_as_origin[n],
                     sent: sent.into_iter().map(|q| (*q).clone()).collect(),
@@ -532,11 +531,14 @@ pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) 
     for n in 0..cluster.nodes.len() {
         cluster.fire_fail_undo(NodeId(n as u16));
     }
-    // Whether the first round starts from the origin's nodes, timers and messages (nothing
-    // restarted, no FAIL-undo fired): then it can go node by node, from the memo.
-    let by_node = model.memoise_settle
-        && cluster.node_as_origin.iter().all(|&same| same)
-        && cluster.timers_as_origin.iter().all(|&same| same);
+    // When the first round starts from the origin's nodes, timers and messages (nothing
+    // restarted, no FAIL-undo fired), it can go node by node, from the memo.
+    let by_node = model.memoise_settle && starts_from_origin;
+    debug_assert!(
+        !by_node
+            || (cluster.node_as_origin.iter().all(|&same| same)
+                && cluster.timers_as_origin.iter().all(|&same| same))
+    );
     // Messages addressed to a node that was down are delivered now, as a restarted node's
     // socket would receive late datagrams; that is a superset of dropping them.
     let memo = &model.settle_memo;
