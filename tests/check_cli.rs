@@ -139,6 +139,29 @@ fn a_vacuous_configuration_fails() {
     assert_eq!(failover["status"], "not-found");
 }
 
+/// Two replicas of one master compete only with four suspicions: each needs its own suspicion
+/// of the master besides the two masters' that make the FAIL (specs/properties.md,
+/// `replicas-compete`). With three, a complete run of `compete` has failovers but no race, and
+/// fails for it. The targeted bound is in the report.
+#[test]
+fn three_suspicions_never_let_two_replicas_compete() {
+    let (code, report) = json(&["compete", "--suspicions", "3", "--symmetry"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["config"]["suspects"], serde_json::json!([2]));
+    let status = |name: &str| {
+        report["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"))["status"]
+            .clone()
+    };
+    assert_eq!(status("failover-completes"), "found");
+    assert_eq!(status("replicas-compete"), "not-found");
+}
+
 /// `--symmetry` on a layout with interchangeable replicas: the report says so, lists the
 /// self-check, and the reduced run gives the verdicts of the plain one with fewer states.
 #[test]

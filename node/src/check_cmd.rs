@@ -17,11 +17,12 @@ use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
 use slotguard_model::check::symmetry::SymmetryClasses;
 use slotguard_model::check::ClusterModel;
+use slotguard_model::layout::InitialEpochs;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ConfigArgs {
-    /// A configuration: an embedded name (tiny, standard, large) or a TOML file
+    /// A configuration: an embedded name (tiny, standard, large, compete) or a TOML file
     /// (see specs/configs/). Default: tiny.
     config: Option<String>,
     /// Override: number of masters.
@@ -167,7 +168,7 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
         None => {
             let path = PathBuf::from(name);
             let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("{name} is neither an embedded configuration (tiny, standard, large) nor a readable file")
+                format!("{name} is neither an embedded configuration (tiny, standard, large, compete) nor a readable file")
             })?;
             CheckConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
@@ -209,7 +210,7 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
 }
 
 pub(crate) fn describe(config: &CheckConfig) -> String {
-    format!(
+    let mut text = format!(
         "{}: {} masters, replicas {:?}, {} slots, crashes {}, suspicions {}, elections {}, network {:?}",
         config.name,
         config.masters,
@@ -219,7 +220,17 @@ pub(crate) fn describe(config: &CheckConfig) -> String {
         config.suspicions,
         config.elections,
         config.network
-    )
+    );
+    if config.epochs == InitialEpochs::Zero {
+        text.push_str(", configEpochs all 0 at creation");
+    }
+    // A targeted bound is part of the result like the others (specs/protocol.md §8.1).
+    if let Some(suspects) = &config.suspects {
+        text.push_str(&format!(
+            ", only timeouts about nodes {suspects:?} (suspects)"
+        ));
+    }
+    text
 }
 
 #[derive(Serialize)]

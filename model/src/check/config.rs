@@ -95,13 +95,17 @@ pub enum ConfigError {
 }
 
 /// The embedded configurations, by name.
-pub const EMBEDDED: [(&str, &str); 3] = [
+pub const EMBEDDED: [(&str, &str); 4] = [
     ("tiny", include_str!("../../../specs/configs/tiny.toml")),
     (
         "standard",
         include_str!("../../../specs/configs/standard.toml"),
     ),
     ("large", include_str!("../../../specs/configs/large.toml")),
+    (
+        "compete",
+        include_str!("../../../specs/configs/compete.toml"),
+    ),
 ];
 
 impl CheckConfig {
@@ -112,7 +116,7 @@ impl CheckConfig {
         Ok(config)
     }
 
-    /// One of the embedded configurations (`tiny`, `standard`, `large`).
+    /// One of the embedded configurations (`tiny`, `standard`, `large`, `compete`).
     pub fn embedded(name: &str) -> Option<CheckConfig> {
         EMBEDDED
             .iter()

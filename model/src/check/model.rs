@@ -1027,6 +1027,9 @@ impl Model for ClusterModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         let mut all = properties::all();
+        if properties::has_replica_pair(&self.actor.layout) {
+            all.push(properties::replicas_compete());
+        }
         if self.symmetry.is_some() {
             all.push(properties::symmetry_sound());
         }

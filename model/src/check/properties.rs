@@ -15,8 +15,8 @@ use crate::check::ghost::Violation;
 use crate::check::model::{ClusterModel, ClusterState};
 use crate::check::settle;
 use crate::ids::{Epoch, NodeId};
-use crate::layout::InitialRole;
-use crate::state::Role;
+use crate::layout::{InitialRole, Layout};
+use crate::state::{Election, Role};
 
 /// Property names, as reports and tests use them.
 pub mod names {
@@ -47,6 +47,9 @@ pub mod names {
     pub const FAIL_REACHED: &str = "fail-reached";
     /// A master that was marked FAIL is back as a replica.
     pub const FAILED_MASTER_REJOINS: &str = "failed-master-rejoins-as-replica";
+    /// Two replicas of one master run elections at the same time (present only in layouts where
+    /// some master has two replicas or more).
+    pub const REPLICAS_COMPETE: &str = "replicas-compete";
     /// Checker self-check, present only in runs with symmetry reduction.
     pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
@@ -68,6 +71,38 @@ pub fn all() -> Vec<Property<ClusterModel>> {
         Property::sometimes(names::FAIL_REACHED, fail_reached),
         Property::sometimes(names::FAILED_MASTER_REJOINS, failed_master_rejoins),
     ]
+}
+
+/// Only in layouts where some master has two replicas or more: two replicas of one master run
+/// elections at the same time. Without this witness, a run of such a layout has not shown that
+/// it checked what the second replica is there for: properties 2 and 3 against two candidates
+/// of one failed master. (A replica runs an election only once it has its master FAIL, which
+/// needs its own suspicion of the master, specs/protocol.md §5.3-5.4; with 3 suspicions, two
+/// masters and one replica spend them all, so `large` cannot reach this.)
+pub fn replicas_compete() -> Property<ClusterModel> {
+    Property::sometimes(names::REPLICAS_COMPETE, |_, s: &ClusterState| {
+        let mut masters: Vec<NodeId> = live(s)
+            .filter(|n| matches!(n.election, Election::Running { .. }))
+            .filter_map(|n| n.role.master())
+            .collect();
+        masters.sort_unstable();
+        masters.windows(2).any(|w| w[0] == w[1])
+    })
+}
+
+/// Whether some master of `layout` has two replicas or more at creation: the layouts that get
+/// [`replicas_compete`].
+pub fn has_replica_pair(layout: &Layout) -> bool {
+    let mut masters: Vec<NodeId> = layout
+        .specs()
+        .iter()
+        .filter_map(|spec| match spec.role {
+            InitialRole::Replica { of } => Some(of),
+            InitialRole::Master { .. } => None,
+        })
+        .collect();
+    masters.sort_unstable();
+    masters.windows(2).any(|w| w[0] == w[1])
 }
 
 /// Only in runs with symmetry reduction: no step met the one protocol rule that tells
