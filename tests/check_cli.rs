@@ -24,6 +24,16 @@ fn json(args: &[&str]) -> (i32, serde_json::Value) {
     (code, value)
 }
 
+/// The status a JSON report gives the property `name`, if the report lists it.
+fn status(report: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["status"].clone())
+}
+
 /// `--timeout` stops a single-threaded run too (stateright's own timeout is checked only when a
 /// worker runs out of work, which one depth-first worker never does before the end), and the
 /// run is INCOMPLETE. `standard` cannot finish in the time the test allows, so a timeout that
@@ -130,13 +140,10 @@ fn a_vacuous_configuration_fails() {
     let (code, report) = json(&["tiny", "--crashes", "0", "--suspicions", "2"]);
     assert_eq!(code, 1);
     assert_eq!(report["complete"], true);
-    let failover = report["properties"]
-        .as_array()
-        .expect("properties")
-        .iter()
-        .find(|p| p["name"] == "failover-completes")
-        .expect("listed");
-    assert_eq!(failover["status"], "not-found");
+    assert_eq!(
+        status(&report, "failover-completes"),
+        Some("not-found".into())
+    );
 }
 
 /// Two replicas of one master compete only with four suspicions: each needs its own suspicion
@@ -156,17 +163,11 @@ fn three_suspicions_never_let_two_replicas_compete() {
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["complete"], true);
     assert_eq!(report["config"]["suspects"], serde_json::json!([2]));
-    let status = |name: &str| {
-        report["properties"]
-            .as_array()
-            .expect("properties")
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{name} listed"))["status"]
-            .clone()
-    };
-    assert_eq!(status("failover-completes"), "found");
-    assert_eq!(status("replicas-compete"), "not-found");
+    assert_eq!(status(&report, "failover-completes"), Some("found".into()));
+    assert_eq!(
+        status(&report, "replicas-compete"),
+        Some("not-found".into())
+    );
 }
 
 /// `--symmetry` on a layout with interchangeable replicas: the report says so, lists the
@@ -182,14 +183,6 @@ fn symmetry_reduces_and_reports_itself() {
     assert_eq!(reduced["symmetry"], true);
     assert_eq!(plain["symmetry"], false);
     assert!(reduced["unique_states"].as_u64() < plain["unique_states"].as_u64());
-    let status = |r: &serde_json::Value, name: &str| {
-        r["properties"]
-            .as_array()
-            .expect("properties")
-            .iter()
-            .find(|p| p["name"] == name)
-            .map(|p| p["status"].clone())
-    };
     assert_eq!(status(&reduced, "symmetry-sound"), Some("holds".into()));
     assert_eq!(status(&plain, "symmetry-sound"), None);
     for p in plain["properties"].as_array().expect("properties") {
