@@ -231,12 +231,44 @@ fn bad_configurations_are_rejected() {
         vec!["tiny", "--masters", "5", "--slots", "3"],
         vec!["tiny", "--replicas", "x"],
         vec!["tiny", "--symmetry", "--strategy", "bfs"],
+        vec!["tiny", "--symmetry", "--strategy", "random"],
     ] {
         let out = slotguard().arg("check").args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error"), "{args:?}: {err}");
     }
+}
+
+/// Random walks on `large` find its failovers, report themselves, and never pass: exit 3
+/// (incomplete, no violation), whatever they found.
+#[test]
+fn random_walks_are_reported_as_incomplete() {
+    let (code, report) = json(&[
+        "large",
+        "--strategy",
+        "random",
+        "--threads",
+        "1",
+        "--max-states",
+        "100000",
+        "--seed",
+        "0",
+    ]);
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["strategy"], "random");
+    assert_eq!(report["walks"]["seed"], 0);
+    assert!(report["walks"]["walks"].as_u64().is_some_and(|n| n > 0));
+    assert!(report["incomplete_reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("random walks")));
+    assert_eq!(status(&report, "replicas-compete"), Some("found".into()));
+    assert_eq!(
+        status(&report, "one-winner-per-epoch"),
+        Some("not-violated-so-far".into())
+    );
 }
 
 /// The human report shows a table and the verdict.

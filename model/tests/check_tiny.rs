@@ -36,6 +36,7 @@ fn tiny_is_complete_and_every_property_has_its_expected_result() {
             max_states: None,
             timeout: None,
             max_memory: None,
+            ..RunOptions::default()
         },
         |_| {},
     );
@@ -62,6 +63,7 @@ fn tiny_is_complete_and_every_property_has_its_expected_result() {
             max_states: None,
             timeout: None,
             max_memory: None,
+            ..RunOptions::default()
         };
         let report = run::run(model, &options, |_| {});
         assert!(report.passed());
@@ -85,6 +87,7 @@ fn bfs_and_dfs_agree() {
                 max_states: None,
                 timeout: None,
                 max_memory: None,
+                ..RunOptions::default()
             };
             run::run(config.model().expect("valid"), &options, |_| {})
         })
@@ -121,6 +124,7 @@ fn a_truncated_run_is_incomplete() {
         max_states: Some(5_000),
         timeout: None,
         max_memory: None,
+        ..RunOptions::default()
     };
     let report = run::run(tiny().model().expect("valid"), &options, |_| {});
     assert!(!report.complete);

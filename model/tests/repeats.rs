@@ -39,6 +39,7 @@ fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunRep
         max_states: None,
         timeout: None,
         max_memory: None,
+        ..RunOptions::default()
     };
     run::run(model, &options, |_| {})
 }

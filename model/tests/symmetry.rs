@@ -118,6 +118,7 @@ fn runs_agree(config: CheckConfig) {
         max_states: None,
         timeout: None,
         max_memory: None,
+        ..RunOptions::default()
     };
     // Without crash-twin refusals, which depend on the order of the search: the plain DFS and
     // the BFS below must count the same states.

@@ -114,13 +114,22 @@ impl ConfigArgs {
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Search order. BFS holds whole states in memory; use it for small models only.
+    /// Search order. BFS holds whole states in memory; use it for small models only. `random`:
+    /// seeded random walks, every property checked at every state, for configurations no
+    /// search exhausts (`large`); never complete (60 s unless --timeout or --max-states).
     #[arg(long, value_enum, default_value_t = StrategyArg::Dfs)]
     strategy: StrategyArg,
+    /// Random walks: seed of the first thread's generator (thread t uses seed + t).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Random walks: the longest walk, in steps.
+    #[arg(long, default_value_t = slotguard_model::check::walks::DEFAULT_WALK_DEPTH)]
+    walk_steps: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Stop after about this many generated states (the run is then INCOMPLETE).
+    /// Stop after about this many generated states (random walks: states visited; the run is
+    /// then INCOMPLETE).
     #[arg(long)]
     max_states: Option<usize>,
     /// Stop after this many seconds (the run is then INCOMPLETE).
@@ -158,6 +167,7 @@ pub(crate) enum NetworkArg {
 enum StrategyArg {
     Dfs,
     Bfs,
+    Random,
 }
 
 /// Loads the named or given configuration and applies the overrides.
@@ -249,8 +259,14 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     }
     let mut model = args.config.model(&config)?;
     if args.symmetry {
-        if args.strategy == StrategyArg::Bfs {
-            bail!("--symmetry needs --strategy dfs: stateright's BFS ignores symmetry");
+        match args.strategy {
+            StrategyArg::Bfs => {
+                bail!("--symmetry needs --strategy dfs: stateright's BFS ignores symmetry")
+            }
+            StrategyArg::Random => {
+                bail!("--symmetry needs --strategy dfs: random walks have no visited set to reduce")
+            }
+            StrategyArg::Dfs => {}
         }
         let classes = SymmetryClasses::of(&model.actor.layout);
         if classes.is_trivial() {
@@ -265,7 +281,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         strategy: match args.strategy {
             StrategyArg::Dfs => Strategy::Dfs,
             StrategyArg::Bfs => Strategy::Bfs,
+            StrategyArg::Random => Strategy::Random,
         },
+        seed: args.seed,
+        walk_depth: args.walk_steps,
         max_states: args.max_states,
         timeout: args.timeout.map(Duration::from_secs),
         max_memory: match args.max_memory_mb {
@@ -284,6 +303,21 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
             "strategy {:?}, {} thread(s)",
             options.strategy, options.threads
         );
+        if options.strategy == Strategy::Random {
+            eprintln!(
+                "random walks of at most {} steps, seed {}{}",
+                options.walk_depth,
+                options.seed,
+                if options.timeout.is_none() && options.max_states.is_none() {
+                    format!(
+                        "; no limit given: they stop after {:?}",
+                        run::DEFAULT_WALK_TIME
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     let quiet = args.quiet;
     let report = run::run(model, &options, |p| {
@@ -388,6 +422,13 @@ fn print_human(
             out,
             "repeats: {} of the generated states were exact repeats of a recent one, refused before the look-up ({} of them before the state was built; check/repeats.rs)",
             report.repeats, report.repeats_before_built
+        )?;
+    }
+    if let Some(w) = &report.walks {
+        writeln!(
+            out,
+            "random walks: {} walks of at most {} steps (seed {}); unique counts the distinct states they visited",
+            w.walks, w.max_steps, w.seed
         )?;
     }
     if report.symmetry {

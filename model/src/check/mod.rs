@@ -42,6 +42,7 @@ pub mod settle;
 pub mod settle_memo;
 pub mod symmetry;
 pub mod trace;
+pub mod walks;
 
 pub use config::{CheckConfig, ConfigError, NetworkKind};
 pub use model::{Action, ClusterModel, ClusterState, Envelope};

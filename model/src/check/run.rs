@@ -26,6 +26,7 @@ use stateright::{Checker, Expectation, Model};
 use crate::check::model::ClusterModel;
 use crate::check::symmetry;
 use crate::check::trace::{self, Trace};
+use crate::check::walks::{self, WalkCounters};
 
 /// Search order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,6 +36,9 @@ pub enum Strategy {
     Dfs,
     /// Breadth-first: holds whole states in its queue; for small models.
     Bfs,
+    /// Seeded random walks (`check/walks.rs`): never complete; for configurations no search
+    /// exhausts.
+    Random,
 }
 
 /// Limits and resources of a run.
@@ -53,7 +57,14 @@ pub struct RunOptions {
     /// paths grow to tens of thousands of steps: `check tiny --network lossy-duplicating` used
     /// up 24 GiB in about 20 seconds and was killed without a report.
     pub max_memory: Option<u64>,
+    /// Random walks: the seed of the first thread's generator (thread `t` uses `seed + t`).
+    pub seed: u64,
+    /// Random walks: the longest walk, in steps.
+    pub walk_depth: usize,
 }
+
+/// Random walks need a limit; without one they stop after this long.
+pub const DEFAULT_WALK_TIME: Duration = Duration::from_secs(60);
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -63,6 +74,8 @@ impl Default for RunOptions {
             max_states: None,
             timeout: None,
             max_memory: None,
+            seed: 0,
+            walk_depth: walks::DEFAULT_WALK_DEPTH,
         }
     }
 }
@@ -161,8 +174,22 @@ pub struct RunReport {
     pub repeats: usize,
     /// Of `repeats`, those recognised from their fingerprint before the successor was built.
     pub repeats_before_built: usize,
+    /// Random walks only: how many, with which seed, how long at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walks: Option<WalkSummary>,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
+}
+
+/// The random walks of a run (`--strategy random`).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WalkSummary {
+    /// Walks started.
+    pub walks: u64,
+    /// The first thread's seed.
+    pub seed: u64,
+    /// The longest walk allowed, in steps.
+    pub max_steps: usize,
 }
 
 impl RunReport {
@@ -182,6 +209,9 @@ pub fn run(
     options: &RunOptions,
     mut progress: impl FnMut(Progress),
 ) -> RunReport {
+    if options.strategy == Strategy::Random {
+        return run_walks(model, options, progress);
+    }
     if options.strategy == Strategy::Bfs {
         // stateright's BFS ignores symmetry; never report a reduction that did not happen.
         model.symmetry = None;
@@ -208,9 +238,12 @@ pub fn run(
         builder = builder.timeout(t);
     }
     let start = Instant::now();
-    let checker: Box<dyn Checker<ClusterModel> + Send + Sync> = match options.strategy {
-        Strategy::Dfs => Box::new(builder.spawn_dfs()),
-        Strategy::Bfs => Box::new(builder.spawn_bfs()),
+    // (Random walks returned above.)
+    let checker: Box<dyn Checker<ClusterModel> + Send + Sync> = if options.strategy == Strategy::Bfs
+    {
+        Box::new(builder.spawn_bfs())
+    } else {
+        Box::new(builder.spawn_dfs())
     };
     let mut last_report = start;
     // Why this loop stopped the search, if it did (the first limit reached).
@@ -290,40 +323,11 @@ pub fn run(
     }
     let complete = incomplete_reason.is_none();
 
-    let results = properties
-        .iter()
-        .map(|p| {
-            let kind = match p.expectation {
-                Expectation::Sometimes => Kind::Sometimes,
-                _ => Kind::Always,
-            };
-            let found = discoveries.get(p.name);
-            let status = match (kind, found.is_some(), complete) {
-                (Kind::Always, true, _) => Status::Violated,
-                (Kind::Always, false, true) => Status::Holds,
-                (Kind::Always, false, false) => Status::NotViolatedSoFar,
-                (Kind::Sometimes, true, _) => Status::Found,
-                (Kind::Sometimes, false, _) => Status::NotFound,
-            };
-            let (trace, replay_error) = match found {
-                None => (None, None),
-                Some(path) => {
-                    let actions = path.clone().into_actions();
-                    match trace::replay(model, p.name, &actions) {
-                        Ok(t) => (Some(t), None),
-                        Err(e) => (None, Some(e.to_string())),
-                    }
-                }
-            };
-            PropertyResult {
-                name: p.name,
-                kind,
-                status,
-                trace,
-                replay_error,
-            }
-        })
-        .collect();
+    let results = property_results(model, &properties, complete, |name| {
+        discoveries
+            .get(name)
+            .map(|path| path.clone().into_actions())
+    });
     let seconds = elapsed.as_secs_f64();
     RunReport {
         complete,
@@ -345,6 +349,165 @@ pub fn run(
         crash_twins_not_expanded,
         repeats,
         repeats_before_built,
+        walks: None,
+        properties: results,
+    }
+}
+
+/// Each property's status, with its discovery (`discovery(name)`, a path of actions from the
+/// initial state) replayed and re-checked.
+fn property_results(
+    model: &ClusterModel,
+    properties: &[stateright::Property<ClusterModel>],
+    complete: bool,
+    discovery: impl Fn(&'static str) -> Option<Vec<crate::check::Action>>,
+) -> Vec<PropertyResult> {
+    properties
+        .iter()
+        .map(|p| {
+            let kind = match p.expectation {
+                Expectation::Sometimes => Kind::Sometimes,
+                _ => Kind::Always,
+            };
+            let found = discovery(p.name);
+            let status = match (kind, found.is_some(), complete) {
+                (Kind::Always, true, _) => Status::Violated,
+                (Kind::Always, false, true) => Status::Holds,
+                (Kind::Always, false, false) => Status::NotViolatedSoFar,
+                (Kind::Sometimes, true, _) => Status::Found,
+                (Kind::Sometimes, false, _) => Status::NotFound,
+            };
+            let (trace, replay_error) = match found {
+                None => (None, None),
+                Some(actions) => match trace::replay(model, p.name, &actions) {
+                    Ok(t) => (Some(t), None),
+                    Err(e) => (None, Some(e.to_string())),
+                },
+            };
+            PropertyResult {
+                name: p.name,
+                kind,
+                status,
+                trace,
+                replay_error,
+            }
+        })
+        .collect()
+}
+
+/// Runs random walks (`--strategy random`, `check/walks.rs`) until a limit: never complete.
+fn run_walks(
+    mut model: ClusterModel,
+    options: &RunOptions,
+    mut progress: impl FnMut(Progress),
+) -> RunReport {
+    // Walks take the model's steps as they are: no renaming, no search-only memos.
+    model.symmetry = None;
+    model.crash_twins = Default::default();
+    model.repeats = Default::default();
+    let mut reductions = model.reductions();
+    reductions.retain(|r| *r != "crash-twins");
+    let properties = model.properties();
+    let stop = Arc::new(AtomicBool::new(false));
+    model.stop = Arc::clone(&stop);
+    let threads = options.threads.max(1);
+    let timeout = match (options.timeout, options.max_states) {
+        (None, None) => Some(DEFAULT_WALK_TIME),
+        (t, _) => t,
+    };
+    let counters = WalkCounters::default();
+    let start = Instant::now();
+    let mut stopped_for: Option<String> = None;
+    let discoveries = std::thread::scope(|scope| {
+        let walker = scope.spawn(|| {
+            walks::walk(
+                &model,
+                options.seed,
+                options.walk_depth,
+                threads,
+                options.max_states,
+                &stop,
+                &counters,
+            )
+        });
+        let mut last_report = start;
+        while !walker.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            if stopped_for.is_none() {
+                if let Some(t) = timeout.filter(|t| start.elapsed() >= *t) {
+                    stopped_for = Some(format!("stopped at the time limit ({t:?})"));
+                } else if let Some(limit) = options
+                    .max_memory
+                    .filter(|l| resident_bytes().is_some_and(|r| r > *l))
+                {
+                    stopped_for = Some(format!(
+                        "stopped at the memory limit ({} MiB resident)",
+                        limit >> 20
+                    ));
+                }
+                if stopped_for.is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                progress(Progress {
+                    states: counters.states.load(Ordering::Relaxed),
+                    unique: counters.distinct.len(),
+                    depth: counters.depth.load(Ordering::Relaxed),
+                    elapsed: start.elapsed(),
+                });
+            }
+        }
+        match walker.join() {
+            Ok(d) => d,
+            // A walker that panicked is a defect of the model; surface it.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let elapsed = start.elapsed();
+    // Discoveries are replayed: the model must offer its actions again.
+    stop.store(false, Ordering::Relaxed);
+    let states = counters.states.load(Ordering::Relaxed);
+    let walk_count = counters.walks.load(Ordering::Relaxed);
+    let limit = stopped_for.unwrap_or_else(|| match options.max_states {
+        Some(n) => format!("stopped at the state limit ({n} states)"),
+        None => "stopped".to_string(),
+    });
+    let incomplete_reason = format!(
+        "random walks take a sample of the behaviours, never all ({walk_count} walks of at most {} steps, seed {}); {limit}",
+        options.walk_depth, options.seed
+    );
+    let results = property_results(&model, &properties, false, |name| {
+        discoveries.get(name).cloned()
+    });
+    let unique = counters.distinct.len();
+    let seconds = elapsed.as_secs_f64();
+    RunReport {
+        complete: false,
+        incomplete_reason: Some(incomplete_reason),
+        strategy: Strategy::Random,
+        threads,
+        states,
+        unique_states: unique,
+        max_depth: counters.depth.load(Ordering::Relaxed),
+        seconds,
+        states_per_second: if seconds > 0.0 {
+            unique as f64 / seconds
+        } else {
+            0.0
+        },
+        symmetry: false,
+        reductions,
+        crash_twins_refused: 0,
+        crash_twins_not_expanded: 0,
+        repeats: 0,
+        repeats_before_built: 0,
+        walks: Some(WalkSummary {
+            walks: walk_count,
+            seed: options.seed,
+            max_steps: options.walk_depth,
+        }),
         properties: results,
     }
 }

@@ -1,0 +1,73 @@
+//! Which properties random walks find broken by each mutant of the catalogue, on one
+//! configuration: the figures of specs/properties.md, "Random walks".
+//!
+//! ```sh
+//! cargo run --release -p slotguard-model --example mutant_walks -- large 100000
+//! ```
+//!
+//! Arguments: an embedded configuration (default `large`) and how many states the walks of
+//! each mutant visit (default 100,000). One thread, seed 0: the walks, and so every line, are
+//! the same on every run of one build. Each line: the mutant, the seconds its walks took, and
+//! each violated property with the length of its counterexample, replayed and re-checked.
+
+use std::time::Instant;
+
+use slotguard_model::check::run::{self, RunOptions, Status, Strategy};
+use slotguard_model::check::CheckConfig;
+use slotguard_model::{Bug, Bugs};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let name = args.next().unwrap_or_else(|| "large".into());
+    let states: usize = args
+        .next()
+        .map_or(Ok(100_000), |n| n.parse())
+        .expect("a number of states");
+    let config = CheckConfig::embedded(&name).expect("an embedded configuration");
+    for bug in Bug::ALL {
+        let model = config
+            .model_with(Bugs::only(bug))
+            .expect("a valid configuration");
+        let options = RunOptions {
+            strategy: Strategy::Random,
+            threads: 1,
+            max_states: Some(states),
+            seed: 0,
+            ..RunOptions::default()
+        };
+        let start = Instant::now();
+        let report = run::run(model, &options, |_| {});
+        let violated: Vec<String> = report
+            .properties
+            .iter()
+            .filter(|p| p.status == Status::Violated)
+            .map(|p| {
+                format!(
+                    "{} ({} steps)",
+                    p.name,
+                    p.trace.as_ref().map_or(0, |t| t.steps.len())
+                )
+            })
+            .collect();
+        let unreplayed: Vec<&str> = report
+            .properties
+            .iter()
+            .filter(|p| p.replay_error.is_some())
+            .map(|p| p.name)
+            .collect();
+        println!(
+            "{bug:?}: {:.1} s, violated: {}{}",
+            start.elapsed().as_secs_f64(),
+            if violated.is_empty() {
+                "none".to_string()
+            } else {
+                violated.join(", ")
+            },
+            if unreplayed.is_empty() {
+                String::new()
+            } else {
+                format!("; NOT REPLAYED: {unreplayed:?}")
+            }
+        );
+    }
+}
