@@ -5,8 +5,8 @@
 //! cargo run --release -p slotguard-model --example mutant_walks -- large 100000
 //! ```
 //!
-//! Arguments: an embedded configuration (default `large`) and how many states the walks of
-//! each mutant visit (default 100,000). One thread, seed 0: the walks, and so every line, are
+//! Arguments: an embedded configuration (default `large`), how many states the walks of each
+//! mutant visit (default 100,000), and optionally the mutants to run (`VoteTwicePerEpoch` ...). One thread, seed 0: the walks, and so every line, are
 //! the same on every run of one build. Each line: the mutant, the seconds its walks took, and
 //! each violated property with the length of its counterexample, replayed and re-checked.
 
@@ -23,8 +23,12 @@ fn main() {
         .next()
         .map_or(Ok(100_000), |n| n.parse())
         .expect("a number of states");
+    let only: Vec<String> = args.collect();
     let config = CheckConfig::embedded(&name).expect("an embedded configuration");
     for bug in Bug::ALL {
+        if !only.is_empty() && !only.contains(&format!("{bug:?}")) {
+            continue;
+        }
         let model = config
             .model_with(Bugs::only(bug))
             .expect("a valid configuration");
@@ -42,11 +46,9 @@ fn main() {
             .iter()
             .filter(|p| p.status == Status::Violated)
             .map(|p| {
-                format!(
-                    "{} ({} steps)",
-                    p.name,
-                    p.trace.as_ref().map_or(0, |t| t.steps.len())
-                )
+                let steps = p.trace.as_ref().map_or(0, |t| t.steps.len());
+                let plural = if steps == 1 { "" } else { "s" };
+                format!("{} ({steps} step{plural})", p.name)
             })
             .collect();
         let unreplayed: Vec<&str> = report
