@@ -251,17 +251,7 @@ pub fn run(
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(100));
         if stopped_for.is_none() {
-            if let Some(t) = options.timeout.filter(|t| start.elapsed() >= *t) {
-                stopped_for = Some(format!("stopped at the time limit ({t:?})"));
-            } else if let Some(limit) = options
-                .max_memory
-                .filter(|l| resident_bytes().is_some_and(|r| r > *l))
-            {
-                stopped_for = Some(format!(
-                    "stopped at the memory limit ({} MiB resident)",
-                    limit >> 20
-                ));
-            }
+            stopped_for = limit_reached(options.timeout, options.max_memory, start);
             if stopped_for.is_some() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -434,17 +424,7 @@ fn run_walks(
         while !walker.is_finished() {
             std::thread::sleep(Duration::from_millis(100));
             if stopped_for.is_none() {
-                if let Some(t) = timeout.filter(|t| start.elapsed() >= *t) {
-                    stopped_for = Some(format!("stopped at the time limit ({t:?})"));
-                } else if let Some(limit) = options
-                    .max_memory
-                    .filter(|l| resident_bytes().is_some_and(|r| r > *l))
-                {
-                    stopped_for = Some(format!(
-                        "stopped at the memory limit ({} MiB resident)",
-                        limit >> 20
-                    ));
-                }
+                stopped_for = limit_reached(timeout, options.max_memory, start);
                 if stopped_for.is_some() {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -510,6 +490,21 @@ fn run_walks(
         }),
         properties: results,
     }
+}
+
+/// Why a run that started at `start` must stop now, if it must: its time limit passed, or the
+/// process's resident memory exceeds its memory limit.
+fn limit_reached(
+    timeout: Option<Duration>,
+    max_memory: Option<u64>,
+    start: Instant,
+) -> Option<String> {
+    if let Some(t) = timeout.filter(|t| start.elapsed() >= *t) {
+        return Some(format!("stopped at the time limit ({t:?})"));
+    }
+    max_memory
+        .filter(|l| resident_bytes().is_some_and(|r| r > *l))
+        .map(|limit| format!("stopped at the memory limit ({} MiB resident)", limit >> 20))
 }
 
 /// The process's resident memory in bytes, where the system says (Linux: `/proc/self/statm`,
