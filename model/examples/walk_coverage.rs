@@ -45,6 +45,7 @@ fn main() {
         Some(states),
         &stop,
         &counters,
+        None,
     );
     let layout = &model.actor.layout;
     let replicas: Vec<usize> = layout

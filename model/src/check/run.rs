@@ -418,6 +418,7 @@ fn run_walks(
                 options.max_states,
                 &stop,
                 &counters,
+                None,
             )
         });
         let mut last_report = start;

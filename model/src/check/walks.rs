@@ -122,8 +122,12 @@ pub struct WalkCounters {
 /// satisfied (sometimes) it.
 pub type Discoveries = BTreeMap<&'static str, Vec<Action>>;
 
+/// Sees each state the walks are first to visit (for measurements: `examples/walk_races.rs`).
+pub type Observer<'a> = &'a (dyn Fn(&ClusterState) + Sync);
+
 /// Walks `model` on `threads` threads until `stop` is set, and returns the discoveries.
 /// `max_states` (states visited) sets `stop` too; every other limit is the caller's.
+#[allow(clippy::too_many_arguments)]
 pub fn walk(
     model: &ClusterModel,
     seed: u64,
@@ -132,6 +136,7 @@ pub fn walk(
     max_states: Option<usize>,
     stop: &Arc<AtomicBool>,
     counters: &WalkCounters,
+    observe: Option<Observer<'_>>,
 ) -> Discoveries {
     let Some(init) = model.init_states().into_iter().next() else {
         return Discoveries::new();
@@ -147,6 +152,7 @@ pub fn walk(
         max_depth,
         max_states,
         init,
+        observe,
     };
     std::thread::scope(|scope| {
         for t in 0..threads.max(1) {
@@ -183,6 +189,7 @@ struct Shared<'a> {
     max_depth: usize,
     max_states: Option<usize>,
     init: ClusterState,
+    observe: Option<Observer<'a>>,
 }
 
 /// How one walk chooses, drawn when it starts (module documentation).
@@ -260,6 +267,9 @@ impl Walker<'_> {
             shared.stop.store(true, Ordering::Relaxed);
         }
         if shared.counters.distinct.insert(hash) {
+            if let Some(observe) = shared.observe {
+                observe(state);
+            }
             self.novel += 1;
             if self.pool.len() < POOL {
                 self.pool.push((state.clone(), path.to_vec()));
