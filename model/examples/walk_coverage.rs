@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use slotguard_model::check::hashed::stable_hash;
-use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_DEPTH};
+use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_STEPS};
 use slotguard_model::check::CheckConfig;
 use slotguard_model::state::Role;
 use slotguard_model::InitialRole;
@@ -40,7 +40,7 @@ fn main() {
     walk(
         &model,
         0,
-        DEFAULT_WALK_DEPTH,
+        DEFAULT_WALK_STEPS,
         1,
         Some(states),
         &stop,

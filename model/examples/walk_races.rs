@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_DEPTH};
+use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_STEPS};
 use slotguard_model::check::{CheckConfig, ClusterState};
 use slotguard_model::state::Election;
 use slotguard_model::NodeId;
@@ -61,7 +61,7 @@ fn main() {
     walk(
         &model,
         0,
-        DEFAULT_WALK_DEPTH,
+        DEFAULT_WALK_STEPS,
         1,
         Some(states),
         &stop,

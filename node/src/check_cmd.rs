@@ -123,7 +123,7 @@ pub(crate) struct CheckArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Random walks: the longest walk, in steps.
-    #[arg(long, default_value_t = slotguard_model::check::walks::DEFAULT_WALK_DEPTH)]
+    #[arg(long, default_value_t = slotguard_model::check::walks::DEFAULT_WALK_STEPS)]
     walk_steps: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
@@ -284,7 +284,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
             StrategyArg::Random => Strategy::Random,
         },
         seed: args.seed,
-        walk_depth: args.walk_steps,
+        walk_steps: args.walk_steps,
         max_states: args.max_states,
         timeout: args.timeout.map(Duration::from_secs),
         max_memory: match args.max_memory_mb {
@@ -306,7 +306,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         if options.strategy == Strategy::Random {
             eprintln!(
                 "random walks of at most {} steps, seed {}{}",
-                options.walk_depth,
+                options.walk_steps,
                 options.seed,
                 if options.timeout.is_none() && options.max_states.is_none() {
                     format!(

@@ -60,7 +60,7 @@ pub struct RunOptions {
     /// Random walks: the seed of the first thread's generator (thread `t` uses `seed + t`).
     pub seed: u64,
     /// Random walks: the longest walk, in steps.
-    pub walk_depth: usize,
+    pub walk_steps: usize,
 }
 
 /// Random walks need a limit; without one they stop after this long.
@@ -75,7 +75,7 @@ impl Default for RunOptions {
             timeout: None,
             max_memory: None,
             seed: 0,
-            walk_depth: walks::DEFAULT_WALK_DEPTH,
+            walk_steps: walks::DEFAULT_WALK_STEPS,
         }
     }
 }
@@ -203,7 +203,8 @@ impl RunReport {
     }
 }
 
-/// Runs the checker on `model`, calling `progress` about once a second.
+/// Runs the checker on `model` (or, with [`Strategy::Random`], random walks through it), calling
+/// `progress` about once a second.
 pub fn run(
     mut model: ClusterModel,
     options: &RunOptions,
@@ -413,7 +414,7 @@ fn run_walks(
             walks::walk(
                 &model,
                 options.seed,
-                options.walk_depth,
+                options.walk_steps,
                 threads,
                 options.max_states,
                 &stop,
@@ -457,7 +458,7 @@ fn run_walks(
     });
     let incomplete_reason = format!(
         "random walks take a sample of the behaviours, never all ({walk_count} walks of at most {} steps, seed {}); {limit}",
-        options.walk_depth, options.seed
+        options.walk_steps, options.seed
     );
     let results = property_results(&model, &properties, false, |name| {
         discoveries.get(name).cloned()
@@ -487,7 +488,7 @@ fn run_walks(
         walks: Some(WalkSummary {
             walks: walk_count,
             seed: options.seed,
-            max_steps: options.walk_depth,
+            max_steps: options.walk_steps,
         }),
         properties: results,
     }

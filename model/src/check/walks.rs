@@ -100,7 +100,7 @@ fn held_back(action: &Action, suspect: NodeId, cut_off: bool) -> bool {
 /// The longest walk, in steps, unless the run says otherwise: the deepest path of any complete
 /// run of an embedded configuration is 64 steps (`compete`); behaviours within the budgets
 /// seldom need more, and a walk ends sooner when nothing is left to do.
-pub const DEFAULT_WALK_DEPTH: usize = 400;
+pub const DEFAULT_WALK_STEPS: usize = 400;
 
 /// How many novel states each thread keeps to start walks from.
 const POOL: usize = 4096;
@@ -131,7 +131,7 @@ pub type Observer<'a> = &'a (dyn Fn(&ClusterState) + Sync);
 pub fn walk(
     model: &ClusterModel,
     seed: u64,
-    max_depth: usize,
+    max_steps: usize,
     threads: usize,
     max_states: Option<usize>,
     stop: &Arc<AtomicBool>,
@@ -149,7 +149,7 @@ pub fn walk(
         discoveries: Mutex::new(Discoveries::new()),
         counters,
         stop,
-        max_depth,
+        max_steps,
         max_states,
         init,
         observe,
@@ -186,7 +186,7 @@ struct Shared<'a> {
     discoveries: Mutex<Discoveries>,
     counters: &'a WalkCounters,
     stop: &'a AtomicBool,
-    max_depth: usize,
+    max_steps: usize,
     max_states: Option<usize>,
     init: ClusterState,
     observe: Option<Observer<'a>>,
@@ -229,7 +229,7 @@ impl Walker<'_> {
                 .rng
                 .random_bool(0.5)
                 .then(|| NodeId(self.rng.random_range(0..state.nodes.len()) as u16)),
-            heal_at: self.rng.random_range(0..=shared.max_depth / 4),
+            heal_at: self.rng.random_range(0..=shared.max_steps / 4),
             eager: self.rng.random_range(0.0..1.0),
         };
         let mut cut_off = bias.suspect.is_some();
@@ -238,7 +238,7 @@ impl Walker<'_> {
         visited.insert(hash);
         loop {
             self.visit(&state, hash, &path);
-            if path.len() >= shared.max_depth || shared.stop.load(Ordering::Relaxed) {
+            if path.len() >= shared.max_steps || shared.stop.load(Ordering::Relaxed) {
                 return;
             }
             cut_off &= path.len() - start < bias.heal_at;
