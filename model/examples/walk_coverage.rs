@@ -1,27 +1,30 @@
-//! How much of a configuration's reachable state space random walks visit, by phase: the
-//! figures of specs/properties.md, "Random walks". Only for configurations a plain search
-//! exhausts in seconds (`tiny`).
+//! What random walks visit: how much of a configuration's reachable state space, by phase, and
+//! how often they take the races no search of `large` reaches (two replicas of one master
+//! running elections at once, and the retry race, where one of them runs its second election
+//! while its sibling runs too). The figures of specs/properties.md, "Random walks".
 //!
 //! ```sh
 //! cargo run --release -p slotguard-model --example walk_coverage -- tiny 1000000
+//! cargo run --release -p slotguard-model --example walk_coverage -- large 1000000 --walks-only
 //! ```
 //!
-//! Arguments: an embedded configuration (default `tiny`) and how many states the walks visit
+//! Arguments: an embedded configuration (default `tiny`), how many states the walks visit
 //! (default 1,000,000; one thread, seed 0, so the figures are the same on every run of one
-//! build). A plain depth-first search then lists every reachable state (no crash-twin refusals:
-//! walks do not use them), and each line counts, for one phase (suspicions and crashes spent,
-//! whether some replica at creation is now a master, how many masters there are), the reachable
-//! states and how many of them the walks visited.
+//! build), and `--walks-only` to skip the search. Without it, a plain depth-first search then
+//! lists every reachable state (no crash-twin refusals: walks do not use them; only for
+//! configurations it exhausts in seconds, such as `tiny`), and each line counts, for one phase
+//! (suspicions and crashes spent, whether some replica at creation is now a master, how many
+//! masters there are), the reachable states and how many of them the walks visited.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use slotguard_model::check::hashed::stable_hash;
 use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_STEPS};
-use slotguard_model::check::CheckConfig;
-use slotguard_model::state::Role;
-use slotguard_model::InitialRole;
+use slotguard_model::check::{CheckConfig, ClusterState};
+use slotguard_model::state::{Election, Role};
+use slotguard_model::{InitialRole, NodeId};
 use stateright::Model;
 
 fn main() {
@@ -31,10 +34,33 @@ fn main() {
         .next()
         .map_or(Ok(1_000_000), |n| n.parse())
         .expect("a number of states");
+    let walks_only = args.any(|a| a == "--walks-only");
     let model = CheckConfig::embedded(&name)
         .expect("an embedded configuration")
         .model()
         .expect("a valid configuration");
+    let creation = model.actor.layout.initial_current_epoch().0;
+    let (racing, retrying) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let observe = |s: &ClusterState| {
+        let mut candidates: Vec<(NodeId, u64)> = s
+            .nodes
+            .iter()
+            .zip(&s.crashed)
+            .filter(|(_, crashed)| !**crashed)
+            .filter_map(|(n, _)| match (&n.election, n.role.master()) {
+                (Election::Running { epoch, .. }, Some(m)) => Some((m, epoch.0)),
+                _ => None,
+            })
+            .collect();
+        candidates.sort_unstable();
+        let pairs: Vec<_> = candidates.windows(2).filter(|w| w[0].0 == w[1].0).collect();
+        if !pairs.is_empty() {
+            racing.fetch_add(1, Ordering::Relaxed);
+            if pairs.iter().any(|w| w[0].1.max(w[1].1) >= creation + 2) {
+                retrying.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
     let counters = WalkCounters::default();
     let stop = Arc::new(AtomicBool::new(false));
     walk(
@@ -45,8 +71,18 @@ fn main() {
         Some(states),
         &stop,
         &counters,
-        None,
+        Some(&observe),
     );
+    println!(
+        "{name}: {states} states of walks, {} walks, {} distinct; two replicas of one master running: {} distinct states; one of them in its retry epoch: {}",
+        counters.walks.load(Ordering::Relaxed),
+        counters.distinct.len(),
+        racing.load(Ordering::Relaxed),
+        retrying.load(Ordering::Relaxed)
+    );
+    if walks_only {
+        return;
+    }
     let layout = &model.actor.layout;
     let replicas: Vec<usize> = layout
         .ids()
@@ -86,11 +122,7 @@ fn main() {
             }
         }
     }
-    println!(
-        "{name}: {} reachable states; {states} states of walks visited {} distinct",
-        seen.len(),
-        counters.distinct.len()
-    );
+    println!("{name}: {} reachable states", seen.len());
     println!("{:<68} {:>9} {:>9}", "phase", "reachable", "walked");
     for (phase, (reachable, walked)) in phases {
         println!("{phase:<68} {reachable:>9} {walked:>9}");

@@ -122,7 +122,7 @@ pub struct WalkCounters {
 /// satisfied (sometimes) it.
 pub type Discoveries = BTreeMap<&'static str, Vec<Action>>;
 
-/// Sees each state the walks are first to visit (for measurements: `examples/walk_races.rs`).
+/// Sees each state the walks are first to visit (for measurements: `examples/walk_coverage.rs`).
 pub type Observer<'a> = &'a (dyn Fn(&ClusterState) + Sync);
 
 /// Walks `model` on `threads` threads until `stop` is set, and returns the discoveries.
