@@ -18,11 +18,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use slotguard_model::check::hashed::stable_hash;
-use slotguard_model::check::walks::{walk, WalkCounters, DEFAULT_WALK_STEPS};
-use slotguard_model::check::{CheckConfig, ClusterState};
+use slotguard_model::check::run::{RunOptions, Strategy};
+use slotguard_model::check::walks::{walk, WalkCounters};
+use slotguard_model::check::{properties, CheckConfig, ClusterState};
 use slotguard_model::state::{Election, Role};
 use slotguard_model::{InitialRole, NodeId};
 use stateright::Model;
@@ -41,7 +41,13 @@ fn main() {
         .expect("a valid configuration");
     let creation = model.actor.layout.initial_current_epoch().0;
     let (racing, retrying) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let compete = properties::replicas_compete();
     let observe = |s: &ClusterState| {
+        if !(compete.condition)(&model, s) {
+            return;
+        }
+        racing.fetch_add(1, Ordering::Relaxed);
+        // The live candidates' masters and epochs: is one of a racing pair in its retry epoch?
         let mut candidates: Vec<(NodeId, u64)> = s
             .nodes
             .iter()
@@ -53,26 +59,23 @@ fn main() {
             })
             .collect();
         candidates.sort_unstable();
-        let pairs: Vec<_> = candidates.windows(2).filter(|w| w[0].0 == w[1].0).collect();
-        if !pairs.is_empty() {
-            racing.fetch_add(1, Ordering::Relaxed);
-            if pairs.iter().any(|w| w[0].1.max(w[1].1) >= creation + 2) {
-                retrying.fetch_add(1, Ordering::Relaxed);
-            }
+        if candidates
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[0].1.max(w[1].1) >= creation + 2)
+        {
+            retrying.fetch_add(1, Ordering::Relaxed);
         }
     };
     let counters = WalkCounters::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    walk(
-        &model,
-        0,
-        DEFAULT_WALK_STEPS,
-        1,
-        Some(states),
-        &stop,
-        &counters,
-        Some(&observe),
-    );
+    let stop = AtomicBool::new(false);
+    let options = RunOptions {
+        strategy: Strategy::Random,
+        threads: 1,
+        max_states: Some(states),
+        seed: 0,
+        ..RunOptions::default()
+    };
+    walk(&model, &options, &stop, &counters, Some(&observe));
     println!(
         "{name}: {states} states of walks, {} walks, {} distinct; two replicas of one master running: {} distinct states; one of them in its retry epoch: {}",
         counters.walks.load(Ordering::Relaxed),

@@ -410,18 +410,7 @@ fn run_walks(
     let start = Instant::now();
     let mut stopped_for: Option<String> = None;
     let discoveries = std::thread::scope(|scope| {
-        let walker = scope.spawn(|| {
-            walks::walk(
-                &model,
-                options.seed,
-                options.walk_steps,
-                threads,
-                options.max_states,
-                &stop,
-                &counters,
-                None,
-            )
-        });
+        let walker = scope.spawn(|| walks::walk(&model, options, &stop, &counters, None));
         let mut last_report = start;
         while !walker.is_finished() {
             std::thread::sleep(Duration::from_millis(100));

@@ -11,9 +11,8 @@
 //! A walk starts at the initial state, or (every other walk, once there are some) at a state
 //! an earlier walk of its thread was first to visit, with that walk's path to it; and takes, at
 //! each state, one of the actions the model offers there that has a successor within bounds (a
-//! no-op delivery has none). It ends at a
-//! state with no such action, at a state it already visited, or at the step bound. The steps are
-//! the model's own, with every exact reduction of the model (specs/protocol.md §8.4, §8.6–8.8),
+//! no-op delivery has none). It ends at a state with no such action, at a state it already
+//! visited, or at the step bound. The steps are the model's own, with every exact reduction of the model (specs/protocol.md §8.4, §8.6–8.8),
 //! whose verdicts are the full model's. The search-only memos (crash twins, exact repeats) stay
 //! off: they refuse states a search has already seen, and a walk has no such set. A discovery is
 //! the walk's own path, replayed and re-checked like any other
@@ -53,7 +52,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use dashmap::DashSet;
 use nohash_hasher::BuildNoHashHasher;
@@ -63,6 +62,7 @@ use stateright::{Expectation, Model};
 
 use crate::check::hashed::stable_hash;
 use crate::check::model::{Action, ClusterModel, ClusterState};
+use crate::check::run::RunOptions;
 use crate::ids::NodeId;
 use crate::timer::Timer;
 
@@ -125,16 +125,13 @@ pub type Discoveries = BTreeMap<&'static str, Vec<Action>>;
 /// Sees each state the walks are first to visit (for measurements: `examples/walk_coverage.rs`).
 pub type Observer<'a> = &'a (dyn Fn(&ClusterState) + Sync);
 
-/// Walks `model` on `threads` threads until `stop` is set, and returns the discoveries.
-/// `max_states` (states visited) sets `stop` too; every other limit is the caller's.
-#[allow(clippy::too_many_arguments)]
+/// Walks `model` on `options.threads` threads, from `options.seed`, each walk at most
+/// `options.walk_steps` long, until `stop` is set, and returns the discoveries.
+/// `options.max_states` (states visited) sets `stop` too; every other limit is the caller's.
 pub fn walk(
     model: &ClusterModel,
-    seed: u64,
-    max_steps: usize,
-    threads: usize,
-    max_states: Option<usize>,
-    stop: &Arc<AtomicBool>,
+    options: &RunOptions,
+    stop: &AtomicBool,
     counters: &WalkCounters,
     observe: Option<Observer<'_>>,
 ) -> Discoveries {
@@ -149,21 +146,22 @@ pub fn walk(
         discoveries: Mutex::new(Discoveries::new()),
         counters,
         stop,
-        max_steps,
-        max_states,
+        max_steps: options.walk_steps,
+        max_states: options.max_states,
         init,
         observe,
     };
     std::thread::scope(|scope| {
-        for t in 0..threads.max(1) {
+        for t in 0..options.threads.max(1) {
             let shared = &shared;
             scope.spawn(move || {
                 let mut walker = Walker {
                     shared,
-                    rng: StdRng::seed_from_u64(seed.wrapping_add(t as u64)),
+                    rng: StdRng::seed_from_u64(options.seed.wrapping_add(t as u64)),
                     pool: Vec::new(),
                     novel: 0,
                     actions: Vec::new(),
+                    others: Vec::new(),
                 };
                 while !stop.load(Ordering::Relaxed) {
                     walker.walk_once();
@@ -210,7 +208,9 @@ struct Walker<'a> {
     pool: Vec<(ClusterState, Vec<Action>)>,
     /// Novel states this thread has visited.
     novel: u64,
+    /// The actions of the state at hand, and (when the walk takes deliveries first) the rest.
     actions: Vec<Action>,
+    others: Vec<Action>,
 }
 
 impl Walker<'_> {
@@ -314,12 +314,17 @@ impl Walker<'_> {
                 self.actions.retain(|a| !held_back(a, suspect, cut));
             }
             let next = if self.rng.random_bool(bias.eager) {
-                let (mut deliveries, mut others): (Vec<_>, Vec<_>) = self
-                    .actions
-                    .drain(..)
-                    .partition(|a| matches!(a, Action::Deliver(_)));
-                pick(model, state, &mut deliveries, &mut self.rng)
-                    .or_else(|| pick(model, state, &mut others, &mut self.rng))
+                let others = &mut self.others;
+                others.clear();
+                self.actions.retain(|a| {
+                    let delivery = matches!(a, Action::Deliver(_));
+                    if !delivery {
+                        others.push(a.clone());
+                    }
+                    delivery
+                });
+                pick(model, state, &mut self.actions, &mut self.rng)
+                    .or_else(|| pick(model, state, &mut self.others, &mut self.rng))
             } else {
                 pick(model, state, &mut self.actions, &mut self.rng)
             };
