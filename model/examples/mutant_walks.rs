@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use slotguard_model::check::run::{self, RunOptions, Status, Strategy};
+use slotguard_model::check::run::{self, RunOptions, Status};
 use slotguard_model::check::CheckConfig;
 use slotguard_model::{Bug, Bugs};
 
@@ -32,13 +32,7 @@ fn main() {
         let model = config
             .model_with(Bugs::only(bug))
             .expect("a valid configuration");
-        let options = RunOptions {
-            strategy: Strategy::Random,
-            threads: 1,
-            max_states: Some(states),
-            seed: 0,
-            ..RunOptions::default()
-        };
+        let options = RunOptions::reproducible_walks(0, states);
         let start = Instant::now();
         let report = run::run(model, &options, |_| {});
         let violated: Vec<String> = report

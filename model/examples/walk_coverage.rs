@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use slotguard_model::check::hashed::stable_hash;
-use slotguard_model::check::run::{RunOptions, Strategy};
+use slotguard_model::check::run::RunOptions;
 use slotguard_model::check::walks::{walk, WalkCounters};
 use slotguard_model::check::{properties, CheckConfig, ClusterState};
 use slotguard_model::state::{Election, Role};
@@ -68,13 +68,7 @@ fn main() {
     };
     let counters = WalkCounters::default();
     let stop = AtomicBool::new(false);
-    let options = RunOptions {
-        strategy: Strategy::Random,
-        threads: 1,
-        max_states: Some(states),
-        seed: 0,
-        ..RunOptions::default()
-    };
+    let options = RunOptions::reproducible_walks(0, states);
     walk(&model, &options, &stop, &counters, Some(&observe));
     println!(
         "{name}: {states} states of walks, {} walks, {} distinct; two replicas of one master running: {} distinct states; one of them in its retry epoch: {}",

@@ -7,17 +7,6 @@ use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Str
 use slotguard_model::check::CheckConfig;
 use slotguard_model::{Bug, Bugs};
 
-/// One thread, so that a seed and a state limit fix the walks.
-fn walks(seed: u64, max_states: usize) -> RunOptions {
-    RunOptions {
-        strategy: Strategy::Random,
-        threads: 1,
-        max_states: Some(max_states),
-        seed,
-        ..RunOptions::default()
-    }
-}
-
 fn status(report: &RunReport, name: &str) -> Status {
     report
         .properties
@@ -33,7 +22,7 @@ fn walks_are_never_complete_and_never_pass() {
         .expect("tiny is embedded")
         .model()
         .expect("valid");
-    let report = run::run(model, &walks(0, 20_000), |_| {});
+    let report = run::run(model, &RunOptions::reproducible_walks(0, 20_000), |_| {});
     assert!(!report.complete);
     assert!(!report.passed());
     assert_eq!(report.strategy, Strategy::Random);
@@ -59,7 +48,11 @@ fn walks_are_never_complete_and_never_pass() {
 fn a_seed_fixes_the_walks() {
     let config = CheckConfig::embedded("tiny").expect("tiny is embedded");
     let run_once = |seed| {
-        let report = run::run(config.model().expect("valid"), &walks(seed, 5_000), |_| {});
+        let report = run::run(
+            config.model().expect("valid"),
+            &RunOptions::reproducible_walks(seed, 5_000),
+            |_| {},
+        );
         let found: Vec<_> = report
             .properties
             .iter()
@@ -80,7 +73,7 @@ fn walks_reach_the_failovers_of_large() {
         .expect("large is embedded")
         .model()
         .expect("valid");
-    let report = run::run(model, &walks(0, 100_000), |_| {});
+    let report = run::run(model, &RunOptions::reproducible_walks(0, 100_000), |_| {});
     for p in &report.properties {
         assert!(p.replay_error.is_none(), "{}: {:?}", p.name, p.replay_error);
         match p.kind {
@@ -99,7 +92,7 @@ fn walks_find_a_double_vote_in_large() {
         .expect("large is embedded")
         .model_with(Bugs::only(Bug::VoteTwicePerEpoch))
         .expect("valid");
-    let report = run::run(model, &walks(0, 100_000), |_| {});
+    let report = run::run(model, &RunOptions::reproducible_walks(0, 100_000), |_| {});
     assert_eq!(status(&report, names::ONE_VOTE_PER_EPOCH), Status::Violated);
     for p in &report.properties {
         assert!(p.replay_error.is_none(), "{}: {:?}", p.name, p.replay_error);

@@ -63,6 +63,20 @@ pub struct RunOptions {
     pub walk_steps: usize,
 }
 
+impl RunOptions {
+    /// Random walks on one thread from `seed`, until `max_states` states are visited: the walks
+    /// are then the same on every run of one build (what tests and measurements use).
+    pub fn reproducible_walks(seed: u64, max_states: usize) -> RunOptions {
+        RunOptions {
+            strategy: Strategy::Random,
+            threads: 1,
+            max_states: Some(max_states),
+            seed,
+            ..RunOptions::default()
+        }
+    }
+}
+
 /// Random walks need a limit; without one they stop after this long.
 pub const DEFAULT_WALK_TIME: Duration = Duration::from_secs(60);
 
