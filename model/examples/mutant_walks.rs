@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Arguments: an embedded configuration (default `large`), how many states the walks of each
-//! mutant visit (default 100,000), and optionally the mutants to run (`VoteTwicePerEpoch` ...). One thread, seed 0: the walks, and so every line, are
+//! mutant visit (default 100,000), optionally the mutants to run (`VoteTwicePerEpoch` ...), and
+//! `--seed N` (default 0). One thread and a seed: the walks, and so every line, are
 //! the same on every run of one build. Each line: the mutant, the seconds its walks took, and
 //! each violated property with the length of its counterexample, replayed and re-checked.
 
@@ -23,7 +24,15 @@ fn main() {
         .next()
         .map_or(Ok(100_000), |n| n.parse())
         .expect("a number of states");
-    let only: Vec<String> = args.collect();
+    let mut only: Vec<String> = args.collect();
+    let seed: u64 = match only.iter().position(|a| a == "--seed") {
+        Some(i) => {
+            let seed = only.get(i + 1).map_or("", String::as_str).parse();
+            only.drain(i..(i + 2).min(only.len()));
+            seed.expect("--seed takes a number")
+        }
+        None => 0,
+    };
     let config = CheckConfig::embedded(&name).expect("an embedded configuration");
     for bug in Bug::ALL {
         if !only.is_empty() && !only.contains(&format!("{bug:?}")) {
@@ -32,7 +41,7 @@ fn main() {
         let model = config
             .model_with(Bugs::only(bug))
             .expect("a valid configuration");
-        let options = RunOptions::reproducible_walks(0, states);
+        let options = RunOptions::reproducible_walks(seed, states);
         let start = Instant::now();
         let report = run::run(model, &options, |_| {});
         let violated: Vec<String> = report

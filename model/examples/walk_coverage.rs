@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Arguments: an embedded configuration (default `tiny`), how many states the walks visit
-//! (default 1,000,000; one thread, seed 0, so the figures are the same on every run of one
-//! build), and `--walks-only` to skip the search. Without it, a plain depth-first search then
+//! (default 1,000,000; one thread, seed 0 unless `--seed N`, so the figures are the same on every
+//! run of one build), and `--walks-only` to skip the search. Without it, a plain depth-first search then
 //! lists every reachable state (no crash-twin refusals: walks do not use them; only for
 //! configurations it exhausts in seconds, such as `tiny`), and each line counts, for one phase
 //! (suspicions and crashes spent, whether some replica at creation is now a master, how many
@@ -34,7 +34,15 @@ fn main() {
         .next()
         .map_or(Ok(1_000_000), |n| n.parse())
         .expect("a number of states");
-    let walks_only = args.any(|a| a == "--walks-only");
+    let rest: Vec<String> = args.collect();
+    let walks_only = rest.iter().any(|a| a == "--walks-only");
+    let seed: u64 = rest
+        .iter()
+        .position(|a| a == "--seed")
+        .map_or(Ok(0), |i| {
+            rest.get(i + 1).map_or("", String::as_str).parse()
+        })
+        .expect("--seed takes a number");
     let model = CheckConfig::embedded(&name)
         .expect("an embedded configuration")
         .model()
@@ -68,7 +76,7 @@ fn main() {
     };
     let counters = WalkCounters::default();
     let stop = AtomicBool::new(false);
-    let options = RunOptions::reproducible_walks(0, states);
+    let options = RunOptions::reproducible_walks(seed, states);
     walk(&model, &options, &stop, &counters, Some(&observe));
     println!(
         "{name}: {states} states of walks, {} walks, {} distinct; two replicas of one master running: {} distinct states; one of them in its retry epoch: {}",
