@@ -241,7 +241,9 @@ fn bad_configurations_are_rejected() {
 }
 
 /// Random walks on `large` find its failovers, report themselves, and never pass: exit 3
-/// (incomplete, no violation), whatever they found.
+/// (incomplete, no violation), whatever they found. Seed 1 finds every sometimes-property
+/// within 20,000 states; how many states walks need, seed by seed, is model/tests/walks.rs's
+/// and specs/properties.md's business, not the CLI's.
 #[test]
 fn random_walks_are_reported_as_incomplete() {
     let (code, report) = json(&[
@@ -251,15 +253,15 @@ fn random_walks_are_reported_as_incomplete() {
         "--threads",
         "1",
         "--max-states",
-        "100000",
+        "40000",
         "--seed",
-        "0",
+        "1",
     ]);
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["complete"], false);
     assert_eq!(report["passed"], false);
     assert_eq!(report["strategy"], "random");
-    assert_eq!(report["walks"]["seed"], 0);
+    assert_eq!(report["walks"]["seed"], 1);
     assert!(report["walks"]["walks"].as_u64().is_some_and(|n| n > 0));
     assert!(report["incomplete_reason"]
         .as_str()
