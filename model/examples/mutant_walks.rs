@@ -7,8 +7,8 @@
 //!
 //! Arguments: an embedded configuration (default `large`), how many states the walks of each
 //! mutant visit (default 100,000), optionally the mutants to run (`VoteTwicePerEpoch` ...), and
-//! `--seed N` (default 0). One thread and a seed: the walks, and so every line, are
-//! the same on every run of one build. Each line: the mutant, the seconds its walks took, and
+//! `--seed N` (default 0). One thread and a seed: the walks, and so every line, are the same
+//! on every run of one build. Each line: the mutant, the seconds its walks took, and
 //! each violated property with the length of its counterexample, replayed and re-checked.
 
 use std::time::Instant;

@@ -9,9 +9,9 @@
 //! ```
 //!
 //! Arguments: an embedded configuration (default `tiny`), how many states the walks visit
-//! (default 1,000,000; one thread, seed 0 unless `--seed N`, so the figures are the same on every
-//! run of one build), and `--walks-only` to skip the search. Without it, a plain depth-first search then
-//! lists every reachable state (no crash-twin refusals: walks do not use them; only for
+//! (default 1,000,000; one thread, seed 0 unless `--seed N`, so the figures are the same on
+//! every run of one build), and `--walks-only` to skip the search. Without it, a plain
+//! depth-first search then lists every reachable state (no crash-twin refusals: walks do not use them; only for
 //! configurations it exhausts in seconds, such as `tiny`), and each line counts, for one phase
 //! (suspicions and crashes spent, whether some replica at creation is now a master, how many
 //! masters there are), the reachable states and how many of them the walks visited.
