@@ -17,22 +17,15 @@ use slotguard_model::check::run::{self, RunOptions, Status};
 use slotguard_model::check::CheckConfig;
 use slotguard_model::{Bug, Bugs};
 
+mod walk_args;
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let name = args.next().unwrap_or_else(|| "large".into());
-    let states: usize = args
-        .next()
-        .map_or(Ok(100_000), |n| n.parse())
-        .expect("a number of states");
-    let mut only: Vec<String> = args.collect();
-    let seed: u64 = match only.iter().position(|a| a == "--seed") {
-        Some(i) => {
-            let seed = only.get(i + 1).map_or("", String::as_str).parse();
-            only.drain(i..(i + 2).min(only.len()));
-            seed.expect("--seed takes a number")
-        }
-        None => 0,
-    };
+    let walk_args::WalkArgs {
+        config: name,
+        states,
+        seed,
+        rest: only,
+    } = walk_args::parse("large", 100_000);
     let config = CheckConfig::embedded(&name).expect("an embedded configuration");
     for bug in Bug::ALL {
         if !only.is_empty() && !only.contains(&format!("{bug:?}")) {

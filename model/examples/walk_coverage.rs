@@ -11,10 +11,11 @@
 //! Arguments: an embedded configuration (default `tiny`), how many states the walks visit
 //! (default 1,000,000; one thread, seed 0 unless `--seed N`, so the figures are the same on
 //! every run of one build), and `--walks-only` to skip the search. Without it, a plain
-//! depth-first search then lists every reachable state (no crash-twin refusals: walks do not use them; only for
-//! configurations it exhausts in seconds, such as `tiny`), and each line counts, for one phase
-//! (suspicions and crashes spent, whether some replica at creation is now a master, how many
-//! masters there are), the reachable states and how many of them the walks visited.
+//! depth-first search then lists every reachable state (no crash-twin refusals: walks do not
+//! use them; only for configurations it exhausts in seconds, such as `tiny`), and each line
+//! counts, for one phase (suspicions and crashes spent, whether some replica at creation is now
+//! a master, how many masters there are), the reachable states and how many of them the walks
+//! visited.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,22 +28,16 @@ use slotguard_model::state::{Election, Role};
 use slotguard_model::{InitialRole, NodeId};
 use stateright::Model;
 
+mod walk_args;
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let name = args.next().unwrap_or_else(|| "tiny".into());
-    let states: usize = args
-        .next()
-        .map_or(Ok(1_000_000), |n| n.parse())
-        .expect("a number of states");
-    let rest: Vec<String> = args.collect();
+    let walk_args::WalkArgs {
+        config: name,
+        states,
+        seed,
+        rest,
+    } = walk_args::parse("tiny", 1_000_000);
     let walks_only = rest.iter().any(|a| a == "--walks-only");
-    let seed: u64 = rest
-        .iter()
-        .position(|a| a == "--seed")
-        .map_or(Ok(0), |i| {
-            rest.get(i + 1).map_or("", String::as_str).parse()
-        })
-        .expect("--seed takes a number");
     let model = CheckConfig::embedded(&name)
         .expect("an embedded configuration")
         .model()
