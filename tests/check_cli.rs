@@ -170,6 +170,23 @@ fn three_suspicions_never_let_two_replicas_compete() {
     );
 }
 
+/// `--suspects` sets the targeted bound from the command line and `any` lifts it. With only
+/// the replica of `tiny` suspectable, no master can fail, so no failover happens and the
+/// complete run fails for it.
+#[test]
+fn the_suspects_bound_can_be_set_and_lifted() {
+    let (code, report) = json(&["tiny", "--suspects", "3", "--crashes", "0"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["config"]["suspects"], serde_json::json!([3]));
+    assert_eq!(
+        status(&report, "failover-completes"),
+        Some("not-found".into())
+    );
+    let (_, report) = json(&["compete", "--suspects", "any", "--max-states", "2000"]);
+    assert!(report["config"].get("suspects").is_none(), "{report:#}");
+}
+
 /// `--symmetry` on a layout with interchangeable replicas: the report says so, lists the
 /// self-check, and the reduced run gives the verdicts of the plain one with fewer states.
 #[test]
@@ -232,6 +249,8 @@ fn bad_configurations_are_rejected() {
         vec!["tiny", "--replicas", "x"],
         vec!["tiny", "--symmetry", "--strategy", "bfs"],
         vec!["tiny", "--symmetry", "--strategy", "random"],
+        vec!["tiny", "--suspects", "9"],
+        vec!["tiny", "--suspects", "0,x"],
     ] {
         let out = slotguard().arg("check").args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

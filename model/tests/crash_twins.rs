@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use slotguard_model::check::hashed::stable_hash;
-use slotguard_model::check::symmetry::{
-    representative, representative_fingerprint, SymmetryClasses,
-};
+use slotguard_model::check::symmetry::{representative, representative_fingerprint};
 use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
 
 mod common;
@@ -25,7 +23,7 @@ fn compare(config: &CheckConfig, symmetric: bool) {
     let mut pruned = config.model().expect("valid");
     assert!(pruned.skip_crash_twins);
     if symmetric {
-        pruned.symmetry = Some(Arc::new(SymmetryClasses::of(&pruned.actor.layout)));
+        pruned.symmetry = Some(Arc::new(pruned.symmetry_classes()));
     }
     let mut plain = pruned.clone();
     plain.skip_crash_twins = false;

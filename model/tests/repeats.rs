@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use slotguard_model::check::run::{self, RunOptions, RunReport, Strategy};
-use slotguard_model::check::symmetry::SymmetryClasses;
 use slotguard_model::check::CheckConfig;
 
 mod common;
@@ -31,7 +30,7 @@ fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunRep
     // explore exactly the reachable states.
     model.skip_crash_twins = false;
     if symmetric {
-        model.symmetry = Some(Arc::new(SymmetryClasses::of(&model.actor.layout)));
+        model.symmetry = Some(Arc::new(model.symmetry_classes()));
     }
     let options = RunOptions {
         strategy: Strategy::Dfs,

@@ -39,25 +39,25 @@ fn shards() -> CheckConfig {
 
 fn with_symmetry(config: &CheckConfig) -> ClusterModel {
     let mut model = config.model().expect("valid");
-    let classes = SymmetryClasses::of(&model.actor.layout);
+    let classes = model.symmetry_classes();
     model.symmetry = Some(Arc::new(classes));
     model
 }
 
 #[test]
 fn the_classes_of_a_layout() {
-    let pair = SymmetryClasses::of(&pair().model().expect("valid").actor.layout);
+    let pair = pair().model().expect("valid").symmetry_classes();
     assert_eq!(pair.groups(), vec![vec![NodeId(3), NodeId(4)]]);
     assert!(!pair.shards_interchangeable());
-    let three = SymmetryClasses::of(&shards().model().expect("valid").actor.layout);
+    let three = shards().model().expect("valid").symmetry_classes();
     assert!(three.groups().is_empty() && three.shards_interchangeable());
     let large = CheckConfig::embedded("large").expect("embedded");
-    let large = SymmetryClasses::of(&large.model().expect("valid").actor.layout);
+    let large = large.model().expect("valid").symmetry_classes();
     assert!(large.shards_interchangeable() && large.groups().len() == 3);
     // Creation epochs all 0: collisions resolved by id from the start, no shard symmetry.
     let mut zero = shards();
     zero.epochs = slotguard_model::InitialEpochs::Zero;
-    let zero = SymmetryClasses::of(&zero.model().expect("valid").actor.layout);
+    let zero = zero.model().expect("valid").symmetry_classes();
     assert!(zero.is_trivial());
 }
 
@@ -219,8 +219,17 @@ fn every_renaming_commutes_with_every_step() {
         let mut config = CheckConfig::embedded(name).expect("embedded");
         // More suspicions than the embedded budget, so that random walks reach failovers.
         config.suspicions = suspicions;
+        renamings_commute_along_walks(&config, walks);
+    }
+}
+
+/// The check of [`every_renaming_commutes_with_every_step`] for one configuration, along
+/// `walks` seeded random walks.
+fn renamings_commute_along_walks(config: &CheckConfig, walks: usize) {
+    let name = &config.name;
+    {
         let model = config.model().expect("valid");
-        let classes = SymmetryClasses::of(&model.actor.layout);
+        let classes = model.symmetry_classes();
         assert!(classes.shards_interchangeable(), "{name}");
         let mut rng = common::Walk(0x5e7_a11);
         let (mut checked, mut failovers) = (0usize, 0usize);
@@ -296,4 +305,69 @@ fn every_renaming_commutes_with_every_step() {
         );
         eprintln!("{name}: {checked} renamed states checked, {failovers} walks with a failover");
     }
+}
+
+/// A `suspects` bound is part of the model (specs/protocol.md §8.5): a renaming that maps a
+/// node that may be suspected onto one that may not is no symmetry of it. The classes respect
+/// the bound. The layout's classes alone do not commute with the very first step: a timeout
+/// about master 0 may fire, its renamed image about master 1 may not.
+#[test]
+fn a_suspects_bound_limits_the_renamings() {
+    let restricted = |mut config: CheckConfig, suspects: &[u16]| {
+        config.suspects = Some(suspects.to_vec());
+        config
+    };
+    // 3 x 1: only master 0 may be suspected, so no two shards are interchangeable.
+    let one = restricted(shards(), &[0]).model().expect("valid");
+    assert!(one.symmetry_classes().is_trivial());
+    let layout_only = SymmetryClasses::of(&one.actor.layout, None);
+    assert!(layout_only.shards_interchangeable());
+    let s = one.init_states().remove(0);
+    let after: HashSet<u64> = successors(&one, &s).iter().map(stable_hash).collect();
+    let renamed = layout_only.renamings(&s);
+    let mut broken = 0;
+    for (i, r) in renamed.iter().enumerate() {
+        let direct: HashSet<u64> = successors(&one, r).iter().map(stable_hash).collect();
+        let mapped: HashSet<u64> = successors(&one, &s)
+            .iter()
+            .filter_map(|t| layout_only.renaming(t, i))
+            .map(|t| stable_hash(&t))
+            .collect();
+        assert_eq!(after.len(), direct.len());
+        if direct != mapped {
+            broken += 1;
+        }
+    }
+    assert!(
+        broken > 0,
+        "every layout renaming commuted with the first steps"
+    );
+    // Every master may be suspected: the bound maps onto itself under shard renamings.
+    let masters = restricted(shards(), &[0, 1, 2]).model().expect("valid");
+    assert!(masters.symmetry_classes().shards_interchangeable());
+    // Master 2 and one of its two replicas: the replicas are told apart; master 2 alone: not.
+    let replica = restricted(pair(), &[2, 3]).model().expect("valid");
+    assert!(replica.symmetry_classes().is_trivial());
+    let master = restricted(pair(), &[2]).model().expect("valid");
+    assert_eq!(
+        master.symmetry_classes().groups(),
+        vec![vec![NodeId(3), NodeId(4)]]
+    );
+    // And what the restricted classes keep commutes with every step: `large` with only its
+    // masters suspectable keeps every renaming of shards and of replicas.
+    let mut large = restricted(
+        CheckConfig::embedded("large").expect("embedded"),
+        &[0, 1, 2],
+    );
+    large.suspicions = 16;
+    assert_eq!(
+        large
+            .model()
+            .expect("valid")
+            .symmetry_classes()
+            .groups()
+            .len(),
+        3
+    );
+    renamings_commute_along_walks(&large, 6);
 }

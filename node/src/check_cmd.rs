@@ -15,7 +15,6 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
-use slotguard_model::check::symmetry::SymmetryClasses;
 use slotguard_model::check::ClusterModel;
 use slotguard_model::layout::InitialEpochs;
 
@@ -43,6 +42,10 @@ pub(crate) struct ConfigArgs {
     /// Override: elections a behaviour may contain (epoch bound).
     #[arg(long)]
     elections: Option<u64>,
+    /// Override: only timeouts about these nodes may fire (`2`, `0,1,2`), a bound for
+    /// targeted checks (specs/protocol.md §8.1); `any` lifts it.
+    #[arg(long)]
+    suspects: Option<String>,
     /// Override: network semantics.
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
@@ -79,6 +82,7 @@ impl ConfigArgs {
         flag("crashes", self.crashes.map(|x| x.to_string()));
         flag("suspicions", self.suspicions.map(|x| x.to_string()));
         flag("elections", self.elections.map(|x| x.to_string()));
+        flag("suspects", self.suspects.clone());
         flag(
             "network",
             self.network.map(|n| match n {
@@ -209,13 +213,27 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     if let Some(e) = args.elections {
         config.elections = e;
     }
+    if let Some(list) = &args.suspects {
+        config.suspects = if list.trim() == "any" {
+            None
+        } else {
+            Some(
+                list.split(',')
+                    .map(|x| x.trim().parse::<u16>())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| {
+                        format!("--suspects {list}: expected node ids like 0,1,2, or `any`")
+                    })?,
+            )
+        };
+    }
     if let Some(n) = args.network {
         config.network = match n {
             NetworkArg::Duplicating => NetworkKind::Duplicating,
             NetworkArg::LossyDuplicating => NetworkKind::LossyDuplicating,
         };
     }
-    config.layout().context("invalid cluster")?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -268,7 +286,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
             }
             StrategyArg::Dfs => {}
         }
-        let classes = SymmetryClasses::of(&model.actor.layout);
+        let classes = model.symmetry_classes();
         if classes.is_trivial() {
             eprintln!(
                 "note: --symmetry has nothing to permute here (shards differ in shape, and no master has two interchangeable replicas)"

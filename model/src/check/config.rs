@@ -92,6 +92,14 @@ pub enum ConfigError {
     /// The cluster it describes is invalid.
     #[error("invalid cluster: {0}")]
     Layout(#[from] LayoutError),
+    /// `suspects` names a node the cluster does not have.
+    #[error("suspects: the cluster has no node {node} (its nodes are 0 to {last})")]
+    UnknownSuspect {
+        /// The id named.
+        node: u16,
+        /// The cluster's last node id.
+        last: usize,
+    },
 }
 
 /// The embedded configurations, by name.
@@ -112,8 +120,26 @@ impl CheckConfig {
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> Result<CheckConfig, ConfigError> {
         let config: CheckConfig = toml::from_str(text)?;
-        config.layout()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks that the configuration describes a valid cluster, and that its `suspects` are
+    /// nodes of it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let layout = self.layout()?;
+        if let Some(&node) = self
+            .suspects
+            .iter()
+            .flatten()
+            .find(|&&n| usize::from(n) >= layout.len())
+        {
+            return Err(ConfigError::UnknownSuspect {
+                node,
+                last: layout.len() - 1,
+            });
+        }
+        Ok(())
     }
 
     /// One of the embedded configurations (`tiny`, `standard`, `large`, `compete`).
@@ -191,5 +217,17 @@ mod tests {
             "name='x'\nmasters=3\nreplicas=1\nslots=3\ncrashes=0\nsuspicions=2\nelections=1\nmastrs=2\n",
         );
         assert!(matches!(err, Err(ConfigError::Parse(_))));
+    }
+
+    #[test]
+    fn suspects_must_be_nodes_of_the_cluster() {
+        let text =
+            "name='x'\nmasters=3\nreplicas=1\nslots=3\ncrashes=0\nsuspicions=2\nelections=1\n";
+        assert!(CheckConfig::from_toml(&format!("{text}suspects=[5]\n")).is_ok());
+        let err = CheckConfig::from_toml(&format!("{text}suspects=[0, 6]\n"));
+        assert!(
+            matches!(err, Err(ConfigError::UnknownSuspect { node: 6, last: 5 })),
+            "{err:?}"
+        );
     }
 }

@@ -305,6 +305,13 @@ impl ClusterModel {
         self.actor.layout.len()
     }
 
+    /// What symmetry reduction may permute in this model: its layout's interchangeable shards
+    /// and replicas, as far as its `suspects` bound allows (a renaming must map the nodes that
+    /// may be suspected onto themselves; check/symmetry.rs).
+    pub fn symmetry_classes(&self) -> SymmetryClasses {
+        SymmetryClasses::of(&self.actor.layout, self.suspectable.as_ref())
+    }
+
     /// The common tail of a node step: new node state, history, commands (applied in order);
     /// `None` if nothing changed (a no-op the checker prunes).
     fn finish_step(

@@ -44,7 +44,8 @@ use crate::timer::Timer;
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Shard {
     master: NodeId,
-    /// The master's replicas, grouped by flags (`no_failover`), groups in order of their
+    /// The master's replicas, grouped by flags (`no_failover`, and whether the `suspects`
+    /// bound lets them be suspected), groups in order of their
     /// first member, each group in id order. Members of one group are interchangeable.
     groups: Vec<Vec<NodeId>>,
     /// The master's slots, in order.
@@ -111,7 +112,12 @@ impl SymmetryClasses {
     /// distinct creation epochs of `redis-cli --cluster create`), and every shard has replica
     /// groups of one shape. A renaming of shards then also renames slots (shard to shard, in
     /// order) and those creation epochs (specs/protocol.md §8.5 argues why that is sound).
-    pub fn of(layout: &Layout) -> SymmetryClasses {
+    ///
+    /// `suspects` is the model's bound on which nodes may be suspected (`None`: any node). It
+    /// is part of the model, so a renaming must map it onto itself: a suspectable node and one
+    /// that is not are never interchangeable, and it counts among the flags above.
+    pub fn of(layout: &Layout, suspects: Option<&NodeSet>) -> SymmetryClasses {
+        let suspectable = |id: NodeId| suspects.is_none_or(|s| s.contains(id));
         let mut shards: Vec<Shard> = Vec::new();
         let mut flags_ok = true;
         let mut master_flags = Vec::new();
@@ -125,7 +131,7 @@ impl SymmetryClasses {
                     if spec.config_epoch != Epoch(position + 1) || slots.is_empty() {
                         flags_ok = false;
                     }
-                    master_flags.push(spec.no_failover);
+                    master_flags.push((spec.no_failover, suspectable(id)));
                     shards.push(Shard {
                         master: id,
                         groups: Vec::new(),
@@ -140,7 +146,7 @@ impl SymmetryClasses {
             }
         }
         // Replica groups (replicas are validated to follow masters, which are all listed now).
-        let mut group_flags: Vec<Vec<bool>> = vec![Vec::new(); shards.len()];
+        let mut group_flags: Vec<Vec<(bool, bool)>> = vec![Vec::new(); shards.len()];
         for id in layout.ids() {
             let Some(spec) = layout.spec(id) else {
                 continue;
@@ -151,15 +157,16 @@ impl SymmetryClasses {
             let Some(k) = shards.iter().position(|s| s.master == of) else {
                 continue;
             };
-            match group_flags[k].iter().position(|&f| f == spec.no_failover) {
+            let flags = (spec.no_failover, suspectable(id));
+            match group_flags[k].iter().position(|&f| f == flags) {
                 Some(g) => shards[k].groups[g].push(id),
                 None => {
-                    group_flags[k].push(spec.no_failover);
+                    group_flags[k].push(flags);
                     shards[k].groups.push(vec![id]);
                 }
             }
         }
-        let shape = |k: usize| -> Vec<(bool, usize)> {
+        let shape = |k: usize| -> Vec<((bool, bool), usize)> {
             group_flags[k]
                 .iter()
                 .zip(&shards[k].groups)
