@@ -40,11 +40,14 @@ pub enum Bug {
     /// The tick repeats nothing: every change is announced once, when it happens, and a node
     /// relies on the network to deliver it (it never does over UDP).
     TickSendsNothing,
+    /// A FAIL message is adopted by every node, as Redis adopts it, not only by a node that
+    /// suspects the node itself (specs/protocol.md §9).
+    AdoptFailUnconditionally,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -58,6 +61,7 @@ impl Bug {
         Bug::UnpersistedEpochBump,
         Bug::NoFollowWinner,
         Bug::TickSendsNothing,
+        Bug::AdoptFailUnconditionally,
     ];
 }
 

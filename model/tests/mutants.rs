@@ -229,6 +229,7 @@ fn every_bug_has_a_mutant_test() {
         Bug::UnpersistedEpochBump,
         Bug::NoFollowWinner,
         Bug::TickSendsNothing,
+        Bug::AdoptFailUnconditionally,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
@@ -273,4 +274,12 @@ fn mutant_tick_sends_nothing() {
             .is_some_and(|w| w.starts_with("with the messages in flight all lost")),
         "{why:?}"
     );
+}
+
+/// Redis's rule for FAIL messages, adopted by every node (specs/protocol.md §9), does not
+/// converge here: a FAIL message is repeated like gossip and re-delivered by the network, so a
+/// node that has cleared a reachable master's FAIL takes it again, and FAIL never dies out.
+#[test]
+fn mutant_adopt_fail_unconditionally() {
+    bites(tiny(), Bug::AdoptFailUnconditionally, names::CONVERGES);
 }

@@ -191,7 +191,15 @@ impl Step<'_, '_> {
     /// the node myself (see the module docs). Adopting it announces it in turn, as the FAIL flag
     /// of Redis gossip spreads.
     pub(crate) fn on_fail_message(&mut self, target: NodeId) {
-        if target != self.me() && self.st().peers[target.index()].health == Health::PFail {
+        if target == self.me() {
+            return;
+        }
+        let adopt = match self.st().peers[target.index()].health {
+            Health::PFail => true,
+            Health::Ok => self.node.bug(Bug::AdoptFailUnconditionally),
+            Health::Fail { .. } => false,
+        };
+        if adopt {
             self.mark_fail(target);
         }
     }

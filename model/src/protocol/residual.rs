@@ -129,7 +129,10 @@ impl ClusterNode {
             Msg::AuthRequest(req) if req.epoch < current => Residual::Inert,
             Msg::Gossip(e) => self.gossip_residual(receiver, e, outlook),
             Msg::Fail { node } => {
-                if *node == receiver.me || !outlook.suspicion_possible(receiver, *node) {
+                let adopted_anyway = self.bug(Bug::AdoptFailUnconditionally);
+                if *node == receiver.me
+                    || !(adopted_anyway || outlook.suspicion_possible(receiver, *node))
+                {
                     Residual::Inert
                 } else {
                     Residual::Unchanged
