@@ -45,8 +45,8 @@ use crate::timer::Timer;
 struct Shard {
     master: NodeId,
     /// The master's replicas, grouped by flags (`no_failover`, and whether the `suspects`
-    /// bound lets them be suspected), groups in order of their
-    /// first member, each group in id order. Members of one group are interchangeable.
+    /// bound lets them be suspected), groups in order of their first member, each group in id
+    /// order. Members of one group are interchangeable.
     groups: Vec<Vec<NodeId>>,
     /// The master's slots, in order.
     slots: Vec<u16>,
