@@ -323,12 +323,13 @@ fn a_suspects_bound_limits_the_renamings() {
     let layout_only = SymmetryClasses::of(&one.actor.layout, None);
     assert!(layout_only.shards_interchangeable());
     let s = one.init_states().remove(0);
-    let after: HashSet<u64> = successors(&one, &s).iter().map(stable_hash).collect();
+    let after_states = successors(&one, &s);
+    let after: HashSet<u64> = after_states.iter().map(stable_hash).collect();
     let renamed = layout_only.renamings(&s);
     let mut broken = 0;
     for (i, r) in renamed.iter().enumerate() {
         let direct: HashSet<u64> = successors(&one, r).iter().map(stable_hash).collect();
-        let mapped: HashSet<u64> = successors(&one, &s)
+        let mapped: HashSet<u64> = after_states
             .iter()
             .filter_map(|t| layout_only.renaming(t, i))
             .map(|t| stable_hash(&t))

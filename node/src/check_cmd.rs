@@ -191,10 +191,7 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
         config.masters = m;
     }
     if let Some(r) = &args.replicas {
-        let counts: Vec<usize> = r
-            .split(',')
-            .map(|x| x.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
+        let counts: Vec<usize> = comma_list(r)
             .with_context(|| format!("--replicas {r}: expected a number or a list like 0,0,1"))?;
         config.replicas = match counts.as_slice() {
             [n] => Replicas::Each(*n),
@@ -217,14 +214,9 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
         config.suspects = if list.trim() == "any" {
             None
         } else {
-            Some(
-                list.split(',')
-                    .map(|x| x.trim().parse::<u16>())
-                    .collect::<Result<_, _>>()
-                    .with_context(|| {
-                        format!("--suspects {list}: expected node ids like 0,1,2, or `any`")
-                    })?,
-            )
+            Some(comma_list(list).with_context(|| {
+                format!("--suspects {list}: expected node ids like 0,1,2, or `any`")
+            })?)
         };
     }
     if let Some(n) = args.network {
@@ -235,6 +227,11 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// A comma-separated list of numbers (`0,0,1`; one number is a list of one).
+fn comma_list<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, T::Err> {
+    text.split(',').map(|x| x.trim().parse()).collect()
 }
 
 pub(crate) fn describe(config: &CheckConfig) -> String {

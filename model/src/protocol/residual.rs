@@ -129,10 +129,10 @@ impl ClusterNode {
             Msg::AuthRequest(req) if req.epoch < current => Residual::Inert,
             Msg::Gossip(e) => self.gossip_residual(receiver, e, outlook),
             Msg::Fail { node } => {
-                let adopted_anyway = self.bug(Bug::AdoptFailUnconditionally);
-                if *node == receiver.me
-                    || !(adopted_anyway || outlook.suspicion_possible(receiver, *node))
-                {
+                // A FAIL is adopted only by a node that suspects its subject (failure.rs).
+                let adoptable = self.bug(Bug::AdoptFailUnconditionally)
+                    || outlook.suspicion_possible(receiver, *node);
+                if *node == receiver.me || !adoptable {
                     Residual::Inert
                 } else {
                     Residual::Unchanged
