@@ -65,7 +65,7 @@ impl ClusterNode {
                 Msg::Gossip(e) => s.on_gossip(from, e),
                 Msg::Fail { node } => s.on_fail_message(*node),
                 Msg::AuthRequest(req) => s.on_vote_request(from, req),
-                Msg::AuthAck { epoch } => s.on_vote(from, *epoch),
+                Msg::AuthAck { epoch, candidate } => s.on_vote(from, *epoch, *candidate),
                 Msg::Update(claim) => s.on_update(claim),
             }
         });

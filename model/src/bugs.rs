@@ -43,11 +43,19 @@ pub enum Bug {
     /// A FAIL message is adopted by every node, as Redis adopts it, not only by a node that
     /// suspects the node itself (specs/protocol.md §9).
     AdoptFailUnconditionally,
+    /// FAIL-undo is armed only when the failed node owns slots in the marker's view at that
+    /// moment: a node that learns later that it does keeps a live master FAIL forever.
+    FailUndoOnlyForOwners,
+    /// A master grants a vote without having the candidate's master FAIL in its own view.
+    VoteWithoutFail,
+    /// A winner takes its currentEpoch at the time of the win as its configEpoch, which
+    /// messages of other elections may have moved past its election epoch.
+    WinnerTakesCurrentEpoch,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 17] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -62,6 +70,9 @@ impl Bug {
         Bug::NoFollowWinner,
         Bug::TickSendsNothing,
         Bug::AdoptFailUnconditionally,
+        Bug::FailUndoOnlyForOwners,
+        Bug::VoteWithoutFail,
+        Bug::WinnerTakesCurrentEpoch,
     ];
 }
 

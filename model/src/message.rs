@@ -117,10 +117,14 @@ pub enum Msg {
     },
     /// A replica asks a master for its vote.
     AuthRequest(VoteRequest),
-    /// A master grants its vote for `epoch`.
+    /// A master grants its vote for `epoch` to `candidate`.
     AuthAck {
         /// The election epoch the vote is for.
         epoch: Epoch,
+        /// The replica the vote is for. The destination says it too, but a message must mean
+        /// one thing wherever it lands: a vote that names its candidate cannot be counted by
+        /// another candidate of the same epoch (the node's MAC also binds the destination).
+        candidate: NodeId,
     },
     /// "Your claim is stale: this node owns these slots at this epoch."
     Update(SlotClaim),

@@ -30,7 +30,7 @@ pub fn message_is_valid(layout: &Layout, msg: &Msg) -> bool {
         Msg::Gossip(e) => node_ok(layout, e.node),
         Msg::Fail { node } => node_ok(layout, *node),
         Msg::AuthRequest(req) => node_ok(layout, req.master) && slots_ok(layout, &req.slots),
-        Msg::AuthAck { .. } => true,
+        Msg::AuthAck { candidate, .. } => node_ok(layout, *candidate),
         Msg::Update(claim) => node_ok(layout, claim.node) && slots_ok(layout, &claim.slots),
     }
 }

@@ -55,6 +55,7 @@ fn reduced_and_exact_networks_reach_the_same_node_states() {
         elections: 2,
         epochs: InitialEpochs::Zero,
         suspects: None,
+        witnesses: Vec::new(),
     };
     for config in [crash_free, collisions] {
         let reduced = config.model().expect("valid");

@@ -7,6 +7,7 @@
 use slotguard_model::check::config::Replicas;
 use slotguard_model::check::hashed::stable_hash;
 use slotguard_model::check::properties::{convergence_failure, names};
+use slotguard_model::check::run::{self, RunOptions, Status};
 use slotguard_model::check::settle::{settle_from, InFlight, Settled};
 use slotguard_model::check::trace::{describe_action, replay};
 use slotguard_model::check::{CheckConfig, ClusterModel, ClusterState};
@@ -230,6 +231,9 @@ fn every_bug_has_a_mutant_test() {
         Bug::NoFollowWinner,
         Bug::TickSendsNothing,
         Bug::AdoptFailUnconditionally,
+        Bug::FailUndoOnlyForOwners,
+        Bug::VoteWithoutFail,
+        Bug::WinnerTakesCurrentEpoch,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
@@ -282,4 +286,59 @@ fn mutant_tick_sends_nothing() {
 #[test]
 fn mutant_adopt_fail_unconditionally() {
     bites(tiny(), Bug::AdoptFailUnconditionally, names::CONVERGES);
+}
+
+/// `standard` with the budgets of the walks that found the stuck FAIL: 5 crashes, 10
+/// suspicions, 3 elections (several failovers, failbacks and retries per behaviour).
+fn standard_with_large_budgets() -> CheckConfig {
+    let mut config = CheckConfig::embedded("standard").expect("standard is embedded");
+    config.crashes = 5;
+    config.suspicions = 10;
+    config.elections = 3;
+    config
+}
+
+/// Random walks of `config` with `bug`, seed 0, until `states` states: they must report
+/// `property` violated, with a counterexample that replays.
+fn walks_find(config: CheckConfig, bug: Bug, property: &str, states: usize) {
+    let model = config.model_with(Bugs::only(bug)).expect("valid");
+    let options = RunOptions::reproducible_walks(0, states);
+    let report = run::run(model, &options, |_| {});
+    let found = report
+        .properties
+        .iter()
+        .find(|p| p.name == property)
+        .expect("property exists");
+    assert!(found.replay_error.is_none(), "{:?}", found.replay_error);
+    assert_eq!(found.status, Status::Violated, "{bug:?}: {property}");
+}
+
+/// The stuck FAIL that real nodes showed after overlapping restarts: a node that marks a
+/// replica FAIL and learns later that it was promoted never clears the FAIL. `tiny`'s budgets
+/// do not reach it; walks with more crashes, suspicions and elections do.
+#[test]
+fn mutant_fail_undo_only_for_owners() {
+    walks_find(
+        standard_with_large_budgets(),
+        Bug::FailUndoOnlyForOwners,
+        names::CONVERGES,
+        400_000,
+    );
+}
+
+#[test]
+fn mutant_vote_without_fail() {
+    bites(tiny(), Bug::VoteWithoutFail, names::VOTE_NEEDS_FAIL);
+}
+
+#[test]
+fn mutant_winner_takes_current_epoch() {
+    let mut config = CheckConfig::embedded("compete").expect("compete is embedded");
+    config.elections = 2;
+    walks_find(
+        config,
+        Bug::WinnerTakesCurrentEpoch,
+        names::WINNER_TAKES_ELECTION_EPOCH,
+        400_000,
+    );
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas};
+use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas, EMBEDDED};
+use slotguard_model::check::properties::Witness;
 use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
 use slotguard_model::check::ClusterModel;
 use slotguard_model::layout::InitialEpochs;
@@ -21,7 +22,8 @@ use slotguard_model::layout::InitialEpochs;
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ConfigArgs {
-    /// A configuration: an embedded name (tiny, standard, large, compete) or a TOML file
+    /// A configuration: an embedded name (tiny, standard, large, compete, failback, and the
+    /// random-walk budgets tiny-deep, standard-deep, large-deep, compete-deep) or a TOML file
     /// (see specs/configs/). Default: tiny.
     config: Option<String>,
     /// Override: number of masters.
@@ -46,6 +48,10 @@ pub(crate) struct ConfigArgs {
     /// targeted checks (specs/protocol.md §8.1); `any` lifts it.
     #[arg(long)]
     suspects: Option<String>,
+    /// Override: sometimes-properties past one failover that the run must reach
+    /// (`failback,second-failover,retry-election-won`); `none` clears them.
+    #[arg(long)]
+    witnesses: Option<String>,
     /// Override: network semantics.
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
@@ -83,6 +89,7 @@ impl ConfigArgs {
         flag("suspicions", self.suspicions.map(|x| x.to_string()));
         flag("elections", self.elections.map(|x| x.to_string()));
         flag("suspects", self.suspects.clone());
+        flag("witnesses", self.witnesses.clone());
         flag(
             "network",
             self.network.map(|n| match n {
@@ -182,7 +189,11 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
         None => {
             let path = PathBuf::from(name);
             let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("{name} is neither an embedded configuration (tiny, standard, large, compete) nor a readable file")
+                let names: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "{name} is neither an embedded configuration ({}) nor a readable file",
+                    names.join(", ")
+                )
             })?;
             CheckConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
@@ -219,6 +230,9 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
             })?)
         };
     }
+    if let Some(list) = &args.witnesses {
+        config.witnesses = witnesses(list)?;
+    }
     if let Some(n) = args.network {
         config.network = match n {
             NetworkArg::Duplicating => NetworkKind::Duplicating,
@@ -227,6 +241,24 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// The witnesses named by a comma-separated list, or none for `none`.
+fn witnesses(list: &str) -> Result<Vec<Witness>> {
+    if list.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|name| {
+            Witness::from_name(name.trim()).with_context(|| {
+                let known: Vec<&str> = Witness::ALL.iter().map(|w| w.name()).collect();
+                format!(
+                    "--witnesses: no witness {name:?} (known: {}, or none)",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// A comma-separated list of numbers (`0,0,1`; one number is a list of one).
@@ -248,6 +280,10 @@ pub(crate) fn describe(config: &CheckConfig) -> String {
     );
     if config.epochs == InitialEpochs::Zero {
         text.push_str(", configEpochs all 0 at creation");
+    }
+    if !config.witnesses.is_empty() {
+        let names: Vec<&str> = config.witnesses.iter().map(|w| w.name()).collect();
+        text.push_str(&format!(", witnesses {}", names.join(", ")));
     }
     // A targeted bound is part of the result like the others (specs/protocol.md §8.1).
     if let Some(suspects) = &config.suspects {

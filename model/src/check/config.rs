@@ -12,6 +12,7 @@ use crate::bugs::Bugs;
 use crate::check::crash_twins::CrashTwins;
 use crate::check::model::ClusterModel;
 use crate::check::noop_cache::NoopCache;
+use crate::check::properties::Witness;
 use crate::check::repeats::Repeats;
 use crate::check::settle_memo::SettleMemo;
 use crate::ids::Epoch;
@@ -81,6 +82,11 @@ pub struct CheckConfig {
     /// any node. For targeted checks such as "two replicas of one master compete".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspects: Option<Vec<u16>>,
+    /// Sometimes-properties beyond the catalogue that a run of this configuration must reach,
+    /// for configurations whose budgets go past one failover: `failback`, `second-failover`,
+    /// `retry-election-won` (specs/properties.md, "Budgets").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<Witness>,
 }
 
 /// A configuration that cannot be checked.
@@ -103,7 +109,7 @@ pub enum ConfigError {
 }
 
 /// The embedded configurations, by name.
-pub const EMBEDDED: [(&str, &str); 4] = [
+pub const EMBEDDED: [(&str, &str); 9] = [
     ("tiny", include_str!("../../../specs/configs/tiny.toml")),
     (
         "standard",
@@ -113,6 +119,26 @@ pub const EMBEDDED: [(&str, &str); 4] = [
     (
         "compete",
         include_str!("../../../specs/configs/compete.toml"),
+    ),
+    (
+        "failback",
+        include_str!("../../../specs/configs/failback.toml"),
+    ),
+    (
+        "tiny-deep",
+        include_str!("../../../specs/configs/tiny-deep.toml"),
+    ),
+    (
+        "standard-deep",
+        include_str!("../../../specs/configs/standard-deep.toml"),
+    ),
+    (
+        "large-deep",
+        include_str!("../../../specs/configs/large-deep.toml"),
+    ),
+    (
+        "compete-deep",
+        include_str!("../../../specs/configs/compete-deep.toml"),
     ),
 ];
 
@@ -142,7 +168,7 @@ impl CheckConfig {
         Ok(())
     }
 
-    /// One of the embedded configurations (`tiny`, `standard`, `large`, `compete`).
+    /// One of the embedded configurations ([`EMBEDDED`]).
     pub fn embedded(name: &str) -> Option<CheckConfig> {
         EMBEDDED
             .iter()
@@ -194,6 +220,7 @@ impl CheckConfig {
             settle_memo: SettleMemo::new(),
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
+            witnesses: self.witnesses.clone(),
         })
     }
 }

@@ -58,6 +58,23 @@ pub enum Violation {
         /// Distinct masters that granted it a vote in that epoch.
         granted: usize,
     },
+    /// A master granted a vote while it did not have the candidate's master FAIL in its own
+    /// view, or for a node it did not see as a replica (property 9).
+    VoteWithoutFail {
+        /// The master that granted the vote.
+        voter: NodeId,
+        /// The candidate it voted for.
+        candidate: NodeId,
+    },
+    /// A winner took a configEpoch other than its election epoch (property 10).
+    WinnerEpochMismatch {
+        /// The promoted replica.
+        node: NodeId,
+        /// The election epoch it won.
+        epoch: Epoch,
+        /// The configEpoch it took.
+        took: Epoch,
+    },
 }
 
 /// Votes one master granted in one epoch.
@@ -86,6 +103,12 @@ pub struct Ghost {
     pub grants: BTreeMap<(Epoch, NodeId), Grants>,
     /// Transition violations seen so far.
     pub violations: Vec<Violation>,
+    /// Only when the model tracks retries ([`Observed::election_timed_out`]): replicas whose
+    /// election timed out and that have not won since.
+    pub retried: NodeSet,
+    /// Only when the model tracks retries: some replica won an election after one of its own
+    /// had timed out (the witness `retry-election-won`).
+    pub retry_won: bool,
     /// Under symmetry reduction: two nodes whose id order some renaming changes met as
     /// masters with one configEpoch, the one case where the protocol tells renamings apart
     /// (check/symmetry.rs). Never set without symmetry.
@@ -101,6 +124,9 @@ pub(crate) struct Observed<'a> {
     pub(crate) timed_out: Option<NodeId>,
     /// Messages the step sent.
     pub(crate) sent: Vec<(NodeId, &'a Msg)>,
+    /// The step was an `ElectionTimeout` and the model tracks retries (only runs that look for
+    /// the witness `retry-election-won` do: the history then tells more states apart).
+    pub(crate) election_timed_out: bool,
 }
 
 fn is_slot_owning_master(s: &NodeState) -> bool {
@@ -263,9 +289,20 @@ impl Ghost {
             }
         }
 
-        // Property 3: vote grants.
+        // Property 3: vote grants; property 9: each while the voter has the candidate's
+        // master FAIL.
         for &(to, msg) in &step.sent {
-            if let Msg::AuthAck { epoch } = msg {
+            if let Msg::AuthAck { epoch, .. } = msg {
+                let master_failed = match a.peers[to.index()].role {
+                    Role::Replica { of } => a.peers[of.index()].health.is_fail(),
+                    Role::Master => false,
+                };
+                if !master_failed {
+                    ghost.to_mut().violations.push(Violation::VoteWithoutFail {
+                        voter: node,
+                        candidate: to,
+                    });
+                }
                 let known = ghost.grants.get(&(*epoch, node));
                 let unchanged = known.is_some_and(|g| g.candidates.contains(to) && g.count >= 2);
                 if !unchanged {
@@ -276,7 +313,14 @@ impl Ghost {
             }
         }
 
-        // Properties 2, 2b and 6: promotions.
+        if step.election_timed_out
+            && matches!(b.election, Election::Running { .. })
+            && !ghost.retried.contains(node)
+        {
+            ghost.to_mut().retried.insert(node);
+        }
+
+        // Properties 2, 2b, 6 and 10: promotions.
         if let (Role::Replica { of: master }, Role::Master, Election::Running { epoch, .. }) =
             (b.role, a.role, &b.election)
         {
@@ -297,6 +341,17 @@ impl Ghost {
                     node,
                     epoch,
                     granted,
+                });
+            }
+            if g.retried.contains(node) {
+                g.retried.remove(node);
+                g.retry_won = true;
+            }
+            if a.config_epoch != epoch {
+                g.violations.push(Violation::WinnerEpochMismatch {
+                    node,
+                    epoch,
+                    took: a.config_epoch,
                 });
             }
         }

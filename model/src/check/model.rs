@@ -281,6 +281,11 @@ pub struct ClusterModel {
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
+    /// Sometimes-properties beyond the catalogue that this run must reach (its budgets allow
+    /// them): failback, a second failover, a retry won (properties.rs, [`Witness`]).
+    ///
+    /// [`Witness`]: crate::check::properties::Witness
+    pub witnesses: Vec<properties::Witness>,
 }
 
 /// What delivering `env` at `state` reads, as fingerprints (`check/noop_cache.rs`): a delivery
@@ -301,6 +306,12 @@ fn node_of(id: Id) -> NodeId {
 }
 
 impl ClusterModel {
+    /// Whether the history records election retries: only for the witness that reads them.
+    fn tracks_retries(&self) -> bool {
+        self.witnesses
+            .contains(&properties::Witness::RetryElectionWon)
+    }
+
     fn len(&self) -> usize {
         self.actor.layout.len()
     }
@@ -337,12 +348,15 @@ impl ClusterModel {
             Some(Timer::PeerTimeout(peer)) => Some(*peer),
             _ => None,
         };
+        let election_timed_out =
+            self.tracks_retries() && matches!(fired, Some(Timer::ElectionTimeout));
         let step = Observed {
             node,
             before,
             after: &after,
             timed_out,
             sent,
+            election_timed_out,
         };
         let ghost = Ghost::observe(&last.ghost, &self.actor.layout, &step);
         let state = match after {
@@ -1049,6 +1063,7 @@ impl Model for ClusterModel {
         if properties::has_replica_pair(&self.actor.layout) {
             all.push(properties::replicas_compete());
         }
+        all.extend(self.witnesses.iter().map(|w| w.property()));
         if self.symmetry.is_some() {
             all.push(properties::symmetry_sound());
         }

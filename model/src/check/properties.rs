@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use stateright::Property;
 
 use crate::check::ghost::Violation;
@@ -36,6 +37,10 @@ pub mod names {
     pub const PROMOTION_NEEDS_FAIL: &str = "promotion-needs-fail";
     /// (7) No view ever binds a slot at a lower configEpoch than before.
     pub const BINDINGS_MOVE_FORWARD: &str = "slot-bindings-move-forward";
+    /// (9) A master grants a vote only while it has the candidate's master FAIL itself.
+    pub const VOTE_NEEDS_FAIL: &str = "vote-needs-fail";
+    /// (10) A winner's configEpoch is its election epoch.
+    pub const WINNER_TAKES_ELECTION_EPOCH: &str = "winner-takes-election-epoch";
     /// (8) From any reachable state, once faults stop, the cluster settles into agreement
     /// within a bounded number of fair rounds (convergence as a bounded check).
     pub const CONVERGES: &str = "converges-when-faults-stop";
@@ -50,6 +55,12 @@ pub mod names {
     /// Two replicas of one master run elections at the same time (present only in layouts where
     /// some master has two replicas or more).
     pub const REPLICAS_COMPETE: &str = "replicas-compete";
+    /// A master, replaced, won its slots back (a configuration's witness).
+    pub const FAILBACK: &str = "failback";
+    /// Elections won in two shards (a configuration's witness).
+    pub const SECOND_FAILOVER: &str = "second-failover";
+    /// An election won after a timed-out one by the same replica (a configuration's witness).
+    pub const RETRY_ELECTION_WON: &str = "retry-election-won";
     /// Checker self-check, present only in runs with symmetry reduction.
     pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
@@ -65,12 +76,91 @@ pub fn all() -> Vec<Property<ClusterModel>> {
         Property::always(names::FAIL_NEEDS_QUORUM, fail_needs_quorum),
         Property::always(names::PROMOTION_NEEDS_FAIL, promotion_needs_fail),
         Property::always(names::BINDINGS_MOVE_FORWARD, bindings_move_forward),
+        Property::always(names::VOTE_NEEDS_FAIL, vote_needs_fail),
+        Property::always(
+            names::WINNER_TAKES_ELECTION_EPOCH,
+            winner_takes_election_epoch,
+        ),
         Property::always(names::CONVERGES, converges),
         Property::sometimes(names::FAILOVER_COMPLETES, failover_completes),
         Property::sometimes(names::SLOT_REBOUND, slot_rebound),
         Property::sometimes(names::FAIL_REACHED, fail_reached),
         Property::sometimes(names::FAILED_MASTER_REJOINS, failed_master_rejoins),
     ]
+}
+
+/// Witnesses that a configuration's budgets reach past one failover, named by the
+/// configuration (`witnesses = [...]`): a run that lists one and does not reach it fails, as
+/// for every sometimes-property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Witness {
+    /// A node created as a master, replaced by a replica of its shard, won its slots back.
+    Failback,
+    /// Two elections were won, by nodes of two different shards (as created).
+    SecondFailover,
+    /// A replica won an election after an election of its own had timed out.
+    RetryElectionWon,
+}
+
+impl Witness {
+    /// Every witness.
+    pub const ALL: [Witness; 3] = [
+        Witness::Failback,
+        Witness::SecondFailover,
+        Witness::RetryElectionWon,
+    ];
+
+    /// The witness of this name, if any.
+    pub fn from_name(name: &str) -> Option<Witness> {
+        Witness::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// The witness's name in reports and configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Witness::Failback => names::FAILBACK,
+            Witness::SecondFailover => names::SECOND_FAILOVER,
+            Witness::RetryElectionWon => names::RETRY_ELECTION_WON,
+        }
+    }
+
+    /// The sometimes-property.
+    pub fn property(self) -> Property<ClusterModel> {
+        let condition: fn(&ClusterModel, &ClusterState) -> bool = match self {
+            Witness::Failback => failback,
+            Witness::SecondFailover => second_failover,
+            Witness::RetryElectionWon => |_, s| s.ghost.retry_won,
+        };
+        Property::sometimes(self.name(), condition)
+    }
+}
+
+/// A live node created as a master is a master again by winning an election.
+fn failback(m: &ClusterModel, s: &ClusterState) -> bool {
+    live(s).any(|n| {
+        n.role == Role::Master
+            && created_as_master(m, n.me)
+            && s.ghost.winners.values().any(|w| w.contains(n.me))
+    })
+}
+
+/// Winners of two elections belong to two different shards (as created).
+fn second_failover(m: &ClusterModel, s: &ClusterState) -> bool {
+    let shard = |node: NodeId| match m.actor.layout.spec(node).map(|spec| &spec.role) {
+        Some(InitialRole::Replica { of }) => *of,
+        _ => node,
+    };
+    let mut shards: Vec<NodeId> = s
+        .ghost
+        .winners
+        .values()
+        .flat_map(|w| w.iter())
+        .map(shard)
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards.len() >= 2
 }
 
 /// Only in layouts where some master has two replicas or more: two replicas of one master run
@@ -198,6 +288,25 @@ pub fn bindings_move_forward(_: &ClusterModel, s: &ClusterState) -> bool {
         .violations
         .iter()
         .any(|v| matches!(v, Violation::BindingRegressed { .. }))
+}
+
+/// (9) Every vote was granted by a master that had, in its own view, the candidate as a
+/// replica of a FAIL master (specs/protocol.md §6.3): a master that can still reach the
+/// candidate's master never helps replace it.
+pub fn vote_needs_fail(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::VoteWithoutFail { .. }))
+}
+
+/// (10) Every winner took its election epoch as its configEpoch (specs/protocol.md §6.5): the
+/// epoch that the quorum's votes made unique to it, and no other.
+pub fn winner_takes_election_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
+    !s.ghost
+        .violations
+        .iter()
+        .any(|v| matches!(v, Violation::WinnerEpochMismatch { .. }))
 }
 
 /// (8) The fair, fault-free continuation of this state reaches agreement, both with the

@@ -658,7 +658,10 @@ impl Permutation {
                 r.slots = self.slot_set(&r.slots);
                 Msg::AuthRequest(r)
             }
-            Msg::AuthAck { epoch } => Msg::AuthAck { epoch: *epoch },
+            Msg::AuthAck { epoch, candidate } => Msg::AuthAck {
+                epoch: *epoch,
+                candidate: self.id(*candidate),
+            },
             Msg::Update(c) => {
                 let mut c = c.clone();
                 c.node = self.id(c.node);
@@ -716,6 +719,14 @@ impl Permutation {
                 *node = self.id(*node);
                 *master = self.id(*master);
             }
+            Violation::VoteWithoutFail { voter, candidate } => {
+                *voter = self.id(*voter);
+                *candidate = self.id(*candidate);
+            }
+            Violation::WinnerEpochMismatch { node, took, .. } => {
+                *node = self.id(*node);
+                *took = self.config_epoch(*took);
+            }
         }
         v
     }
@@ -739,6 +750,8 @@ impl Permutation {
                 })
                 .collect(),
             violations,
+            retried: self.set(&g.retried),
+            retry_won: g.retry_won,
             asymmetric_collision: g.asymmetric_collision,
         }
     }

@@ -194,7 +194,7 @@ pub fn describe_msg(msg: &Msg) -> String {
             r.master_config_epoch,
             ranges(&r.slots.ranges())
         ),
-        Msg::AuthAck { epoch } => format!("AUTH_ACK epoch={epoch}"),
+        Msg::AuthAck { epoch, .. } => format!("AUTH_ACK epoch={epoch}"),
         Msg::Update(c) => format!(
             "UPDATE {} owns {} at configEpoch={}",
             c.node,

@@ -111,9 +111,12 @@ impl Step<'_, '_> {
         }
     }
 
-    /// A master's vote (`FAILOVER_AUTH_ACK`).
-    pub(crate) fn on_vote(&mut self, voter: NodeId, epoch: Epoch) {
+    /// A master's vote (`FAILOVER_AUTH_ACK`), counted only if it names me.
+    pub(crate) fn on_vote(&mut self, voter: NodeId, epoch: Epoch, candidate: NodeId) {
         self.observe_epoch(epoch);
+        if candidate != self.me() {
+            return;
+        }
         let Election::Running {
             epoch: running,
             votes,
@@ -157,9 +160,13 @@ impl Step<'_, '_> {
         let epoch = *epoch;
         let taken = self.st().slots.slots_of(old);
         let me = self.me();
+        let takes_current = self.node.bug(Bug::WinnerTakesCurrentEpoch);
         let st = self.st_mut();
         st.role = Role::Master;
-        st.config_epoch = st.config_epoch.max(epoch);
+        st.config_epoch = match takes_current {
+            true => st.current_epoch,
+            false => st.config_epoch.max(epoch),
+        };
         for slot in taken.iter() {
             st.slots.bind(slot, me);
         }
@@ -182,7 +189,7 @@ impl Step<'_, '_> {
             return;
         }
         if st.peers[candidate.index()].role != (Role::Replica { of: req.master })
-            || !self.failed_for_election(req.master)
+            || !(self.failed_for_election(req.master) || self.node.bug(Bug::VoteWithoutFail))
         {
             return;
         }
@@ -203,6 +210,6 @@ impl Step<'_, '_> {
         let st = self.st_mut();
         st.last_vote_epoch = st.current_epoch;
         let epoch = st.current_epoch;
-        self.send(candidate, Msg::AuthAck { epoch });
+        self.send(candidate, Msg::AuthAck { epoch, candidate });
     }
 }

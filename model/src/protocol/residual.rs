@@ -115,7 +115,9 @@ impl ClusterNode {
                     _ => Msg::Pong(h),
                 })
             }
-            Msg::AuthAck { epoch } if *epoch < current && !self.bug(Bug::StaleVotesNotReset) => {
+            Msg::AuthAck { epoch, .. }
+                if *epoch < current && !self.bug(Bug::StaleVotesNotReset) =>
+            {
                 let running = matches!(
                     receiver.election,
                     Election::Running { epoch: running, .. } if running == *epoch
@@ -254,7 +256,10 @@ mod tests {
     #[test]
     fn a_vote_is_inert_only_below_the_epoch_and_outside_a_running_election() {
         let (node, mut st) = setup();
-        let ack = |e| Msg::AuthAck { epoch: Epoch(e) };
+        let ack = |e| Msg::AuthAck {
+            epoch: Epoch(e),
+            candidate: NodeId(3),
+        };
         assert_eq!(node.residual(&st, &ack(4), &open()), Residual::Inert);
         // Not below currentEpoch: a future election could not use it, but the rule is strict.
         assert_eq!(node.residual(&st, &ack(5), &open()), Residual::Unchanged);

@@ -145,9 +145,12 @@ fn a_master_votes_once_per_epoch_and_saves_before_acking() {
         .any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
     // A later epoch gets a vote.
     let later = deliver(&a, &mut s, 5, request(5));
-    assert!(sends(&later)
-        .iter()
-        .any(|(to, m)| *to == 5 && *m == Msg::AuthAck { epoch: Epoch(5) }));
+    assert!(sends(&later).iter().any(|(to, m)| *to == 5
+        && *m
+            == Msg::AuthAck {
+                epoch: Epoch(5),
+                candidate: NodeId(5)
+            }));
 }
 
 #[test]
@@ -159,6 +162,14 @@ fn no_vote_while_the_master_is_not_fail() {
         .iter()
         .any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
     assert_eq!(s.last_vote_epoch, Epoch(0));
+}
+
+/// A vote of `epoch` for node 5, the replica of master 2.
+fn ack(epoch: u64) -> Msg {
+    Msg::AuthAck {
+        epoch: Epoch(epoch),
+        candidate: NodeId(5),
+    }
 }
 
 #[test]
@@ -178,13 +189,13 @@ fn replica_election_bumps_persists_and_wins_with_distinct_votes() {
         .position(|c| matches!(c, Command::Send(_, Msg::AuthRequest(_))));
     assert!(save.expect("epoch persisted") < req.expect("request sent"));
     // The same voter twice (a duplicated datagram) is one vote.
-    deliver(&a, &mut s, 0, Msg::AuthAck { epoch: Epoch(4) });
-    deliver(&a, &mut s, 0, Msg::AuthAck { epoch: Epoch(4) });
+    deliver(&a, &mut s, 0, ack(4));
+    deliver(&a, &mut s, 0, ack(4));
     assert!(matches!(s.role, Role::Replica { .. }));
     // A vote of another epoch does not count.
-    deliver(&a, &mut s, 1, Msg::AuthAck { epoch: Epoch(3) });
+    deliver(&a, &mut s, 1, ack(3));
     assert!(matches!(s.role, Role::Replica { .. }));
-    deliver(&a, &mut s, 1, Msg::AuthAck { epoch: Epoch(4) });
+    deliver(&a, &mut s, 1, ack(4));
     assert_eq!(s.role, Role::Master);
     assert_eq!(s.config_epoch, Epoch(4));
     assert_eq!(s.slots.owner(2), Some(NodeId(5)));
@@ -255,7 +266,7 @@ fn out_of_range_peer_input_is_ignored() {
     let before = s.clone();
     let out = deliver(&a, &mut s, 1, Msg::Fail { node: NodeId(99) });
     assert!(out.is_empty());
-    let out = deliver(&a, &mut s, 77, Msg::AuthAck { epoch: Epoch(9) });
+    let out = deliver(&a, &mut s, 77, ack(9));
     assert!(out.is_empty());
     assert_eq!(s, before);
 }
@@ -281,4 +292,65 @@ fn a_restarted_node_still_ignores_headers_older_than_it_persisted() {
     // The current header is applied as usual.
     deliver(&a, &mut back, 5, Msg::Pong(h));
     assert_eq!(back.peers[5].role, Role::Master);
+}
+
+/// A node marked FAIL while it is a replica in my view, and learnt later to own slots (a
+/// promotion I hear of by an UPDATE), must still be cleared once it answers: FAIL-undo is armed
+/// with every FAIL, not only for the slot owners of the moment (specs/protocol.md §5.5). The
+/// stuck FAIL that real nodes showed after overlapping restarts.
+#[test]
+fn a_fail_of_a_node_later_seen_to_own_slots_still_ends() {
+    let a = actor();
+    let mut s = start(&a, 0);
+    fire(&a, &mut s, Timer::PeerTimeout(NodeId(5)));
+    let report = Msg::Gossip(GossipEntry {
+        node: NodeId(5),
+        suspicion: Suspicion::PFail,
+        config_epoch: Epoch(3),
+        from_voting_master: true,
+    });
+    let out = deliver(&a, &mut s, 1, report);
+    assert!(s.peers[5].health.is_fail());
+    let armed = out
+        .iter()
+        .any(|c| matches!(c, Command::SetTimer(Timer::FailUndo(n), _) if *n == NodeId(5)));
+    assert!(armed, "FAIL-undo armed for a replica's FAIL too");
+    let claim = SlotClaim {
+        node: NodeId(5),
+        config_epoch: Epoch(4),
+        slots: [2u16].into_iter().collect(),
+    };
+    deliver(&a, &mut s, 1, Msg::Update(claim));
+    assert_eq!(s.slots.owner(2), Some(NodeId(5)));
+    fire(&a, &mut s, Timer::FailUndo(NodeId(5)));
+    let header = crate::message::Header {
+        current_epoch: Epoch(4),
+        config_epoch: Epoch(4),
+        master: None,
+        slots: [2u16].into_iter().collect(),
+        repl_offset: 0,
+        flags: Default::default(),
+    };
+    deliver(&a, &mut s, 5, Msg::Pong(header));
+    assert_eq!(s.peers[5].health, Health::Ok);
+}
+
+/// A vote names its candidate: another replica of the same epoch does not count it.
+#[test]
+fn a_vote_for_another_candidate_does_not_count() {
+    let a = actor();
+    let mut s = start(&a, 5);
+    fire(&a, &mut s, Timer::PeerTimeout(NodeId(2)));
+    deliver(&a, &mut s, 0, Msg::Fail { node: NodeId(2) });
+    fire(&a, &mut s, Timer::ElectionDelay);
+    let for_other = |epoch| Msg::AuthAck {
+        epoch: Epoch(epoch),
+        candidate: NodeId(3),
+    };
+    deliver(&a, &mut s, 0, for_other(4));
+    deliver(&a, &mut s, 1, for_other(4));
+    assert!(matches!(s.role, Role::Replica { .. }));
+    deliver(&a, &mut s, 0, ack(4));
+    deliver(&a, &mut s, 1, ack(4));
+    assert_eq!(s.role, Role::Master);
 }

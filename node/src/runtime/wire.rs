@@ -127,7 +127,10 @@ mod tests {
     fn round_trip_and_every_corruption_is_caught() {
         let key = b"k3y";
         let msgs = vec![
-            Msg::AuthAck { epoch: Epoch(7) },
+            Msg::AuthAck {
+                epoch: Epoch(7),
+                candidate: slotguard_model::NodeId(4),
+            },
             Msg::Fail {
                 node: slotguard_model::NodeId(2),
             },
