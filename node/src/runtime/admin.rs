@@ -54,6 +54,7 @@ impl Server {
             uptime_secs: self.started.elapsed().as_secs(),
             connected_clients: self.clients.load(Ordering::Relaxed),
             maxclients: self.limits.maxclients,
+            query_buffers: self.buffered.load(Ordering::Relaxed),
             used_memory: resident_bytes(),
         }
     }
@@ -111,6 +112,7 @@ async fn admit(mut stream: TcpStream, server: Arc<Server>) -> Result<()> {
         stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await?;
+        linger(&mut stream, &mut [0u8; 1024]).await;
         return Ok(());
     }
     let admitted = Admitted(server);
@@ -170,7 +172,13 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
     let stop = loop {
-        let batch = answer_all(server, &mut session, &mut parser, &mut buf, &mut out);
+        let mut conn = Conn {
+            session: &mut session,
+            parser: &mut parser,
+            buf: &mut buf,
+            held: &mut held,
+        };
+        let batch = conn.answer_all(server, &mut out);
         if let Batch::Stop(stop) = batch {
             break stop;
         }
@@ -179,8 +187,6 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
         if let Batch::Flush = batch {
             continue;
         }
-        // What the parser consumed is no longer held.
-        held.set(buf.len() + parser.held());
         let n = match read(&mut stream, &mut chunk, server.limits.timeout_secs).await? {
             0 => break Stop::Close,
             n => n,
@@ -200,9 +206,34 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
     };
     if let Stop::Refuse(reply) = stop {
         out.extend_from_slice(&reply.encode(session.protocol));
+        stream.write_all(&out).await?;
+        linger(&mut stream, &mut chunk).await;
+        return Ok(());
     }
     stream.write_all(&out).await?;
     Ok(())
+}
+
+/// Bytes, and time, a refused connection is drained for before it is closed.
+const LINGER_BYTES: usize = 1 << 20;
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Ends a refused connection so that its error reply arrives: closing a socket with unread
+/// input makes the kernel send a reset, which may destroy the reply before the client reads
+/// it. So the write side is shut first, then what the client still sends is read and dropped,
+/// within [`LINGER_BYTES`] and [`LINGER`].
+async fn linger(stream: &mut TcpStream, chunk: &mut [u8]) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Reads what has arrived, waiting at most `timeout_secs` (0: forever); 0 at the end of the
@@ -227,32 +258,39 @@ enum Batch {
     Stop(Stop),
 }
 
-/// Answers the complete requests in `buf` into `out`.
-fn answer_all(
-    server: &Server,
-    session: &mut Session,
-    parser: &mut Parser,
-    buf: &mut BytesMut,
-    out: &mut Vec<u8>,
-) -> Batch {
-    while out.len() < FLUSH_AT {
-        match parser.next(buf) {
-            Ok(Some(args)) => {
-                let outcome = commands::answer(server, session, &args);
-                out.extend_from_slice(&outcome.reply.encode(session.protocol));
-                if outcome.close {
-                    return Batch::Stop(Stop::Close);
+/// A connection's request state, borrowed for a batch of answers.
+struct Conn<'a, 'b> {
+    session: &'a mut Session,
+    parser: &'a mut Parser,
+    buf: &'a mut BytesMut,
+    held: &'a mut Held<'b>,
+}
+
+impl Conn<'_, '_> {
+    /// Answers the complete requests in `buf` into `out`.
+    fn answer_all(&mut self, server: &Server, out: &mut Vec<u8>) -> Batch {
+        while out.len() < FLUSH_AT {
+            let next = self.parser.next(self.buf);
+            // What the parser consumed is no longer held (before the command: INFO shows it).
+            self.held.set(self.buf.len() + self.parser.held());
+            match next {
+                Ok(Some(args)) => {
+                    let outcome = commands::answer(server, self.session, &args);
+                    out.extend_from_slice(&outcome.reply.encode(self.session.protocol));
+                    if outcome.close {
+                        return Batch::Stop(Stop::Close);
+                    }
                 }
-            }
-            Ok(None) => return Batch::Read,
-            Err(e) => {
-                let reply = Reply::error(format!("ERR {e}"));
-                if !e.recoverable() {
-                    return Batch::Stop(Stop::Refuse(reply));
+                Ok(None) => return Batch::Read,
+                Err(e) => {
+                    let reply = Reply::error(format!("ERR {e}"));
+                    if !e.recoverable() {
+                        return Batch::Stop(Stop::Refuse(reply));
+                    }
+                    out.extend_from_slice(&reply.encode(self.session.protocol));
                 }
-                out.extend_from_slice(&reply.encode(session.protocol));
             }
         }
+        Batch::Flush
     }
-    Batch::Flush
 }

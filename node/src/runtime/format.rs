@@ -276,6 +276,8 @@ pub(crate) struct ServerStats {
     pub(crate) connected_clients: usize,
     /// The `maxclients` limit.
     pub(crate) maxclients: usize,
+    /// Bytes read from clients and not yet parsed, over all connections.
+    pub(crate) query_buffers: usize,
     /// Resident memory of the process, in bytes.
     pub(crate) used_memory: u64,
 }
@@ -293,7 +295,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
     format!(
         "# Server\r\nslotguard_version:{}\r\nredis_mode:cluster\r\nrun_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
-         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n\
+         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_query_buffers_bytes:{}\r\n\r\n\
          # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
         env!("CARGO_PKG_VERSION"),
@@ -303,6 +305,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         stats.uptime_secs / 86_400,
         stats.connected_clients,
         stats.maxclients,
+        stats.query_buffers,
         stats.used_memory,
         stats.used_memory,
         cluster_info(cfg, s)
