@@ -829,3 +829,104 @@ fn redis_cli_cluster_check_reports_no_error() {
     assert!(stdout.contains("[OK] All 16384 slots covered."), "{stdout}");
     assert!(stdout.contains("0 keys in 3 masters"), "{stdout}");
 }
+
+/// `slotguard cluster` with a port taken fails before starting any node, naming the port.
+#[test]
+fn the_local_cluster_command_names_a_taken_port_before_starting_anything() {
+    let dir = std::env::temp_dir().join(format!("slotguard-e2e-clash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = unique_base(14);
+    for (taken, what) in [
+        (base + 1, "client port of node 1"),
+        (base + 10002, "cluster bus port of node 2"),
+    ] {
+        let _tcp = (taken < base + 10000).then(|| {
+            std::net::TcpListener::bind(("127.0.0.1", taken)).expect("the test takes the port")
+        });
+        let _udp = (taken >= base + 10000)
+            .then(|| UdpSocket::bind(("127.0.0.1", taken)).expect("the test takes the port"));
+        let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+            .args(["cluster", "--masters", "3", "--replicas", "1"])
+            .arg("--base-port")
+            .arg(base.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("port {taken} ({what}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("started"), "{stderr}");
+        assert!(!dir.join("node-0.log").exists(), "no node was started");
+    }
+}
+
+/// A node of `slotguard cluster` that dies is reported once, and at the stop its reaped PID
+/// is not signalled (`kill` would complain of no such process).
+#[test]
+fn the_local_cluster_command_reports_a_death_once_and_never_signals_the_dead() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("slotguard-e2e-death-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = unique_base(15);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .args(["cluster", "--masters", "3", "--replicas", "0"])
+        .args(["--node-timeout", "1000", "--base-port"])
+        .arg(base.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cluster starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    // Kept open to the end: the command prints more after this line.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = stdout.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.starts_with("cluster ready"), "{ready}");
+    // Node 1's process, found by its own configuration file, dies.
+    let config = dir.join("node-1.toml");
+    let pgrep = Command::new("pgrep")
+        .args(["-f", "--"])
+        .arg(config.display().to_string())
+        .output()
+        .expect("pgrep runs");
+    let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "one node 1: {pid:?}"
+    );
+    Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    let said = |what: &str| {
+        let lines = lines.lock().expect("lines");
+        lines.iter().filter(|l| l.contains(what)).count()
+    };
+    wait_until("the death is reported", || said("node 1 exited") >= 1);
+    // Several of the command's 500 ms rounds.
+    std::thread::sleep(Duration::from_secs(2));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(child.wait().expect("exits").success());
+    reader.join().expect("reader");
+    assert_eq!(said("node 1 exited"), 1, "{:?}", lines.lock());
+    assert_eq!(said("No such process"), 0, "{:?}", lines.lock());
+    assert_eq!(said("stopping"), 1, "{:?}", lines.lock());
+}
