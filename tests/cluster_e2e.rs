@@ -792,10 +792,19 @@ fn redis_py_cluster_client_connects_and_reads_the_cluster() {
          assert rc.ping() is True\n\
          ports = sorted(n.port for n in rc.get_nodes())\n\
          print('nodes', ports)\n\
-         assert ports == [{}, {}, {}], ports\n",
+         assert ports == [{}, {}, {}], ports\n\
+         import redis\n\
+         if int(redis.__version__.split('.')[0]) >= 5:\n\
+         \x20   rc3 = RedisCluster(host='127.0.0.1', port={}, protocol=3)\n\
+         \x20   assert rc3.cluster_info()['cluster_state'] == 'ok'\n\
+         \x20   assert rc3.ping() is True\n\
+         \x20   print('RESP3 checked too')\n\
+         else:\n\
+         \x20   print('RESP3 not checked: redis-py', redis.__version__, 'predates it')\n",
         c.port(1),
         c.port(0),
         c.port(1),
+        c.port(2),
         c.port(2)
     );
     let out = Command::new(&python)
@@ -806,6 +815,7 @@ fn redis_py_cluster_client_connects_and_reads_the_cluster() {
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("nodes ["), "{stdout}");
+    eprintln!("{stdout}");
 }
 
 /// `redis-cli --cluster check` printed `ERR unknown command 'DBSIZE'` before issue 21.
