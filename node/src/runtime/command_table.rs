@@ -486,7 +486,8 @@ pub(crate) fn command(args: &[String]) -> Reply {
             )
         }
         Some(other) => Reply::error(format!(
-            "ERR unknown subcommand '{other}'. Try COMMAND HELP."
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            super::commands::clip(other, 128)
         )),
     }
 }

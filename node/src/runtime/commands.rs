@@ -138,16 +138,30 @@ fn shards_as_maps(reply: Reply) -> Reply {
     }
 }
 
-/// Redis 7's text for an unknown command.
-fn unknown_command(args: &[String]) -> String {
-    let mut text = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        args[0]
-    );
-    for a in args.iter().skip(1) {
-        text.push_str(&format!("'{a}' "));
+/// At most `max` bytes of `s` (on a character boundary), as Redis's `%.128s`: a client's
+/// input quoted in an error must not make the reply as large as the request.
+pub(crate) fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    text
+    &s[..end]
+}
+
+/// Redis 7's text for an unknown command: the name and the first arguments, 128 bytes each.
+fn unknown_command(args: &[String]) -> String {
+    let mut quoted = String::new();
+    for a in args.iter().skip(1) {
+        if quoted.len() >= 128 {
+            break;
+        }
+        let room = 128 - quoted.len();
+        quoted.push_str(&format!("'{}' ", clip(a, room)));
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {quoted}",
+        clip(&args[0], 128)
+    )
 }
 
 /// Redis 7's arity errors, for commands and for the subcommands of containers.
@@ -164,7 +178,7 @@ fn check_arity(spec: &Spec, args: &[String]) -> Result<(), String> {
     let Some(sub) = spec.sub(&args[1]) else {
         return Err(format!(
             "ERR unknown subcommand '{}'. Try {} HELP.",
-            args[1],
+            clip(&args[1], 128),
             spec.name.to_ascii_uppercase()
         ));
     };
@@ -212,8 +226,8 @@ fn hello(server: &Server, session: &mut Session, args: &[String]) -> Outcome {
                 i += 2;
             }
             _ => {
-                return Reply::error(format!("ERR Syntax error in HELLO option '{}'", args[i]))
-                    .into()
+                let option = clip(&args[i], 128);
+                return Reply::error(format!("ERR Syntax error in HELLO option '{option}'")).into();
             }
         }
     }
@@ -279,7 +293,7 @@ fn client(session: &mut Session, args: &[String]) -> Reply {
                 "ERR {} cannot contain spaces, newlines or special characters.",
                 args[1].to_ascii_uppercase()
             )),
-            _ => Reply::error(format!("ERR Unrecognized option '{}'", args[1])),
+            _ => Reply::error(format!("ERR Unrecognized option '{}'", clip(&args[1], 128))),
         },
     }
 }
@@ -316,6 +330,24 @@ mod tests {
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));
+    }
+
+    #[test]
+    fn errors_quote_at_most_128_bytes_of_the_request() {
+        let long = "é".repeat(1000);
+        let args = vec![long.clone(), long.clone(), long];
+        let text = unknown_command(&args);
+        assert!(text.starts_with("ERR unknown command 'éé"), "{text}");
+        assert!(
+            text.len() < 330,
+            "{} bytes of a 6,000-byte request",
+            text.len()
+        );
+        let short = unknown_command(&["FOO".into(), "a".into(), "b".into()]);
+        assert_eq!(
+            short,
+            "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+        );
     }
 
     #[test]
