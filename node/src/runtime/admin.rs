@@ -145,6 +145,24 @@ impl Held<'_> {
     }
 }
 
+impl Held<'_> {
+    /// Holds `pending` bytes for this connection, within its own limit and the total; the
+    /// error reply if either would be exceeded.
+    fn take(&mut self, pending: usize) -> Result<(), Reply> {
+        if pending > self.server.limits.query_buffer {
+            return Err(Reply::error(
+                "ERR query buffer limit reached (client_query_buffer_limit): closing",
+            ));
+        }
+        if !self.set(pending) {
+            return Err(Reply::error(
+                "ERR the query buffers of all clients are at the node's limit (query_buffer_total): closing",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.server
@@ -191,16 +209,8 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
             0 => break Stop::Close,
             n => n,
         };
-        let pending = buf.len() + parser.held() + n;
-        if pending > server.limits.query_buffer {
-            break Stop::Refuse(Reply::error(
-                "ERR query buffer limit reached (client_query_buffer_limit): closing",
-            ));
-        }
-        if !held.set(pending) {
-            break Stop::Refuse(Reply::error(
-                "ERR the query buffers of all clients are at the node's limit (query_buffer_total): closing",
-            ));
+        if let Err(refusal) = held.take(buf.len() + parser.held() + n) {
+            break Stop::Refuse(refusal);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
