@@ -25,6 +25,8 @@ struct Cluster {
     masters: usize,
     replicas: usize,
     children: Vec<Option<Child>>,
+    /// Lines appended to every node's configuration.
+    extra: String,
 }
 
 fn unique_base(slot: u16) -> u16 {
@@ -45,7 +47,14 @@ impl Cluster {
             masters,
             replicas,
             children: (0..n).map(|_| None).collect(),
+            extra: String::new(),
         }
+    }
+
+    /// The same cluster with `lines` added to every node's configuration.
+    fn with_config(mut self, lines: &str) -> Cluster {
+        self.extra = lines.to_string();
+        self
     }
 
     fn len(&self) -> usize {
@@ -66,12 +75,13 @@ impl Cluster {
             .map(|j| format!("\"127.0.0.1:{}@{}\"", self.port(j), self.bus(j)))
             .collect();
         let text = format!(
-            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
+            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n{}\n",
             self.masters,
             self.replicas,
             self.dir.join(format!("n{i}")).display(),
             self.dir.join("cluster.key").display(),
-            nodes.join(", ")
+            nodes.join(", "),
+            self.extra
         );
         std::fs::write(&path, text).expect("config");
         path
@@ -544,4 +554,389 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
             "node {i} stopped gracefully: {log}"
         );
     }
+}
+
+/// Whether missing tools must fail a test rather than skip it (CI sets `CI`).
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// Skips (or, in CI, fails) a test that needs `what`.
+fn missing(what: &str, install: &str) {
+    assert!(
+        !in_ci(),
+        "{what} is missing; .ci/run installs it ({install})"
+    );
+    eprintln!("SKIPPED: {what} is missing ({install})");
+}
+
+/// A connection to a node's client port, with a read timeout.
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+/// Everything the node sends until it closes the connection (panics on a read timeout).
+fn read_to_close(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("the node closes the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads until `want` has arrived; everything read so far.
+fn read_until(s: &mut TcpStream, want: &str) -> String {
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while !got.contains(want) {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed before {want:?}: {got:?}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    got
+}
+
+/// One node of a 3-master layout, started and answering.
+fn one_node(name: &str, slot: u16, config: &str) -> Cluster {
+    let mut c = Cluster::new(name, 3, 0, slot).with_config(config);
+    c.start(0);
+    let port = c.port(0);
+    wait_until("n0 answers", || resp(port, &["PING"]).is_some());
+    c
+}
+
+/// Issue 21: ~7,700 nested arrays overflowed the stack of the recursive decoder and killed
+/// the node. Now the request is refused on its second line and the node lives.
+#[test]
+fn a_deeply_nested_request_is_refused_and_the_node_lives() {
+    let c = one_node("nested", 6, "");
+    let port = c.port(0);
+    let mut s = connect(port);
+    let mut req = b"*1\r\n".repeat(7_700);
+    req.extend_from_slice(b"$4\r\nPING\r\n");
+    // The node may close before it has read everything: a failed write is fine.
+    let _ = s.write_all(&req);
+    let got = read_to_close(&mut s);
+    assert_eq!(got, "-ERR Protocol error: expected '$', got '*'\r\n");
+    assert_eq!(resp(port, &["PING"]).as_deref(), Some("PONG"), "alive");
+}
+
+/// A bulk length over `proto_max_bulk_len` is refused when its header arrives, not after the
+/// data it announces.
+#[test]
+fn an_oversized_bulk_header_is_refused_at_once_and_closed() {
+    let c = one_node("bulk", 7, "");
+    let mut s = connect(c.port(0));
+    s.write_all(b"*1\r\n$536870913\r\n").expect("write");
+    let got = read_to_close(&mut s);
+    assert_eq!(got, "-ERR Protocol error: invalid bulk length\r\n");
+    // Within the limit, the node waits for the data instead.
+    let mut s = connect(c.port(0));
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    s.write_all(b"*1\r\n$536870912\r\n").expect("write");
+    let mut buf = [0u8; 64];
+    let waiting = s.read(&mut buf).map_err(|e| e.kind());
+    assert!(
+        matches!(
+            waiting,
+            Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        ),
+        "{waiting:?}"
+    );
+}
+
+#[test]
+fn maxclients_refuses_the_connection_past_the_limit() {
+    let c = one_node("maxclients", 8, "maxclients = 2");
+    let port = c.port(0);
+    // Connections the test closed a moment ago may still count: retry until admitted.
+    let end = Instant::now() + DEADLINE;
+    let admit = || loop {
+        assert!(Instant::now() < end, "never admitted");
+        let mut s = connect(port);
+        let _ = s.write_all(b"PING\r\n");
+        let mut buf = [0u8; 64];
+        if s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut admitted = vec![admit(), admit()];
+    let mut third = connect(port);
+    assert_eq!(
+        read_to_close(&mut third),
+        "-ERR max number of clients reached\r\n"
+    );
+    // A place freed is a place to take.
+    drop(admitted.pop());
+    wait_until("a freed place is taken", || {
+        resp(port, &["PING"]).as_deref() == Some("PONG")
+    });
+}
+
+#[test]
+fn an_idle_client_is_closed_after_timeout_seconds() {
+    let c = one_node("idle", 9, "timeout = 1");
+    let mut s = connect(c.port(0));
+    s.write_all(b"PING\r\n").expect("write");
+    read_until(&mut s, "+PONG\r\n");
+    let start = Instant::now();
+    assert_eq!(read_to_close(&mut s), "", "closed without a word");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+}
+
+/// The INFO line `name:value`.
+fn info_field(port: u16, name: &str) -> Option<u64> {
+    let info = resp(port, &["INFO"])?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn query_buffers_are_bounded_per_client_and_in_total() {
+    let c = one_node(
+        "qbuf",
+        10,
+        "client_query_buffer_limit = 50000\nquery_buffer_total = 70000",
+    );
+    let port = c.port(0);
+    // One client past its own limit.
+    let mut s = connect(port);
+    s.write_all(b"*1\r\n$100000\r\n").expect("write");
+    let _ = s.write_all(&[b'a'; 60_000]);
+    let got = read_to_close(&mut s);
+    assert!(got.starts_with("-ERR query buffer limit reached"), "{got}");
+    // Two clients within their own limit, past the total together.
+    let mut a = connect(port);
+    a.write_all(b"*1\r\n$100000\r\n").expect("write");
+    a.write_all(&[b'a'; 45_000]).expect("write");
+    wait_until("the first client's bytes are held", || {
+        info_field(port, "client_query_buffers_bytes").is_some_and(|b| b >= 45_000)
+    });
+    let mut b = connect(port);
+    b.write_all(b"*1\r\n$100000\r\n").expect("write");
+    let _ = b.write_all(&[b'b'; 30_000]);
+    let got = read_to_close(&mut b);
+    assert!(got.contains("query_buffer_total"), "{got}");
+    drop(a);
+    wait_until("a closed client's bytes are given back", || {
+        info_field(port, "client_query_buffers_bytes") == Some(0)
+    });
+}
+
+#[test]
+fn hello_3_switches_to_resp3_and_every_counter_is_listed() {
+    let c = one_node("hello", 11, "");
+    let port = c.port(0);
+    let mut s = connect(port);
+    s.write_all(b"HELLO 3\r\nCLIENT GETNAME\r\nHELLO 2\r\nCLIENT GETNAME\r\n")
+        .expect("write");
+    let got = read_until(&mut s, "$-1\r\n");
+    assert!(got.starts_with("%7\r\n$6\r\nserver\r\n"), "{got}");
+    assert!(got.contains("$5\r\nproto\r\n:3\r\n"), "{got}");
+    assert!(
+        got.contains("_\r\n*14\r\n"),
+        "RESP3 null, then a RESP2 array: {got}"
+    );
+    s.write_all(b"HELLO 4\r\nSELECT 1\r\nDBSIZE\r\n")
+        .expect("write");
+    let got = read_until(&mut s, ":0\r\n");
+    assert_eq!(
+        got,
+        "-NOPROTO unsupported protocol version\r\n-ERR SELECT is not allowed in cluster mode\r\n:0\r\n"
+    );
+    // A node that has seen no bad datagram still lists the counter, at zero.
+    let info = resp(port, &["CLUSTER", "INFO"]).expect("answers");
+    assert!(info.contains("slotguard_bad_mac:0\r\n"), "{info}");
+    for field in ["uptime_in_seconds", "connected_clients", "used_memory"] {
+        assert!(info_field(port, field).is_some(), "INFO has {field}");
+    }
+    assert!(info_field(port, "used_memory").is_some_and(|m| m > 0));
+}
+
+/// A Python with the `redis` module: `python3`, or Debian's (`python3-redis`).
+fn python_with_redis() -> Option<String> {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import redis.cluster"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_string)
+}
+
+/// redis-py's `RedisCluster` reads COMMAND and CLUSTER SLOTS before it does anything; it
+/// could not connect before issue 21.
+#[test]
+fn redis_py_cluster_client_connects_and_reads_the_cluster() {
+    let Some(python) = python_with_redis() else {
+        return missing("python3 with redis-py", "apt-get install python3-redis");
+    };
+    let mut c = Cluster::new("redispy", 3, 0, 12);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let script = format!(
+        "from redis.cluster import RedisCluster\n\
+         rc = RedisCluster(host='127.0.0.1', port={})\n\
+         info = rc.cluster_info()\n\
+         assert info['cluster_state'] == 'ok', info\n\
+         assert rc.ping() is True\n\
+         ports = sorted(n.port for n in rc.get_nodes())\n\
+         print('nodes', ports)\n\
+         assert ports == [{}, {}, {}], ports\n\
+         import redis\n\
+         if int(redis.__version__.split('.')[0]) >= 5:\n\
+         \x20   rc3 = RedisCluster(host='127.0.0.1', port={}, protocol=3)\n\
+         \x20   assert rc3.cluster_info()['cluster_state'] == 'ok'\n\
+         \x20   assert rc3.ping() is True\n\
+         \x20   print('RESP3 checked too')\n\
+         else:\n\
+         \x20   print('RESP3 not checked: redis-py', redis.__version__, 'predates it')\n",
+        c.port(1),
+        c.port(0),
+        c.port(1),
+        c.port(2),
+        c.port(2)
+    );
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("nodes ["), "{stdout}");
+    eprintln!("{stdout}");
+}
+
+/// `redis-cli --cluster check` printed `ERR unknown command 'DBSIZE'` before issue 21.
+#[test]
+fn redis_cli_cluster_check_reports_no_error() {
+    let Some(cli) = redis_cli() else {
+        return missing("redis-cli", "apt-get install redis-tools");
+    };
+    let mut c = Cluster::new("clicheck", 3, 0, 13);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let out = Command::new(&cli)
+        .args(["--cluster", "check"])
+        .arg(format!("127.0.0.1:{}", c.port(0)))
+        .output()
+        .expect("redis-cli runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("ERR"), "{stdout}");
+    assert!(stdout.contains("[OK] All 16384 slots covered."), "{stdout}");
+    assert!(stdout.contains("0 keys in 3 masters"), "{stdout}");
+}
+
+/// `slotguard cluster` with a port taken fails before starting any node, naming the port.
+#[test]
+fn the_local_cluster_command_names_a_taken_port_before_starting_anything() {
+    let dir = std::env::temp_dir().join(format!("slotguard-e2e-clash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = unique_base(14);
+    for (taken, what) in [
+        (base + 1, "client port of node 1"),
+        (base + 10002, "cluster bus port of node 2"),
+    ] {
+        let _tcp = (taken < base + 10000).then(|| {
+            std::net::TcpListener::bind(("127.0.0.1", taken)).expect("the test takes the port")
+        });
+        let _udp = (taken >= base + 10000)
+            .then(|| UdpSocket::bind(("127.0.0.1", taken)).expect("the test takes the port"));
+        let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+            .args(["cluster", "--masters", "3", "--replicas", "1"])
+            .arg("--base-port")
+            .arg(base.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("port {taken} ({what}")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("started"), "{stderr}");
+        assert!(!dir.join("node-0.log").exists(), "no node was started");
+    }
+}
+
+/// A node of `slotguard cluster` that dies is reported once, and at the stop its reaped PID
+/// is not signalled (`kill` would complain of no such process).
+#[test]
+fn the_local_cluster_command_reports_a_death_once_and_never_signals_the_dead() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("slotguard-e2e-death-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = unique_base(15);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .args(["cluster", "--masters", "3", "--replicas", "0"])
+        .args(["--node-timeout", "1000", "--base-port"])
+        .arg(base.to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cluster starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    // Kept open to the end: the command prints more after this line.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = stdout.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.starts_with("cluster ready"), "{ready}");
+    // Node 1's process, found by its own configuration file, dies.
+    let config = dir.join("node-1.toml");
+    let pgrep = Command::new("pgrep")
+        .args(["-f", "--"])
+        .arg(config.display().to_string())
+        .output()
+        .expect("pgrep runs");
+    let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "one node 1: {pid:?}"
+    );
+    Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    let said = |what: &str| {
+        let lines = lines.lock().expect("lines");
+        lines.iter().filter(|l| l.contains(what)).count()
+    };
+    wait_until("the death is reported", || said("node 1 exited") >= 1);
+    // Several of the command's 500 ms rounds.
+    std::thread::sleep(Duration::from_secs(2));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(child.wait().expect("exits").success());
+    reader.join().expect("reader");
+    assert_eq!(said("node 1 exited"), 1, "{:?}", lines.lock());
+    assert_eq!(said("No such process"), 0, "{:?}", lines.lock());
+    assert_eq!(said("stopping"), 1, "{:?}", lines.lock());
 }

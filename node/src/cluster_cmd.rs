@@ -73,29 +73,42 @@ fn slot_map(port: u16) -> Result<Vec<(String, String)>> {
     Ok(map)
 }
 
-fn random_key() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    (0..4)
-        .map(|i| {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(i);
-            format!("{:016x}", h.finish())
-        })
-        .collect()
+/// A fresh cluster key: 32 bytes from the operating system's CSPRNG, in hex.
+fn random_key() -> Result<String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the key: {e}"))?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-struct Children(Vec<Child>);
+/// The node processes, by id; `None` once a child is reaped, so that its PID, which the OS may
+/// have given to another process since, is never signalled.
+struct Children(Vec<Option<Child>>);
+
+impl Children {
+    /// Reaps the children that have exited: `(id, status)` of each, once.
+    fn reap(&mut self) -> Vec<(usize, std::process::ExitStatus)> {
+        let mut exited = Vec::new();
+        for (i, slot) in self.0.iter_mut().enumerate() {
+            let status = slot.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = status {
+                *slot = None;
+                exited.push((i, status));
+            }
+        }
+        exited
+    }
+}
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.0.iter().flatten() {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(c.id().to_string())
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        for c in &mut self.0 {
+        for c in self.0.iter_mut().flatten() {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
@@ -108,13 +121,29 @@ impl Drop for Children {
     }
 }
 
+/// Fails, naming the port, if a client (TCP) or bus (UDP) port of the cluster is taken: a
+/// node that cannot bind would otherwise only fail after every other node was started.
+fn check_ports_free(base: u16, n: usize) -> Result<()> {
+    for i in 0..n {
+        let client = base + i as u16;
+        let bus = client + 10000;
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", client)) {
+            bail!("port {client} (client port of node {i}) is not free: {e}");
+        }
+        if let Err(e) = std::net::UdpSocket::bind(("127.0.0.1", bus)) {
+            bail!("port {bus} (cluster bus port of node {i}, UDP) is not free: {e}");
+        }
+    }
+    Ok(())
+}
+
 /// Writes the configuration of every node into `dir`.
 fn write_configs(args: &ClusterArgs, dir: &Path) -> Result<usize> {
     let n = args.masters * (1 + args.replicas);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key = dir.join("cluster.key");
     if !key.exists() {
-        std::fs::write(&key, random_key())?;
+        std::fs::write(&key, random_key()?)?;
     }
     let nodes: Vec<String> = (0..n)
         .map(|i| {
@@ -148,6 +177,7 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("slotguard-cluster-{}", std::process::id()))
     });
+    check_ports_free(args.base_port, args.masters * (1 + args.replicas))?;
     let n = write_configs(args, &dir)?;
     let exe = std::env::current_exe().context("cannot find the slotguard binary")?;
     let mut children = Children(Vec::new());
@@ -162,19 +192,17 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
             .stderr(log)
             .spawn()
             .context("cannot start a node")?;
-        children.0.push(child);
+        children.0.push(Some(child));
     }
     eprintln!("started {n} nodes in {} (logs: node-*.log)", dir.display());
     let ports: Vec<u16> = (0..n).map(|i| args.base_port + i as u16).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        for (i, c) in children.0.iter_mut().enumerate() {
-            if let Ok(Some(status)) = c.try_wait() {
-                bail!(
-                    "node {i} exited ({status}); see {}",
-                    dir.join(format!("node-{i}.log")).display()
-                );
-            }
+        if let Some((i, status)) = children.reap().first() {
+            bail!(
+                "node {i} exited ({status}); see {}",
+                dir.join(format!("node-{i}.log")).display()
+            );
         }
         let maps: Vec<_> = ports.iter().map(|&p| slot_map(p).ok()).collect();
         if maps.iter().all(|m| m.is_some()) && maps.windows(2).all(|w| w[0] == w[1]) {
@@ -201,10 +229,8 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
         if rx.recv_timeout(Duration::from_millis(500)).is_ok() {
             break;
         }
-        for (i, c) in children.0.iter_mut().enumerate() {
-            if let Ok(Some(status)) = c.try_wait() {
-                eprintln!("node {i} exited ({status})");
-            }
+        for (i, status) in children.reap() {
+            eprintln!("node {i} exited ({status})");
         }
     }
     eprintln!("stopping {n} nodes");

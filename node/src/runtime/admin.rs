@@ -1,36 +1,92 @@
-//! The client and admin port: RESP2 over TCP (framing by the `redis-protocol` crate), so
-//! `redis-cli` and cluster-aware clients work. Answers come from the snapshot the node task
-//! publishes; nothing here changes protocol state.
+//! The client and admin port: RESP over TCP, so `redis-cli` and cluster-aware clients work.
+//! This module owns connections and their limits; requests are parsed by `request.rs`,
+//! answered by `commands.rs`, and encoded by `reply.rs`. Nothing here changes protocol state.
 //!
-//! A malformed frame gets an error reply and the connection stays usable: the bytes up to the
-//! next line end are discarded and parsing resumes there.
+//! Why the limits: a client port faces anything that can connect. Each connection is bounded
+//! (`client_query_buffer_limit`, and the parser's `proto_max_bulk_len` and `max_multibulk_len`),
+//! the connections together are bounded (`query_buffer_total`: bytes read but not yet parsed
+//! into a command, across all connections), and so are their number (`maxclients`) and their
+//! idleness (`timeout`). A connection over a limit gets an error reply and is closed.
+//!
+//! Bad requests: where framing can be recovered (the bad request is one whole line) the client
+//! gets an error reply and the connection lives; otherwise the error reply is followed by a
+//! close, as Redis always does (request.rs lists which is which).
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use bytes::{Buf, BytesMut};
-use redis_protocol::resp2::decode::decode;
-use redis_protocol::resp2::encode::encode;
-use redis_protocol::resp2::types::{OwnedFrame, Resp2Frame};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use super::config::NodeConfig;
-use super::{format, Shared, Snapshot};
+use super::commands::{self, Session};
+use super::config::{ClientLimits, NodeConfig};
+use super::format::ServerStats;
+use super::reply::Reply;
+use super::request::{Limits, Parser};
+use super::Shared;
 
-/// Largest request buffered before the connection is closed.
-const MAX_REQUEST: usize = 1 << 20;
+/// Bytes read from a socket at once: the most a connection can overshoot its budget by.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Replies are flushed once this many bytes wait (pipelined requests are answered in batches).
+const FLUSH_AT: usize = 64 * 1024;
+
+/// What every connection shares.
+pub(crate) struct Server {
+    pub(crate) config: Arc<NodeConfig>,
+    pub(crate) shared: Shared,
+    limits: ClientLimits,
+    started: Instant,
+    clients: AtomicUsize,
+    next_id: AtomicU64,
+    /// Bytes held unparsed by all connections.
+    buffered: AtomicUsize,
+}
+
+impl Server {
+    /// Figures for `INFO`.
+    pub(crate) fn stats(&self) -> ServerStats {
+        ServerStats {
+            uptime_secs: self.started.elapsed().as_secs(),
+            connected_clients: self.clients.load(Ordering::Relaxed),
+            maxclients: self.limits.maxclients,
+            query_buffers: self.buffered.load(Ordering::Relaxed),
+            used_memory: resident_bytes(),
+        }
+    }
+}
+
+/// The resident set size of this process (`VmRSS` of /proc/self/status), 0 if unknown.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
 
 /// Serves clients on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, config: Arc<NodeConfig>, shared: Shared) {
+    let server = Arc::new(Server {
+        limits: config.clients,
+        config,
+        shared,
+        started: Instant::now(),
+        clients: AtomicUsize::new(0),
+        next_id: AtomicU64::new(1),
+        buffered: AtomicUsize::new(0),
+    });
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let config = Arc::clone(&config);
-                let shared = Arc::clone(&shared);
+                let server = Arc::clone(&server);
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, config, shared).await {
+                    if let Err(e) = admit(stream, server).await {
                         debug!(%peer, error = %e, "client connection ended");
                     }
                 });
@@ -40,108 +96,211 @@ pub(crate) async fn serve(listener: TcpListener, config: Arc<NodeConfig>, shared
     }
 }
 
-fn to_bytes(frame: &OwnedFrame) -> Vec<u8> {
-    let mut buf = vec![0u8; frame.encode_len(false)];
-    match encode(&mut buf, frame, false) {
-        Ok(n) => {
-            buf.truncate(n);
-            buf
-        }
-        Err(_) => b"-ERR internal encoding error\r\n".to_vec(),
+/// Counts a connection in `clients` for as long as it lives.
+struct Admitted(Arc<Server>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-async fn connection(mut stream: TcpStream, config: Arc<NodeConfig>, shared: Shared) -> Result<()> {
-    let mut buf = BytesMut::with_capacity(4096);
-    loop {
-        // Answer every complete frame in the buffer.
-        loop {
-            match decode(&buf) {
-                Ok(Some((frame, used))) => {
-                    buf.advance(used);
-                    let (reply, quit) = answer(&config, &shared, frame);
-                    stream.write_all(&to_bytes(&reply)).await?;
-                    if quit {
-                        return Ok(());
+/// Admits the connection within `maxclients`, or tells it no.
+async fn admit(mut stream: TcpStream, server: Arc<Server>) -> Result<()> {
+    if server.clients.fetch_add(1, Ordering::Relaxed) >= server.limits.maxclients {
+        server.clients.fetch_sub(1, Ordering::Relaxed);
+        stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await?;
+        linger(&mut stream, &mut [0u8; 1024]).await;
+        return Ok(());
+    }
+    let admitted = Admitted(server);
+    let id = admitted.0.next_id.fetch_add(1, Ordering::Relaxed);
+    connection(stream, &admitted.0, id).await
+}
+
+/// This connection's share of `Server::buffered`, given back when it ends.
+struct Held<'a> {
+    server: &'a Server,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Sets the share to `bytes`; false (and unchanged) if that would exceed the total.
+    fn set(&mut self, bytes: usize) -> bool {
+        if bytes > self.bytes {
+            let more = bytes - self.bytes;
+            let before = self.server.buffered.fetch_add(more, Ordering::Relaxed);
+            if before + more > self.server.limits.query_buffer_total {
+                self.server.buffered.fetch_sub(more, Ordering::Relaxed);
+                return false;
+            }
+        } else {
+            let less = self.bytes - bytes;
+            self.server.buffered.fetch_sub(less, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+        true
+    }
+}
+
+impl Held<'_> {
+    /// Holds `pending` bytes for this connection, within its own limit and the total; the
+    /// error reply if either would be exceeded.
+    fn take(&mut self, pending: usize) -> Result<(), Reply> {
+        if pending > self.server.limits.query_buffer {
+            return Err(Reply::error(
+                "ERR query buffer limit reached (client_query_buffer_limit): closing",
+            ));
+        }
+        if !self.set(pending) {
+            return Err(Reply::error(
+                "ERR the query buffers of all clients are at the node's limit (query_buffer_total): closing",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.server
+            .buffered
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Why a connection stops reading.
+enum Stop {
+    /// Reply with this, then close.
+    Refuse(Reply),
+    /// Close without a word (end of stream, idle timeout, QUIT already answered).
+    Close,
+}
+
+async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<()> {
+    let mut session = Session::new(id);
+    let mut parser = Parser::new(Limits {
+        max_bulk_len: server.limits.max_bulk_len,
+        max_multibulk_len: server.limits.max_multibulk_len,
+    });
+    let mut buf = BytesMut::new();
+    let mut held = Held { server, bytes: 0 };
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
+    let stop = loop {
+        let mut conn = Conn {
+            session: &mut session,
+            parser: &mut parser,
+            buf: &mut buf,
+            held: &mut held,
+        };
+        let batch = conn.answer_all(server, &mut out);
+        if let Batch::Stop(stop) = batch {
+            break stop;
+        }
+        stream.write_all(&out).await?;
+        out.clear();
+        if let Batch::Flush = batch {
+            continue;
+        }
+        let n = match read(&mut stream, &mut chunk, server.limits.timeout_secs).await? {
+            0 => break Stop::Close,
+            n => n,
+        };
+        if let Err(refusal) = held.take(buf.len() + parser.held() + n) {
+            break Stop::Refuse(refusal);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    if let Stop::Refuse(reply) = stop {
+        out.extend_from_slice(&reply.encode(session.protocol));
+        stream.write_all(&out).await?;
+        linger(&mut stream, &mut chunk).await;
+        return Ok(());
+    }
+    stream.write_all(&out).await?;
+    Ok(())
+}
+
+/// Bytes, and time, a refused connection is drained for before it is closed.
+const LINGER_BYTES: usize = 1 << 20;
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Ends a refused connection so that its error reply arrives: closing a socket with unread
+/// input makes the kernel send a reset, which may destroy the reply before the client reads
+/// it. So the write side is shut first, then what the client still sends is read and dropped,
+/// within [`LINGER_BYTES`] and [`LINGER`].
+async fn linger(stream: &mut TcpStream, chunk: &mut [u8]) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Reads what has arrived, waiting at most `timeout_secs` (0: forever); 0 at the end of the
+/// stream or on timeout.
+async fn read(stream: &mut TcpStream, chunk: &mut [u8], timeout_secs: u64) -> Result<usize> {
+    if timeout_secs == 0 {
+        return Ok(stream.read(chunk).await?);
+    }
+    match tokio::time::timeout(Duration::from_secs(timeout_secs), stream.read(chunk)).await {
+        Ok(n) => Ok(n?),
+        Err(_) => Ok(0),
+    }
+}
+
+/// How a batch of answers ended.
+enum Batch {
+    /// Every complete request was answered: read more.
+    Read,
+    /// Replies are piling up: write them, then answer the rest.
+    Flush,
+    /// The connection must stop.
+    Stop(Stop),
+}
+
+/// A connection's request state, borrowed for a batch of answers.
+struct Conn<'a, 'b> {
+    session: &'a mut Session,
+    parser: &'a mut Parser,
+    buf: &'a mut BytesMut,
+    held: &'a mut Held<'b>,
+}
+
+impl Conn<'_, '_> {
+    /// Answers the complete requests in `buf` into `out`.
+    fn answer_all(&mut self, server: &Server, out: &mut Vec<u8>) -> Batch {
+        while out.len() < FLUSH_AT {
+            let next = self.parser.next(self.buf);
+            // What the parser consumed is no longer held (before the command: INFO shows it).
+            self.held.set(self.buf.len() + self.parser.held());
+            match next {
+                Ok(Some(args)) => {
+                    let outcome = commands::answer(server, self.session, &args);
+                    out.extend_from_slice(&outcome.reply.encode(self.session.protocol));
+                    if outcome.close {
+                        return Batch::Stop(Stop::Close);
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => return Batch::Read,
                 Err(e) => {
-                    let skip = buf
-                        .windows(2)
-                        .position(|w| w == b"\r\n")
-                        .map_or(buf.len(), |p| p + 2);
-                    buf.advance(skip);
-                    let reply = OwnedFrame::Error(format!("ERR Protocol error: {}", e.details()));
-                    stream.write_all(&to_bytes(&reply)).await?;
+                    let reply = Reply::error(format!("ERR {e}"));
+                    if !e.recoverable() {
+                        return Batch::Stop(Stop::Refuse(reply));
+                    }
+                    out.extend_from_slice(&reply.encode(self.session.protocol));
                 }
             }
         }
-        if buf.len() > MAX_REQUEST {
-            let reply = OwnedFrame::Error("ERR Protocol error: request too large".into());
-            stream.write_all(&to_bytes(&reply)).await?;
-            return Ok(());
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Ok(());
-        }
+        Batch::Flush
     }
-}
-
-fn text(frame: &OwnedFrame) -> Option<String> {
-    match frame {
-        OwnedFrame::BulkString(b) | OwnedFrame::SimpleString(b) => {
-            Some(String::from_utf8_lossy(b).into_owned())
-        }
-        OwnedFrame::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn err(msg: impl Into<String>) -> OwnedFrame {
-    OwnedFrame::Error(msg.into())
-}
-
-fn bulk(s: String) -> OwnedFrame {
-    OwnedFrame::BulkString(s.into_bytes())
-}
-
-/// The reply to one request, and whether to close the connection after it.
-fn answer(config: &NodeConfig, shared: &Shared, frame: OwnedFrame) -> (OwnedFrame, bool) {
-    let OwnedFrame::Array(parts) = frame else {
-        return (
-            err("ERR Protocol error: expected an array of bulk strings"),
-            false,
-        );
-    };
-    let Some(args) = parts.iter().map(text).collect::<Option<Vec<String>>>() else {
-        return (err("ERR Protocol error: expected bulk strings"), false);
-    };
-    let Some(cmd) = args.first().map(|c| c.to_ascii_uppercase()) else {
-        return (err("ERR empty command"), false);
-    };
-    let snapshot: Snapshot = match shared.read() {
-        Ok(s) => s.clone(),
-        Err(_) => return (err("ERR node state unavailable"), false),
-    };
-    let sub = args.get(1).map(|s| s.to_ascii_uppercase());
-    let reply = match (cmd.as_str(), sub.as_deref()) {
-        ("PING", None) => OwnedFrame::SimpleString(b"PONG".to_vec()),
-        ("PING", Some(_)) => bulk(args[1].clone()),
-        ("ECHO", Some(_)) => bulk(args[1].clone()),
-        ("QUIT", _) => return (OwnedFrame::SimpleString(b"OK".to_vec()), true),
-        ("INFO", _) => bulk(format::info(config, &snapshot)),
-        ("CLUSTER", Some("NODES")) => bulk(format::cluster_nodes(config, &snapshot)),
-        ("CLUSTER", Some("SLOTS")) => format::cluster_slots(config, &snapshot),
-        ("CLUSTER", Some("SHARDS")) => format::cluster_shards(config, &snapshot),
-        ("CLUSTER", Some("INFO")) => bulk(format::cluster_info(config, &snapshot)),
-        ("CLUSTER", Some("MYID")) => bulk(format::node_name(snapshot.state.me.index())),
-        ("CLUSTER", Some(other)) => err(format!(
-            "ERR unknown subcommand '{other}'. Try CLUSTER NODES, SLOTS, SHARDS, INFO, MYID."
-        )),
-        ("CLUSTER", None) => err("ERR wrong number of arguments for 'cluster' command"),
-        ("ECHO", None) => err("ERR wrong number of arguments for 'echo' command"),
-        _ => err(format!("ERR unknown command '{}'", args[0])),
-    };
-    (reply, false)
 }

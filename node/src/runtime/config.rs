@@ -11,6 +11,14 @@
 //! data_dir = "data/n0"
 //! cluster_key_file = "cluster.key"
 //! nodes = ["127.0.0.1:7000@17000", "127.0.0.1:7001@17001", ...]   # client-port@bus-port, by id
+//!
+//! # The client port's limits ([`ClientLimits`]; Redis's names and defaults where Redis has them)
+//! maxclients = 10000                       # more connections get "-ERR max number of clients reached"
+//! timeout = 0                              # seconds a client may stay idle; 0 = forever
+//! proto_max_bulk_len = 536870912           # largest bulk string of a request (512 MB)
+//! max_multibulk_len = 1048576              # most arguments in one request
+//! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
+//! query_buffer_total = 268435456           # bytes all connections together may (256 MB)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +75,72 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     cluster_key_file: Option<PathBuf>,
     nodes: Option<Vec<String>>,
+    maxclients: Option<usize>,
+    timeout: Option<u64>,
+    proto_max_bulk_len: Option<usize>,
+    max_multibulk_len: Option<usize>,
+    client_query_buffer_limit: Option<usize>,
+    query_buffer_total: Option<usize>,
+}
+
+/// Limits of the client port. Redis bounds each connection; a node also bounds them all
+/// together (`query_buffer_total`), since 10,000 clients each within a 1 GB query buffer limit
+/// would still exhaust any machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientLimits {
+    /// Most client connections at once (Redis `maxclients`).
+    pub(crate) maxclients: usize,
+    /// Idle seconds before a client is closed; 0: never (Redis `timeout`).
+    pub(crate) timeout_secs: u64,
+    /// Largest bulk string in a request (Redis `proto-max-bulk-len`).
+    pub(crate) max_bulk_len: usize,
+    /// Most elements in one multibulk request.
+    pub(crate) max_multibulk_len: usize,
+    /// Bytes one connection may hold unparsed (Redis `client-query-buffer-limit`).
+    pub(crate) query_buffer: usize,
+    /// Bytes all connections together may hold unparsed.
+    pub(crate) query_buffer_total: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> ClientLimits {
+        ClientLimits {
+            maxclients: 10_000,
+            timeout_secs: 0,
+            max_bulk_len: 512 << 20,
+            max_multibulk_len: 1 << 20,
+            query_buffer: 1 << 30,
+            query_buffer_total: 256 << 20,
+        }
+    }
+}
+
+impl ClientLimits {
+    /// The file's settings over the defaults.
+    fn from_file(file: &FileConfig) -> Result<ClientLimits> {
+        let d = ClientLimits::default();
+        let limits = ClientLimits {
+            maxclients: file.maxclients.unwrap_or(d.maxclients),
+            timeout_secs: file.timeout.unwrap_or(d.timeout_secs),
+            max_bulk_len: file.proto_max_bulk_len.unwrap_or(d.max_bulk_len),
+            max_multibulk_len: file.max_multibulk_len.unwrap_or(d.max_multibulk_len),
+            query_buffer: file.client_query_buffer_limit.unwrap_or(d.query_buffer),
+            query_buffer_total: file.query_buffer_total.unwrap_or(d.query_buffer_total),
+        };
+        let zero = [
+            ("maxclients", limits.maxclients),
+            ("proto_max_bulk_len", limits.max_bulk_len),
+            ("max_multibulk_len", limits.max_multibulk_len),
+            ("client_query_buffer_limit", limits.query_buffer),
+            ("query_buffer_total", limits.query_buffer_total),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == 0);
+        if let Some((name, _)) = zero {
+            bail!("{name} must be at least 1");
+        }
+        Ok(limits)
+    }
 }
 
 /// Flags of `slotguard node`.
@@ -113,6 +187,7 @@ pub(crate) struct NodeConfig {
     pub(crate) nodes: Vec<Endpoint>,
     pub(crate) data_dir: PathBuf,
     pub(crate) key: Vec<u8>,
+    pub(crate) clients: ClientLimits,
 }
 
 impl NodeConfig {
@@ -127,6 +202,7 @@ impl NodeConfig {
             }
             None => FileConfig::default(),
         };
+        let clients = ClientLimits::from_file(&file)?;
         let id = args
             .id
             .or(file.id)
@@ -188,11 +264,39 @@ impl NodeConfig {
             nodes,
             data_dir,
             key,
+            clients,
         })
     }
 
     /// The IP other nodes and clients reach node `i` on.
     pub(crate) fn ip(&self, i: usize) -> IpAddr {
         self.nodes[i].client.ip()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(text: &str) -> Result<ClientLimits> {
+        let file: FileConfig = toml::from_str(text)?;
+        ClientLimits::from_file(&file)
+    }
+
+    #[test]
+    fn client_limits_default_to_redis_and_the_file_overrides_them() -> Result<()> {
+        let d = limits("")?;
+        assert_eq!(d, ClientLimits::default());
+        assert_eq!((d.maxclients, d.timeout_secs), (10_000, 0));
+        assert_eq!(d.max_bulk_len, 536_870_912);
+        let l = limits(
+            "maxclients = 3\ntimeout = 7\nproto_max_bulk_len = 10\nquery_buffer_total = 99",
+        )?;
+        assert_eq!((l.maxclients, l.timeout_secs), (3, 7));
+        assert_eq!((l.max_bulk_len, l.query_buffer_total), (10, 99));
+        assert_eq!(l.query_buffer, d.query_buffer);
+        let err = limits("maxclients = 0").expect_err("refused");
+        assert!(err.to_string().contains("maxclients"), "{err}");
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use slotguard_model::state::{Health, Role};
 use slotguard_model::NodeId;
 
 use super::config::NodeConfig;
+use super::wire::Rejection;
 use super::Snapshot;
 
 /// The 40-hex-character id clients see for node `i` (Redis ids are 160-bit hex strings).
@@ -229,14 +230,60 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
         s.state.last_vote_epoch,
         s.incarnation,
     );
-    for (name, value) in &s.counters {
+    for name in counter_names(s) {
+        let value = s.counters.get(name).copied().unwrap_or(0);
         let _ = write!(text, "slotguard_{name}:{value}\r\n");
     }
     text
 }
 
+/// The runtime's datagram counters that are not rejections (runtime/mod.rs counts them).
+const DATAGRAM_COUNTERS: [&str; 5] = [
+    "datagrams_received",
+    "datagrams_accepted",
+    "datagrams_sent",
+    "send_errors",
+    "unsendable",
+];
+
+/// Every counter, so that each is listed even while it is zero: the known ones, then any
+/// other the runtime has counted.
+fn counter_names(s: &Snapshot) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = DATAGRAM_COUNTERS.to_vec();
+    names.extend(REJECTIONS.iter().map(|r| r.name()));
+    let known = names.clone();
+    names.extend(s.counters.keys().filter(|k| !known.contains(k)));
+    names
+}
+
+/// Every rejection (the test `every_rejection_is_listed` fails when one is added).
+const REJECTIONS: [Rejection; 7] = [
+    Rejection::Truncated,
+    Rejection::Oversized,
+    Rejection::Version,
+    Rejection::BadMac,
+    Rejection::Undecodable,
+    Rejection::UnknownSender,
+    Rejection::Stale,
+];
+
+/// Process figures for `INFO`, kept by the client port.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServerStats {
+    /// Seconds since the client port opened.
+    pub(crate) uptime_secs: u64,
+    /// Client connections now.
+    pub(crate) connected_clients: usize,
+    /// The `maxclients` limit.
+    pub(crate) maxclients: usize,
+    /// Bytes read from clients and not yet parsed, over all connections.
+    pub(crate) query_buffers: usize,
+    /// Resident memory of the process, in bytes.
+    pub(crate) used_memory: u64,
+}
+
 /// `INFO`.
-pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot) -> String {
+pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> String {
     let role = match s.state.role {
         Role::Master => "master".to_string(),
         Role::Replica { of } => format!(
@@ -246,10 +293,43 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot) -> String {
         ),
     };
     format!(
-        "# Server\r\nslotguard_version:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\r\n# Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
+        "# Server\r\nslotguard_version:{}\r\nredis_mode:cluster\r\nrun_id:{}\r\ntcp_port:{}\r\n\
+         uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
+         # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_query_buffers_bytes:{}\r\n\r\n\
+         # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
+         # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
         env!("CARGO_PKG_VERSION"),
         node_name(s.state.me.index()),
         cfg.nodes[s.state.me.index()].client.port(),
+        stats.uptime_secs,
+        stats.uptime_secs / 86_400,
+        stats.connected_clients,
+        stats.maxclients,
+        stats.query_buffers,
+        stats.used_memory,
+        stats.used_memory,
         cluster_info(cfg, s)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rejection_is_listed() {
+        for (i, r) in REJECTIONS.iter().enumerate() {
+            // A new variant stops this match compiling; its index must then be listed.
+            let index = match r {
+                Rejection::Truncated => 0,
+                Rejection::Oversized => 1,
+                Rejection::Version => 2,
+                Rejection::BadMac => 3,
+                Rejection::Undecodable => 4,
+                Rejection::UnknownSender => 5,
+                Rejection::Stale => 6,
+            };
+            assert_eq!(index, i);
+        }
+    }
 }

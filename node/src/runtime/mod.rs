@@ -11,8 +11,12 @@
 //! task publishes after every step.
 
 pub(crate) mod admin;
+pub(crate) mod command_table;
+pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod format;
+pub(crate) mod reply;
+pub(crate) mod request;
 pub(crate) mod storage;
 pub(crate) mod timers;
 pub(crate) mod wire;

@@ -15,16 +15,20 @@ pub(crate) struct Timers {
     deadlines: BTreeMap<Timer, Instant>,
 }
 
-/// A duration drawn uniformly from `range` (the randomness the protocol declares as a range).
+/// A duration drawn uniformly from `range` (the randomness the protocol declares as a range),
+/// with the operating system's CSPRNG: the jitter keeps nodes from acting in step (election
+/// delays), so it must not be predictable or shared between processes. The modulo's bias is
+/// below 2^-40 for any span under a year. Should the OS have no randomness to give, the middle
+/// of the range is used.
 fn draw(range: &Range<Duration>) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
     if range.end <= range.start {
         return range.start;
     }
-    let span = (range.end - range.start).as_micros().max(1) as u64;
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(span);
-    range.start + Duration::from_micros(h.finish() % span)
+    let span = u64::try_from((range.end - range.start).as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let offset = getrandom::u64().map_or(span / 2, |r| r % span);
+    range.start + Duration::from_micros(offset)
 }
 
 impl Timers {
@@ -80,5 +84,16 @@ mod tests {
         assert!(t.take_due(Instant::now()).is_empty(), "firing removed it");
         t.cancel(&Timer::Tick);
         assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn draws_stay_in_their_range_and_vary() {
+        let ms = |n| Duration::from_millis(n);
+        let range = ms(100)..ms(200);
+        let draws: Vec<Duration> = (0..64).map(|_| draw(&range)).collect();
+        assert!(draws.iter().all(|d| range.contains(d)), "{draws:?}");
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 32, "{distinct:?}");
+        assert_eq!(draw(&(ms(5)..ms(5))), ms(5));
     }
 }
