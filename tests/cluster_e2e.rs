@@ -339,23 +339,42 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     );
 }
 
-/// A datagram sealed as a node would seal it (tests forge them with the real or a wrong key).
+/// A datagram sealed as a node of a 3-master, replica-less cluster would seal it
+/// (node/src/runtime/wire.rs): tests forge them with the real or a wrong key, and for one
+/// destination or another.
 fn seal(
     key: &[u8],
-    sender: u16,
+    (sender, destination): (u16, u16),
     incarnation: u32,
     sequence: u64,
     msgs: &[slotguard_model::Msg],
 ) -> Vec<u8> {
-    let mut out = vec![1u8];
+    let mut out = vec![2u8];
     out.extend_from_slice(&sender.to_be_bytes());
+    out.extend_from_slice(&destination.to_be_bytes());
     out.extend_from_slice(&incarnation.to_be_bytes());
     out.extend_from_slice(&sequence.to_be_bytes());
     out.extend_from_slice(&postcard::to_allocvec(msgs).expect("encodes"));
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
-    mac.update(&out);
-    out.extend_from_slice(&mac.finalize().into_bytes());
+    append_tag(key, &mut out);
     out
+}
+
+/// Appends the tag a node of the 3-master, replica-less cluster computes.
+fn append_tag(key: &[u8], datagram: &mut Vec<u8>) {
+    use sha2::Digest;
+    let layout = slotguard_model::layout::Layout::grid(
+        3,
+        0,
+        16384,
+        slotguard_model::layout::InitialEpochs::Distinct,
+    )
+    .expect("layout");
+    let cluster = Sha256::digest(postcard::to_allocvec(&layout).expect("encodes"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    mac.update(b"slotguard-bus-v2");
+    mac.update(&cluster);
+    mac.update(datagram);
+    datagram.extend_from_slice(&mac.finalize().into_bytes());
 }
 
 fn counter(port: u16, name: &str) -> u64 {
@@ -383,21 +402,22 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     }];
     // Garbage, a truncated datagram, one under the wrong key, and a replay of an old one.
     sock.send_to(&[7u8; 100], &target).expect("send");
-    sock.send_to(&[1u8, 0, 1], &target).expect("send");
+    sock.send_to(&[2u8, 0, 1], &target).expect("send");
     sock.send_to(
-        &seal(b"not-the-cluster-key-at-all", 1, 0, 1 << 40, &fail_n1),
+        &seal(b"not-the-cluster-key-at-all", (1, 0), 0, 1 << 40, &fail_n1),
         &target,
     )
     .expect("send");
-    sock.send_to(&seal(KEY.as_bytes(), 1, 0, 1, &fail_n1), &target)
+    sock.send_to(&seal(KEY.as_bytes(), (1, 0), 0, 1, &fail_n1), &target)
         .expect("send");
+    // An authentic datagram from node 2 to node 1, captured and sent to node 0.
+    let to_n1 = seal(KEY.as_bytes(), (2, 1), 0, 1 << 42, &fail_n1);
+    sock.send_to(&to_n1, &target).expect("send");
     // An authentic datagram whose payload does not decode.
-    let mut junk = seal(KEY.as_bytes(), 2, 0, 1 << 41, &[]);
-    junk.truncate(15);
+    let mut junk = seal(KEY.as_bytes(), (2, 0), 0, 1 << 41, &[]);
+    junk.truncate(17);
     junk.extend_from_slice(&[0xff; 9]);
-    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).expect("key");
-    mac.update(&junk);
-    junk.extend_from_slice(&mac.finalize().into_bytes());
+    append_tag(KEY.as_bytes(), &mut junk);
     sock.send_to(&junk, &target).expect("send");
     let port = c.port(0);
     wait_until("every kind of drop is counted", || {
@@ -406,6 +426,7 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
             && counter(port, "bad_mac") >= 1
             && counter(port, "replayed_or_stale") >= 1
             && counter(port, "undecodable") >= 1
+            && counter(port, "misdirected") >= 1
     });
     assert_eq!(resp(port, &["PING"]).as_deref(), Some("PONG"));
     let lines = cluster_nodes(port).expect("answers");

@@ -64,6 +64,8 @@ pub(crate) struct Runtime {
     file: StateFile,
     timers: Timers,
     socket: UdpSocket,
+    /// What datagrams are sealed and opened under (wire.rs).
+    bus_key: wire::BusKey,
     sequence: u64,
     last_seen: BTreeMap<u16, (u32, u64)>,
     counters: BTreeMap<&'static str, u64>,
@@ -114,6 +116,7 @@ impl Runtime {
             incarnation,
             counters: BTreeMap::new(),
         }));
+        let bus_key = wire::BusKey::new(&config.key, &config.layout);
         let mut rt = Runtime {
             config,
             actor,
@@ -123,6 +126,7 @@ impl Runtime {
             file,
             timers: Timers::default(),
             socket,
+            bus_key,
             sequence: 0,
             last_seen: BTreeMap::new(),
             counters: BTreeMap::new(),
@@ -183,7 +187,7 @@ impl Runtime {
 
     async fn on_datagram(&mut self, bytes: &[u8]) -> Result<()> {
         self.count("datagrams_received");
-        let datagram = match wire::open(&self.config.key, bytes) {
+        let datagram = match wire::open(&self.bus_key, self.me.0, bytes) {
             Ok(d) => d,
             Err(reason) => {
                 self.count(reason.name());
@@ -271,13 +275,13 @@ impl Runtime {
         };
         let addr = peer.bus;
         self.sequence += 1;
-        let sealed = wire::seal(
-            &self.config.key,
-            self.me.0,
-            self.incarnation,
-            self.sequence,
-            msgs,
-        );
+        let address = wire::Address {
+            sender: self.me.0,
+            destination: to as u16,
+            incarnation: self.incarnation,
+            sequence: self.sequence,
+        };
+        let sealed = wire::seal(&self.bus_key, address, msgs);
         match sealed {
             Ok(bytes) if bytes.len() <= wire::MAX_DATAGRAM => {
                 if let Err(e) = self.socket.send_to(&bytes, addr).await {

@@ -1,25 +1,36 @@
 //! The cluster-bus datagram: how the actor's messages cross a real network.
 //!
 //! ```text
-//! [version: u8 = 1][sender: u16 BE][incarnation: u32 BE][sequence: u64 BE]
-//! [payload: postcard(Vec<Msg>)][tag: HMAC-SHA256 over everything before it, 32 bytes]
+//! [version: u8 = 2][sender: u16 BE][destination: u16 BE][incarnation: u32 BE][sequence: u64 BE]
+//! [payload: postcard(Vec<Msg>)]
+//! [tag: HMAC-SHA256(key, "slotguard-bus-v2" || cluster digest || everything before it), 32 bytes]
 //! ```
 //!
 //! The tag authenticates the sender id under the shared cluster key, so ids cannot be forged
-//! and the checker's assumption "a message's source is who sent it" holds. `(incarnation,
-//! sequence)` only ever grows per sender (the incarnation is the persisted start count, the
-//! sequence counts datagrams within it), so a replayed or stale datagram is recognised and
-//! dropped. Dropping reordered datagrams is safe: the protocol was checked on a lossy network.
-//! Everything that fails a check is dropped and counted, never an error that stops the node.
+//! and the checker's assumption "a message's source is who sent it" holds. It also covers the
+//! destination, so a datagram captured on its way to one node is refused by every other
+//! (`misdirected`): the checker delivers a message only to the node it was sent to, and a vote
+//! redirected to another candidate would break that. And it covers the cluster's identity, a
+//! digest of the layout every node shares (specs/protocol.md §10), without sending it: a
+//! datagram of another cluster that happens to share the key, or of a node configured with
+//! another layout, does not verify. `(incarnation, sequence)` only ever grows per sender (the
+//! incarnation is the persisted start count, the sequence counts datagrams within it), so a
+//! replayed or stale datagram is recognised and dropped. Dropping reordered datagrams is safe:
+//! the protocol was checked on a lossy network. Everything that fails a check is dropped and
+//! counted, never an error that stops the node.
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use slotguard_model::layout::Layout;
 use slotguard_model::Msg;
 
 /// Wire format version.
-pub(crate) const VERSION: u8 = 1;
-const HEADER: usize = 1 + 2 + 4 + 8;
+pub(crate) const VERSION: u8 = 2;
+const HEADER: usize = 1 + 2 + 2 + 4 + 8;
 const TAG: usize = 32;
+/// What the tag covers before the datagram: the format's name, so that a tag of another use
+/// of the key never verifies here.
+const DOMAIN: &[u8] = b"slotguard-bus-v2";
 /// Largest datagram accepted or sent.
 pub(crate) const MAX_DATAGRAM: usize = 65_000;
 
@@ -34,8 +45,10 @@ pub(crate) enum Rejection {
     Oversized,
     /// Unknown version byte.
     Version,
-    /// The tag does not verify under the cluster key.
+    /// The tag does not verify under the cluster key and identity.
     BadMac,
+    /// Authentic, but addressed to another node.
+    Misdirected,
     /// Authentic, but the payload does not decode, or names ids or slots outside the cluster.
     Undecodable,
     /// Sender id not in the cluster.
@@ -45,6 +58,18 @@ pub(crate) enum Rejection {
 }
 
 impl Rejection {
+    /// Every reason, for listing counters that are still zero.
+    pub(crate) const ALL: [Rejection; 8] = [
+        Rejection::Truncated,
+        Rejection::Oversized,
+        Rejection::Version,
+        Rejection::BadMac,
+        Rejection::Misdirected,
+        Rejection::Undecodable,
+        Rejection::UnknownSender,
+        Rejection::Stale,
+    ];
+
     /// Counter name.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -52,6 +77,7 @@ impl Rejection {
             Rejection::Oversized => "oversized",
             Rejection::Version => "bad_version",
             Rejection::BadMac => "bad_mac",
+            Rejection::Misdirected => "misdirected",
             Rejection::Undecodable => "undecodable",
             Rejection::UnknownSender => "unknown_sender",
             Rejection::Stale => "replayed_or_stale",
@@ -68,29 +94,67 @@ pub(crate) struct Datagram {
     pub(crate) messages: Vec<Msg>,
 }
 
+/// What a datagram is authenticated under: the shared cluster key and the cluster's identity.
+pub(crate) struct BusKey {
+    key: Vec<u8>,
+    cluster: [u8; 32],
+}
+
+impl BusKey {
+    /// The key of the cluster with this layout.
+    pub(crate) fn new(key: &[u8], layout: &Layout) -> BusKey {
+        BusKey {
+            key: key.to_vec(),
+            cluster: cluster_digest(layout),
+        }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(DOMAIN);
+        mac.update(&self.cluster);
+        mac
+    }
+}
+
+/// The cluster's identity: SHA-256 of its layout (who is in it, who starts as what, which
+/// master serves which slots), the value every node of one cluster shares.
+pub(crate) fn cluster_digest(layout: &Layout) -> [u8; 32] {
+    let encoded = postcard::to_allocvec(layout).unwrap_or_default();
+    Sha256::digest(&encoded).into()
+}
+
+/// Where a datagram goes and with which stamp.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Address {
+    pub(crate) sender: u16,
+    pub(crate) destination: u16,
+    pub(crate) incarnation: u32,
+    pub(crate) sequence: u64,
+}
+
 /// Seals messages into one datagram.
 pub(crate) fn seal(
-    key: &[u8],
-    sender: u16,
-    incarnation: u32,
-    sequence: u64,
+    key: &BusKey,
+    address: Address,
     messages: &[Msg],
 ) -> Result<Vec<u8>, postcard::Error> {
     let mut out = Vec::with_capacity(256);
     out.push(VERSION);
-    out.extend_from_slice(&sender.to_be_bytes());
-    out.extend_from_slice(&incarnation.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    let out = postcard::to_extend(messages, out)?;
-    let mut out = out;
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    out.extend_from_slice(&address.sender.to_be_bytes());
+    out.extend_from_slice(&address.destination.to_be_bytes());
+    out.extend_from_slice(&address.incarnation.to_be_bytes());
+    out.extend_from_slice(&address.sequence.to_be_bytes());
+    let mut out = postcard::to_extend(messages, out)?;
+    let mut mac = key.mac();
     mac.update(&out);
     out.extend_from_slice(&mac.finalize().into_bytes());
     Ok(out)
 }
 
-/// Opens a datagram: size, version, tag, then payload. Does not judge freshness.
-pub(crate) fn open(key: &[u8], bytes: &[u8]) -> Result<Datagram, Rejection> {
+/// Opens a datagram addressed to node `me`: size, version, tag, destination, then payload.
+/// Does not judge freshness.
+pub(crate) fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Rejection> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(Rejection::Oversized);
     }
@@ -101,17 +165,20 @@ pub(crate) fn open(key: &[u8], bytes: &[u8]) -> Result<Datagram, Rejection> {
         return Err(Rejection::Version);
     }
     let (body, tag) = bytes.split_at(bytes.len() - TAG);
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac = key.mac();
     mac.update(body);
     mac.verify_slice(tag).map_err(|_| Rejection::BadMac)?;
-    let sender = u16::from_be_bytes([body[1], body[2]]);
-    let incarnation = u32::from_be_bytes([body[3], body[4], body[5], body[6]]);
+    let be16 = |at: usize| u16::from_be_bytes([body[at], body[at + 1]]);
+    if be16(3) != me {
+        return Err(Rejection::Misdirected);
+    }
+    let incarnation = u32::from_be_bytes([body[5], body[6], body[7], body[8]]);
     let mut seq = [0u8; 8];
-    seq.copy_from_slice(&body[7..15]);
+    seq.copy_from_slice(&body[9..HEADER]);
     let messages: Vec<Msg> =
         postcard::from_bytes(&body[HEADER..]).map_err(|_| Rejection::Undecodable)?;
     Ok(Datagram {
-        sender,
+        sender: be16(1),
         incarnation,
         sequence: u64::from_be_bytes(seq),
         messages,
@@ -121,52 +188,109 @@ pub(crate) fn open(key: &[u8], bytes: &[u8]) -> Result<Datagram, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slotguard_model::Epoch;
+    use slotguard_model::layout::InitialEpochs;
+    use slotguard_model::{Epoch, NodeId};
+
+    fn layout(replicas: usize) -> Layout {
+        Layout::grid(3, replicas, 16384, InitialEpochs::Distinct).expect("valid")
+    }
+
+    fn to(destination: u16) -> Address {
+        Address {
+            sender: 3,
+            destination,
+            incarnation: 1,
+            sequence: 9,
+        }
+    }
 
     #[test]
     fn round_trip_and_every_corruption_is_caught() {
-        let key = b"k3y";
+        let key = BusKey::new(b"k3y", &layout(1));
         let msgs = vec![
             Msg::AuthAck {
                 epoch: Epoch(7),
-                candidate: slotguard_model::NodeId(4),
+                candidate: NodeId(4),
             },
-            Msg::Fail {
-                node: slotguard_model::NodeId(2),
-            },
+            Msg::Fail { node: NodeId(2) },
         ];
-        let d = seal(key, 3, 1, 9, &msgs).expect("seals");
-        let open_ok = open(key, &d).expect("opens");
+        let d = seal(&key, to(4), &msgs).expect("seals");
+        let open_ok = open(&key, 4, &d).expect("opens");
         assert_eq!(open_ok.messages, msgs);
         assert_eq!(
             (open_ok.sender, open_ok.incarnation, open_ok.sequence),
             (3, 1, 9)
         );
-        assert_eq!(open(b"other", &d), Err(Rejection::BadMac));
-        assert_eq!(open(key, &d[..10]), Err(Rejection::Truncated));
+        let other_key = BusKey::new(b"other", &layout(1));
+        assert_eq!(open(&other_key, 4, &d), Err(Rejection::BadMac));
+        assert_eq!(open(&key, 4, &d[..10]), Err(Rejection::Truncated));
         let mut v = d.clone();
         v[0] = 9;
-        assert_eq!(open(key, &v), Err(Rejection::Version));
+        assert_eq!(open(&key, 4, &v), Err(Rejection::Version));
         for i in 1..d.len() {
             let mut flipped = d.clone();
             flipped[i] ^= 0x40;
-            assert!(open(key, &flipped).is_err(), "bit flip at {i} accepted");
+            assert!(open(&key, 4, &flipped).is_err(), "bit flip at {i} accepted");
         }
         assert_eq!(
-            open(key, &vec![1u8; MAX_DATAGRAM + 1]),
+            open(&key, 4, &vec![VERSION; MAX_DATAGRAM + 1]),
             Err(Rejection::Oversized)
         );
     }
 
+    /// A vote captured on its way to node 4 is refused by node 5, another candidate of the
+    /// same master in a 3 × 2 cluster.
+    #[test]
+    fn a_redirected_datagram_is_refused() {
+        let key = BusKey::new(b"k3y", &layout(2));
+        let vote = [Msg::AuthAck {
+            epoch: Epoch(7),
+            candidate: NodeId(4),
+        }];
+        let d = seal(&key, to(4), &vote).expect("seals");
+        assert!(open(&key, 4, &d).is_ok());
+        assert_eq!(open(&key, 5, &d), Err(Rejection::Misdirected));
+        // Rewriting the destination field breaks the tag.
+        let mut redirected = d.clone();
+        redirected[3..5].copy_from_slice(&5u16.to_be_bytes());
+        assert_eq!(open(&key, 5, &redirected), Err(Rejection::BadMac));
+    }
+
+    /// The same key in a cluster of another layout does not verify.
+    #[test]
+    fn another_cluster_with_the_same_key_is_refused() {
+        let ours = BusKey::new(b"shared", &layout(1));
+        let theirs = BusKey::new(b"shared", &layout(2));
+        let d = seal(&theirs, to(4), &[Msg::Fail { node: NodeId(2) }]).expect("seals");
+        assert_eq!(open(&ours, 4, &d), Err(Rejection::BadMac));
+    }
+
     #[test]
     fn authentic_garbage_is_undecodable_not_a_panic() {
-        let key = b"k";
-        let mut body = vec![
-            VERSION, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff,
-        ];
-        let mut mac = HmacSha256::new_from_slice(key).expect("key");
+        let key = BusKey::new(b"k", &layout(1));
+        let mut body = vec![VERSION, 0, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+        body.extend_from_slice(&[0xff, 0xff, 0xff]);
+        let mut mac = key.mac();
         mac.update(&body);
         body.extend_from_slice(&mac.finalize().into_bytes());
-        assert_eq!(open(key, &body), Err(Rejection::Undecodable));
+        assert_eq!(open(&key, 4, &body), Err(Rejection::Undecodable));
+    }
+
+    #[test]
+    fn every_rejection_is_listed() {
+        for (i, r) in Rejection::ALL.iter().enumerate() {
+            // A new variant stops this match compiling; its index must then be listed.
+            let index = match r {
+                Rejection::Truncated => 0,
+                Rejection::Oversized => 1,
+                Rejection::Version => 2,
+                Rejection::BadMac => 3,
+                Rejection::Misdirected => 4,
+                Rejection::Undecodable => 5,
+                Rejection::UnknownSender => 6,
+                Rejection::Stale => 7,
+            };
+            assert_eq!(index, i);
+        }
     }
 }
