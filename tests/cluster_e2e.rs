@@ -118,6 +118,16 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to node `i`'s process.
+    fn signal(&self, i: usize, signal: &str) {
+        let pid = self.children[i].as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     fn live(&self) -> Vec<usize> {
         (0..self.len())
             .filter(|&i| self.children[i].is_some())
@@ -960,4 +970,32 @@ fn the_local_cluster_command_reports_a_death_once_and_never_signals_the_dead() {
     assert_eq!(said("node 1 exited"), 1, "{:?}", lines.lock());
     assert_eq!(said("No such process"), 0, "{:?}", lines.lock());
     assert_eq!(said("stopping"), 1, "{:?}", lines.lock());
+}
+
+fn cluster_state(port: u16) -> Option<String> {
+    resp(port, &["CLUSTER", "INFO"])?.lines().find_map(|l| {
+        l.strip_prefix("cluster_state:")
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// A master that can reach no other master reports `cluster_state:fail`, as Redis's minority
+/// master does after node_timeout (model/src/cluster_state.rs), and `ok` again once it can.
+#[test]
+fn an_isolated_master_reports_the_cluster_failed() {
+    let mut c = Cluster::new("isolated", 3, 0, 20);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    assert_eq!(cluster_state(c.port(0)).as_deref(), Some("ok"));
+    c.signal(1, "STOP");
+    c.signal(2, "STOP");
+    wait_until("node 0 reports fail", || {
+        cluster_state(c.port(0)).as_deref() == Some("fail")
+    });
+    c.signal(1, "CONT");
+    c.signal(2, "CONT");
+    wait_until("node 0 reports ok again", || {
+        cluster_state(c.port(0)).as_deref() == Some("ok")
+    });
 }

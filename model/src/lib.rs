@@ -15,6 +15,7 @@
 pub mod actor;
 pub mod bitset;
 pub mod bugs;
+pub mod cluster_state;
 pub mod ids;
 pub mod layout;
 pub mod message;
@@ -26,6 +27,7 @@ pub mod validate;
 pub use actor::ClusterNode;
 pub use bitset::{NodeSet, SlotSet};
 pub use bugs::{Bug, Bugs};
+pub use cluster_state::{cluster_status, ClusterStatus, FailReason};
 pub use ids::{Epoch, NodeId};
 pub use layout::{InitialEpochs, InitialRole, Layout, LayoutError, NodeSpec, Timing};
 pub use message::{GossipEntry, Header, Msg, SlotClaim, Suspicion, VoteRequest};

@@ -213,11 +213,7 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
             Health::Fail { .. } => fail += 1,
         }
     }
-    let state = if assigned == s.state.slots.len() && fail == 0 {
-        "ok"
-    } else {
-        "fail"
-    };
+    let state = slotguard_model::cluster_status(&s.state, &cfg.layout).as_str();
     let mut text = format!(
         "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\n\
          cluster_slots_ok:{ok}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\
