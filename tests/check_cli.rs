@@ -94,6 +94,18 @@ fn a_complete_passing_run_exits_zero() {
         }
     }
     assert!(report["unique_states"].as_u64().is_some_and(|n| n > 1000));
+    // The canonical network was audited before the PASS (model/src/check/audit.rs).
+    let audit = &report["audit"]["Ran"]["report"];
+    assert!(audit["failure"].is_null(), "{audit:#}");
+    assert!(
+        audit["rechecks"].as_u64().is_some_and(|n| n > 10_000),
+        "{audit:#}"
+    );
+    let (_, exact) = json(&["tiny", "--crashes", "0", "--exact-network"]);
+    assert!(
+        exact["audit"].is_null(),
+        "nothing to audit without the reduction"
+    );
 }
 
 /// A run cut short by a limit is INCOMPLETE: non-zero exit, never "holds".

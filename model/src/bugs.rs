@@ -51,11 +51,15 @@ pub enum Bug {
     /// A winner takes its currentEpoch at the time of the win as its configEpoch, which
     /// messages of other elections may have moved past its election epoch.
     WinnerTakesCurrentEpoch,
+    /// A candidate also counts a vote of an earlier epoch of its own, a handler edit that the
+    /// canonical network does not know of (it judges such votes inert): the reduced search
+    /// misses it, and the audit (check/audit.rs) must say so.
+    CountEarlierEpochAcks,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -73,6 +77,7 @@ impl Bug {
         Bug::FailUndoOnlyForOwners,
         Bug::VoteWithoutFail,
         Bug::WinnerTakesCurrentEpoch,
+        Bug::CountEarlierEpochAcks,
     ];
 }
 

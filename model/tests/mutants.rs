@@ -43,6 +43,24 @@ fn bites_searching(
     search: Search,
 ) -> ClusterState {
     let model: ClusterModel = config.model_with(Bugs::only(bug)).expect("valid config");
+    searching(model, property, search).unwrap_or_else(|states| {
+        panic!("{bug:?}: no counterexample for {property} in {states} states")
+    })
+}
+
+/// Depth-first search of `model` until `property` has a verified counterexample.
+fn bites_model(model: ClusterModel, property: &'static str) -> ClusterState {
+    searching(model, property, Search::DepthFirst)
+        .unwrap_or_else(|states| panic!("no counterexample for {property} in {states} states"))
+}
+
+/// Searches `model` in the order `search` for a counterexample to `property`, checks that it
+/// really violates it, and returns its last state; or the count of states searched.
+fn searching(
+    model: ClusterModel,
+    property: &'static str,
+    search: Search,
+) -> Result<ClusterState, usize> {
     let builder = model
         .checker()
         .threads(2)
@@ -51,12 +69,9 @@ fn bites_searching(
         Search::DepthFirst => Box::new(builder.spawn_dfs().join()),
         Search::BreadthFirst => Box::new(builder.spawn_bfs().join()),
     };
-    let path = checker.discovery(property).unwrap_or_else(|| {
-        panic!(
-            "{bug:?}: no counterexample for {property} in {} states",
-            checker.unique_state_count()
-        )
-    });
+    let Some(path) = checker.discovery(property) else {
+        return Err(checker.unique_state_count());
+    };
     // The reported path must really end in a violating state.
     let last = path.last_state();
     let prop = checker
@@ -67,9 +82,9 @@ fn bites_searching(
         .expect("property exists");
     assert!(
         !(prop.condition)(checker.model(), last),
-        "{bug:?}: discovery for {property} does not violate it"
+        "discovery for {property} does not violate it"
     );
-    last.clone()
+    Ok(last.clone())
 }
 
 #[test]
@@ -234,6 +249,7 @@ fn every_bug_has_a_mutant_test() {
         Bug::FailUndoOnlyForOwners,
         Bug::VoteWithoutFail,
         Bug::WinnerTakesCurrentEpoch,
+        Bug::CountEarlierEpochAcks,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
@@ -341,4 +357,27 @@ fn mutant_winner_takes_current_epoch() {
         names::WINNER_TAKES_ELECTION_EPOCH,
         400_000,
     );
+}
+
+/// A handler edit the canonical network does not know of: the reduced search of `tiny` with a
+/// retry finds nothing, the exact one finds the violation, and the audit that every search
+/// using the canonical network runs (check/audit.rs) refuses the PASS.
+#[test]
+fn mutant_count_earlier_epoch_acks() {
+    let mut config = tiny();
+    config.elections = 2;
+    let mut exact = config
+        .model_with(Bugs::only(Bug::CountEarlierEpochAcks))
+        .expect("valid");
+    exact.canonical_network = false;
+    bites_model(exact, names::WINNER_HAS_QUORUM);
+    let model = config
+        .model_with(Bugs::only(Bug::CountEarlierEpochAcks))
+        .expect("valid");
+    let report = run::run(model, &RunOptions::default(), |_| {});
+    assert!(
+        report.audit_failed(),
+        "the audit must find the unsound verdict"
+    );
+    assert!(!report.passed());
 }

@@ -15,7 +15,9 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas, EMBEDDED};
 use slotguard_model::check::properties::Witness;
-use slotguard_model::check::run::{self, Kind, RunOptions, RunReport, Status, Strategy};
+use slotguard_model::check::run::{
+    self, AuditOutcome, Kind, RunOptions, RunReport, Status, Strategy,
+};
 use slotguard_model::check::ClusterModel;
 use slotguard_model::layout::InitialEpochs;
 
@@ -397,6 +399,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     Ok(if passed {
         ExitCode::SUCCESS
     } else if !report.complete
+        && !report.audit_failed()
         && report
             .properties
             .iter()
@@ -481,6 +484,23 @@ fn print_human(
             "random walks: {} walks of at most {} steps (seed {}); unique counts the distinct states they visited",
             w.walks, w.max_steps, w.seed
         )?;
+    }
+    match &report.audit {
+        Some(AuditOutcome::Ran { report: a, seconds }) if a.sound() => writeln!(
+            out,
+            "canonical-network audit: sound along {} walks without it ({} messages judged, {} re-deliveries agreed, {seconds:.1}s; check/audit.rs)",
+            a.walks, a.judged, a.rechecks
+        )?,
+        Some(AuditOutcome::Ran { report: a, .. }) => writeln!(
+            out,
+            "CANONICAL-NETWORK AUDIT FAILED: the reduction's reading of the handlers no longer holds, so this search may have missed behaviours (check with --exact-network):\n{}",
+            a.failure.as_deref().unwrap_or_default()
+        )?,
+        Some(AuditOutcome::Skipped) => writeln!(
+            out,
+            "canonical-network audit: skipped, so the run cannot pass"
+        )?,
+        None => {}
     }
     if report.symmetry {
         writeln!(

@@ -26,6 +26,7 @@ macro_rules! memo_impls {
     };
 }
 
+pub mod audit;
 pub mod config;
 pub mod counter;
 pub mod crash_twins;

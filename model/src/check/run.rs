@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 
+use crate::check::audit::{audit_canonical_network, AuditOptions, AuditReport};
 use crate::check::model::ClusterModel;
 use crate::check::symmetry;
 use crate::check::trace::{self, Trace};
@@ -61,6 +62,9 @@ pub struct RunOptions {
     pub seed: u64,
     /// Random walks: the longest walk, in steps.
     pub walk_steps: usize,
+    /// Searches that use the canonical network audit it before they may pass
+    /// (check/audit.rs); `None` skips the audit, and such a run never passes.
+    pub audit: Option<AuditOptions>,
 }
 
 impl RunOptions {
@@ -90,6 +94,7 @@ impl Default for RunOptions {
             max_memory: None,
             seed: 0,
             walk_steps: walks::DEFAULT_WALK_STEPS,
+            audit: Some(AuditOptions::default()),
         }
     }
 }
@@ -193,6 +198,24 @@ pub struct RunReport {
     pub walks: Option<WalkSummary>,
     /// Per property, in catalogue order.
     pub properties: Vec<PropertyResult>,
+    /// The audit of the canonical network, for searches that used it (check/audit.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditOutcome>,
+}
+
+/// An audit's report, or why none was made.
+#[derive(Clone, Debug, Serialize)]
+pub enum AuditOutcome {
+    /// The audit ran, in this many seconds.
+    Ran {
+        /// What it checked and found.
+        report: AuditReport,
+        /// Wall-clock seconds it took.
+        seconds: f64,
+    },
+    /// The run used the canonical network without auditing it (`RunOptions::audit` was
+    /// `None`): it cannot pass.
+    Skipped,
 }
 
 /// The random walks of a run (`--strategy random`).
@@ -207,10 +230,18 @@ pub struct WalkSummary {
 }
 
 impl RunReport {
+    /// Whether the audit of the canonical network found a verdict that does not hold: the
+    /// reduced search may have missed behaviours, whatever its properties say.
+    pub fn audit_failed(&self) -> bool {
+        matches!(&self.audit, Some(AuditOutcome::Ran { report, .. }) if !report.sound())
+    }
+
     /// Pass: complete, every always-property holds, every sometimes-property found, and every
     /// discovery replayed.
     pub fn passed(&self) -> bool {
-        self.complete
+        !self.audit_failed()
+            && !matches!(self.audit, Some(AuditOutcome::Skipped))
+            && self.complete
             && self.properties.iter().all(|p| {
                 p.replay_error.is_none() && matches!(p.status, Status::Holds | Status::Found)
             })
@@ -334,6 +365,7 @@ pub fn run(
             .map(|path| path.clone().into_actions())
     });
     let seconds = elapsed.as_secs_f64();
+    let audit = model.canonical_network.then(|| audit(model, options.audit));
     RunReport {
         complete,
         incomplete_reason,
@@ -356,6 +388,20 @@ pub fn run(
         repeats_before_built,
         walks: None,
         properties: results,
+        audit,
+    }
+}
+
+/// Audits the canonical network of `model` (check/audit.rs), unless `options` is `None`.
+fn audit(model: &ClusterModel, options: Option<AuditOptions>) -> AuditOutcome {
+    let Some(options) = options else {
+        return AuditOutcome::Skipped;
+    };
+    let start = Instant::now();
+    let report = audit_canonical_network(model, options);
+    AuditOutcome::Ran {
+        report,
+        seconds: start.elapsed().as_secs_f64(),
     }
 }
 
@@ -494,6 +540,8 @@ fn run_walks(
             max_steps: options.walk_steps,
         }),
         properties: results,
+        // Walks never pass; their verdicts are what they saw, on the model as it is.
+        audit: None,
     }
 }
 

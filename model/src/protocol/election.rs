@@ -124,8 +124,9 @@ impl Step<'_, '_> {
         else {
             return;
         };
-        let of_this_election =
-            epoch == *running || (self.node.bug(Bug::StaleVotesNotReset) && epoch < *running);
+        let earlier_counts =
+            self.node.bug(Bug::StaleVotesNotReset) || self.node.bug(Bug::CountEarlierEpochAcks);
+        let of_this_election = epoch == *running || (earlier_counts && epoch < *running);
         if !of_this_election || !self.st().is_voting_master(voter) {
             return;
         }
