@@ -223,8 +223,9 @@ fn agree(c: &Cluster, nodes: &[usize]) -> Option<BTreeMap<String, (String, u64)>
     (maps.iter().all(|m| *m == first) && first.len() == c.masters).then_some(first)
 }
 
-fn name(i: usize) -> String {
-    format!("{:040x}", i + 1)
+/// A node's name (`CLUSTER MYID`): random per node, chosen at creation.
+fn myid(port: u16) -> String {
+    resp(port, &["CLUSTER", "MYID"]).expect("CLUSTER MYID answers")
 }
 
 /// Samples every live node's CLUSTER NODES until stopped, and records any (slot range,
@@ -272,6 +273,7 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         agree(&c, &all).is_some()
     });
     let before = agree(&c, &all).expect("agreed");
+    let n3 = myid(c.port(3));
     let max_epoch = before.values().map(|(_, e)| *e).max().unwrap_or(0);
 
     let live = Arc::new(Mutex::new(all.clone()));
@@ -289,7 +291,7 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         || {
             agree(&c, &survivors).is_some_and(|m| {
                 m.values()
-                    .any(|(owner, epoch)| *owner == name(3) && *epoch > max_epoch)
+                    .any(|(owner, epoch)| *owner == n3 && *epoch > max_epoch)
             })
         },
     );
@@ -307,9 +309,9 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     }
     wait_until("n0 rejoins as a replica of n3", || {
         cluster_nodes(c.port(0)).is_some_and(|lines| {
-            lines.iter().any(|l| {
-                l.flags.contains("myself") && l.flags.contains("slave") && l.master == name(3)
-            })
+            lines
+                .iter()
+                .any(|l| l.flags.contains("myself") && l.flags.contains("slave") && l.master == n3)
         })
     });
     let all = c.live();
@@ -329,6 +331,17 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         c.log(0)
     );
     assert!(c.log(3).contains("role: now MASTER"));
+    // Logs name nodes as CLUSTER NODES does (first 8 hex digits of the name, then the index),
+    // a master says when it votes, and roles never print as Rust debug.
+    let candidate = format!("vote granted candidate={}(n3)", &n3[..8]);
+    assert!(
+        [1, 2].iter().any(|&i| c.log(i).contains(&candidate)),
+        "{}",
+        c.log(1)
+    );
+    for i in 0..c.len() {
+        assert!(!c.log(i).contains("Replica {"), "{}", c.log(i));
+    }
 
     stop.store(true, Ordering::Relaxed);
     let (samples, conflicts) = watcher.join().expect("sampler");
@@ -337,6 +350,17 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         conflicts.is_empty(),
         "two owners for one slot and epoch: {conflicts:?}"
     );
+}
+
+/// `inner` with the sender's name and the name trailer's tag, as node/src/runtime/bus_name.rs
+/// appends them.
+fn named(key: &[u8], mut inner: Vec<u8>) -> Vec<u8> {
+    inner.extend_from_slice(&[0x42; 20]);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    mac.update(b"slotguard node name v1\0");
+    mac.update(&inner);
+    inner.extend_from_slice(&mac.finalize().into_bytes());
+    inner
 }
 
 /// A datagram sealed as a node would seal it (tests forge them with the real or a wrong key).
@@ -355,7 +379,7 @@ fn seal(
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
     mac.update(&out);
     out.extend_from_slice(&mac.finalize().into_bytes());
-    out
+    named(key, out)
 }
 
 fn counter(port: u16, name: &str) -> u64 {
@@ -370,6 +394,112 @@ fn counter(port: u16, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every node's CLUSTER NODES ids, in line order.
+fn ids_seen_by(port: u16) -> Option<Vec<String>> {
+    cluster_nodes(port).map(|lines| lines.into_iter().map(|l| l.id).collect())
+}
+
+#[test]
+fn nodes_have_random_persistent_names_that_every_peer_learns() {
+    let mut c = Cluster::new("names", 3, 0, 2);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let names: Vec<String> = all.iter().map(|&i| myid(c.port(i))).collect();
+    for n in &names {
+        assert!(
+            n.len() == 40 && n.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{n}"
+        );
+        assert!(!n.starts_with("00000000"), "not an index: {n}");
+    }
+    assert!(names[0] != names[1] && names[1] != names[2] && names[0] != names[2]);
+    wait_until("every node shows every other by its name", || {
+        all.iter()
+            .all(|&i| ids_seen_by(c.port(i)).as_ref() == Some(&names))
+    });
+    // ping-sent / pong-recv come from the node's clock: a PONG arrived within the last minute.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let peer = text
+        .lines()
+        .find(|l| !l.contains("myself"))
+        .expect("a peer");
+    let pong: u64 = peer
+        .split(' ')
+        .nth(5)
+        .and_then(|v| v.parse().ok())
+        .expect("pong-recv");
+    assert!(pong + 60_000 > now_ms && pong <= now_ms + 1000, "{peer}");
+    let run_id = |port| {
+        resp(port, &["INFO"])
+            .and_then(|i| {
+                i.lines()
+                    .find_map(|l| l.strip_prefix("run_id:").map(str::to_string))
+            })
+            .expect("run_id")
+    };
+    let first_run = run_id(c.port(1));
+    assert_ne!(first_run, names[1], "run_id is not the node's name");
+    // A restart keeps the name (state file) and draws a new run id.
+    c.kill9(1);
+    c.start(1);
+    wait_until("n1 answers again", || resp(c.port(1), &["PING"]).is_some());
+    assert_eq!(myid(c.port(1)), names[1]);
+    assert_ne!(run_id(c.port(1)), first_run);
+    // Another cluster's nodes get other names.
+    let mut other = Cluster::new("names-other", 3, 0, 3);
+    other.start(0);
+    wait_until("the other node answers", || {
+        resp(other.port(0), &["PING"]).is_some()
+    });
+    assert!(!names.contains(&myid(other.port(0))));
+}
+
+#[test]
+fn a_state_file_without_a_name_loads_and_the_node_is_named_and_says_so() {
+    let mut c = Cluster::new("format2", 3, 0, 4);
+    let layout =
+        slotguard_model::Layout::grid(3, 0, 16384, slotguard_model::InitialEpochs::Distinct)
+            .expect("layout");
+    let persisted =
+        slotguard_model::NodeState::fresh(&layout, slotguard_model::NodeId(0)).persisted();
+    let payload = postcard::to_allocvec(&(2u32, &persisted)).expect("encodes");
+    let mut bytes = b"SLOTGUARD-STATE 2\n".to_vec();
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::create_dir_all(c.dir.join("n0")).expect("dir");
+    let file = c.dir.join("n0").join("node-0.state");
+    std::fs::write(&file, bytes).expect("format 2 file");
+    c.start(0);
+    wait_until("n0 answers", || resp(c.port(0), &["PING"]).is_some());
+    let name = myid(c.port(0));
+    assert_eq!(name.len(), 40);
+    let log = c.log(0);
+    assert!(
+        log.contains("state file has no node name") && log.contains(&name),
+        "{log}"
+    );
+    let info = resp(c.port(0), &["CLUSTER", "INFO"]).expect("info");
+    assert!(info.contains("slotguard_incarnation:3"), "{info}");
+    let saved = std::fs::read(&file).expect("state file");
+    assert!(
+        saved.starts_with(b"SLOTGUARD-STATE 3\n"),
+        "saved in the new format"
+    );
+    c.kill9(0);
+    c.start(0);
+    wait_until("n0 answers again", || resp(c.port(0), &["PING"]).is_some());
+    assert_eq!(
+        myid(c.port(0)),
+        name,
+        "the name given at the upgrade is kept"
+    );
+}
+
 #[test]
 fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     let mut c = Cluster::new("hostile", 3, 0, 1);
@@ -382,7 +512,8 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
         node: slotguard_model::NodeId(1),
     }];
     // Garbage, a truncated datagram, one under the wrong key, and a replay of an old one.
-    sock.send_to(&[7u8; 100], &target).expect("send");
+    sock.send_to(&named(KEY.as_bytes(), vec![7u8; 100]), &target)
+        .expect("send");
     sock.send_to(&[1u8, 0, 1], &target).expect("send");
     sock.send_to(
         &seal(b"not-the-cluster-key-at-all", 1, 0, 1 << 40, &fail_n1),
@@ -398,12 +529,18 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).expect("key");
     mac.update(&junk);
     junk.extend_from_slice(&mac.finalize().into_bytes());
-    sock.send_to(&junk, &target).expect("send");
+    sock.send_to(&named(KEY.as_bytes(), junk), &target)
+        .expect("send");
+    // A real node's datagram under a forged name: the name trailer's tag fails.
+    let mut renamed = seal(KEY.as_bytes(), 1, 0, 1 << 42, &fail_n1);
+    let at = renamed.len() - 33;
+    renamed[at] ^= 1;
+    sock.send_to(&renamed, &target).expect("send");
     let port = c.port(0);
     wait_until("every kind of drop is counted", || {
         counter(port, "bad_version") >= 1
             && counter(port, "truncated") >= 1
-            && counter(port, "bad_mac") >= 1
+            && counter(port, "bad_mac") >= 2
             && counter(port, "replayed_or_stale") >= 1
             && counter(port, "undecodable") >= 1
     });

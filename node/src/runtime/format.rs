@@ -12,9 +12,9 @@ use super::config::NodeConfig;
 use super::wire::Rejection;
 use super::Snapshot;
 
-/// The 40-hex-character id clients see for node `i` (Redis ids are 160-bit hex strings).
-pub(crate) fn node_name(i: usize) -> String {
-    format!("{:040x}", i + 1)
+/// The 40-hex-character id clients see for node `i`: its random name (identity.rs).
+pub(crate) fn node_name(s: &Snapshot, i: usize) -> String {
+    s.names.id_of(i)
 }
 
 fn role_of(s: &Snapshot, i: usize) -> Role {
@@ -67,10 +67,14 @@ pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
         if i == s.state.me.index() && s.state.no_failover {
             flags.push("nofailover");
         }
+        if s.names.name_of(i).is_none() {
+            flags.push("handshake");
+        }
         let master = match role {
             Role::Master => "-".to_string(),
-            Role::Replica { of } => node_name(of.index()),
+            Role::Replica { of } => node_name(s, of.index()),
         };
+        let peer = s.names.peer(i);
         let epoch = match role {
             Role::Master => s.state.epoch_of(NodeId(i as u16)),
             Role::Replica { of } => s.state.epoch_of(of),
@@ -82,13 +86,15 @@ pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
         };
         let _ = write!(
             text,
-            "{} {}:{}@{} {} {} 0 0 {} {}",
-            node_name(i),
+            "{} {}:{}@{} {} {} {} {} {} {}",
+            node_name(s, i),
             ep.client.ip(),
             ep.client.port(),
             ep.bus.port(),
             flags.join(","),
             master,
+            peer.ping_sent_ms,
+            peer.pong_recv_ms,
             epoch,
             link
         );
@@ -110,11 +116,11 @@ fn bulk(s: impl Into<String>) -> OwnedFrame {
     OwnedFrame::BulkString(s.into().into_bytes())
 }
 
-fn node_entry(cfg: &NodeConfig, i: usize) -> OwnedFrame {
+fn node_entry(cfg: &NodeConfig, s: &Snapshot, i: usize) -> OwnedFrame {
     OwnedFrame::Array(vec![
         bulk(cfg.ip(i).to_string()),
         OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
-        bulk(node_name(i)),
+        bulk(node_name(s, i)),
         OwnedFrame::Array(vec![]),
     ])
 }
@@ -134,12 +140,12 @@ pub(crate) fn cluster_slots(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
         let mut e = vec![
             OwnedFrame::Integer(i64::from(a)),
             OwnedFrame::Integer(i64::from(b)),
-            node_entry(cfg, owner.index()),
+            node_entry(cfg, s, owner.index()),
         ];
         e.extend(
             replicas_of(s, owner)
                 .into_iter()
-                .map(|r| node_entry(cfg, r)),
+                .map(|r| node_entry(cfg, s, r)),
         );
         entries.push(OwnedFrame::Array(e));
     }
@@ -175,7 +181,7 @@ pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
                 };
                 OwnedFrame::Array(vec![
                     bulk("id"),
-                    bulk(node_name(i)),
+                    bulk(node_name(s, i)),
                     bulk("port"),
                     OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
                     bulk("ip"),
@@ -299,7 +305,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
          # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
         env!("CARGO_PKG_VERSION"),
-        node_name(s.state.me.index()),
+        s.run_id,
         cfg.nodes[s.state.me.index()].client.port(),
         stats.uptime_secs,
         stats.uptime_secs / 86_400,
@@ -315,6 +321,69 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::config::{ClientLimits, Endpoint};
+    use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
+    use slotguard_model::{InitialEpochs, Layout, NodeState, Timing};
+    use std::sync::Arc;
+
+    fn config() -> NodeConfig {
+        let layout = Layout::grid(3, 0, 6, InitialEpochs::Distinct).expect("layout");
+        NodeConfig {
+            id: 0,
+            layout: Arc::new(layout),
+            timing: Timing::from_node_timeout(std::time::Duration::from_secs(1)),
+            nodes: (0..3)
+                .map(|i| format!("127.0.0.1:{}@{}", 7000 + i, 17000 + i).parse())
+                .collect::<anyhow::Result<Vec<Endpoint>>>()
+                .expect("endpoints"),
+            data_dir: "unused".into(),
+            key: vec![0; 16],
+            clients: ClientLimits::default(),
+        }
+    }
+
+    fn snapshot(cfg: &NodeConfig) -> Snapshot {
+        let me = NodeName([0x3f; NAME_LEN]);
+        Snapshot {
+            state: NodeState::fresh(&cfg.layout, NodeId(0)),
+            incarnation: 0,
+            counters: Default::default(),
+            names: Directory::new(NodeId(0), me, 3),
+            run_id: "ab".repeat(20),
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_shows_names_ping_and_pong_times_and_handshake_until_named() {
+        let cfg = config();
+        let mut s = snapshot(&cfg);
+        let peer = NodeName([0xa1; NAME_LEN]);
+        s.names.learn(NodeId(1), peer);
+        s.names.ping_sent(1, 1_700_000_000_123);
+        s.names.ping_sent(2, 1_700_000_000_200);
+        s.names.pong_received(1, 1_700_000_000_456);
+        s.names.ping_sent(1, 1_700_000_000_789);
+        let text = cluster_nodes(&cfg, &s);
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+        assert_eq!(lines[0][0], "3f".repeat(20), "{text}");
+        assert_eq!(lines[0][2], "myself,master");
+        assert_eq!(lines[1][0], peer.to_string());
+        assert_eq!(lines[1][4..6], ["1700000000789", "1700000000456"], "{text}");
+        assert_eq!(lines[2][2], "master,handshake", "{text}");
+        assert_eq!(lines[2][4..6], ["1700000000200", "0"], "{text}");
+        let myid_in_info = info(
+            &cfg,
+            &s,
+            &ServerStats {
+                uptime_secs: 0,
+                connected_clients: 0,
+                maxclients: 1,
+                query_buffers: 0,
+                used_memory: 0,
+            },
+        );
+        assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));
+    }
 
     #[test]
     fn every_rejection_is_listed() {
