@@ -401,7 +401,7 @@ fn ids_seen_by(port: u16) -> Option<Vec<String>> {
 
 #[test]
 fn nodes_have_random_persistent_names_that_every_peer_learns() {
-    let mut c = Cluster::new("names", 3, 0, 2);
+    let mut c = Cluster::new("names", 3, 0, 16);
     c.start_all();
     let all: Vec<usize> = (0..c.len()).collect();
     wait_until("the nodes agree", || agree(&c, &all).is_some());
@@ -451,7 +451,7 @@ fn nodes_have_random_persistent_names_that_every_peer_learns() {
     assert_eq!(myid(c.port(1)), names[1]);
     assert_ne!(run_id(c.port(1)), first_run);
     // Another cluster's nodes get other names.
-    let mut other = Cluster::new("names-other", 3, 0, 3);
+    let mut other = Cluster::new("names-other", 3, 0, 17);
     other.start(0);
     wait_until("the other node answers", || {
         resp(other.port(0), &["PING"]).is_some()
@@ -461,7 +461,7 @@ fn nodes_have_random_persistent_names_that_every_peer_learns() {
 
 #[test]
 fn a_state_file_without_a_name_loads_and_the_node_is_named_and_says_so() {
-    let mut c = Cluster::new("format2", 3, 0, 4);
+    let mut c = Cluster::new("format2", 3, 0, 18);
     let layout =
         slotguard_model::Layout::grid(3, 0, 16384, slotguard_model::InitialEpochs::Distinct)
             .expect("layout");
@@ -498,6 +498,59 @@ fn a_state_file_without_a_name_loads_and_the_node_is_named_and_says_so() {
         name,
         "the name given at the upgrade is kept"
     );
+}
+
+/// `GET path` over HTTP/1.0: the status line and the body.
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// A sample's value in Prometheus text: the line starting with `series` (name and labels).
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn metrics_are_served_for_prometheus_when_a_port_is_configured() {
+    let metrics_port = unique_base(19) + 5000;
+    let c = one_node("metrics", 19, &format!("metrics_port = {metrics_port}"));
+    let sent = "slotguard_datagrams_total{event=\"datagrams_sent\"}";
+    let pfail = "slotguard_peers{health=\"pfail\"}";
+    wait_until(
+        "the scrape shows datagrams sent and both silent peers suspected",
+        || {
+            http_get(metrics_port, "/metrics").is_some_and(|(status, body)| {
+                status.contains("200")
+                    && metric(&body, sent).is_some_and(|v| v >= 1.0)
+                    && metric(&body, pfail) == Some(2.0)
+            })
+        },
+    );
+    let (_, body) = http_get(metrics_port, "/metrics").expect("scrape");
+    assert_eq!(metric(&body, "slotguard_is_master "), Some(1.0), "{body}");
+    assert!(
+        metric(&body, "slotguard_uptime_seconds ").is_some(),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "slotguard_connected_clients ").is_some(),
+        "{body}"
+    );
+    let (status, _) = http_get(metrics_port, "/").expect("answers");
+    assert!(status.contains("404"), "{status}");
+    drop(c);
+    // Off by default: a node without metrics_port listens on no such port.
+    let plain = one_node("no-metrics", 20, "");
+    assert!(TcpStream::connect(("127.0.0.1", unique_base(20) + 5000)).is_err());
+    drop(plain);
 }
 
 #[test]

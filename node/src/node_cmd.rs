@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::runtime::config::{NodeArgs, NodeConfig};
-use crate::runtime::{admin, Runtime};
+use crate::runtime::{admin, metrics, Runtime};
 
 /// Runs `slotguard node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
@@ -35,7 +35,12 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen for clients on {client}"))?;
         let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
         info!(id = config.id, %client, bus = %config.nodes[me].bus, "serving");
-        let admin = tokio::spawn(admin::serve(listener, Arc::clone(&config), shared));
+        let server = admin::Server::new(Arc::clone(&config), shared);
+        if let Some(port) = config.metrics_port {
+            let addr = std::net::SocketAddr::new(client.ip(), port);
+            metrics::serve(addr, Arc::clone(&server))?;
+        }
+        let admin = tokio::spawn(admin::serve(listener, server));
         let result = node.run(shutdown_signal()).await;
         admin.abort();
         result

@@ -19,6 +19,8 @@
 //! max_multibulk_len = 1048576              # most arguments in one request
 //! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
 //! query_buffer_total = 268435456           # bytes all connections together may (256 MB)
+//!
+//! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +83,7 @@ struct FileConfig {
     max_multibulk_len: Option<usize>,
     client_query_buffer_limit: Option<usize>,
     query_buffer_total: Option<usize>,
+    metrics_port: Option<u16>,
 }
 
 /// Limits of the client port. Redis bounds each connection; a node also bounds them all
@@ -176,6 +179,9 @@ pub(crate) struct NodeArgs {
     /// File holding the shared cluster key (else the SLOTGUARD_CLUSTER_KEY variable).
     #[arg(long)]
     cluster_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this TCP port (`/metrics`); off unless given.
+    #[arg(long)]
+    metrics_port: Option<u16>,
 }
 
 /// A validated node configuration.
@@ -188,6 +194,8 @@ pub(crate) struct NodeConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) key: Vec<u8>,
     pub(crate) clients: ClientLimits,
+    /// Port of the Prometheus endpoint, on the client port's IP; `None`: no endpoint.
+    pub(crate) metrics_port: Option<u16>,
 }
 
 impl NodeConfig {
@@ -265,6 +273,7 @@ impl NodeConfig {
             data_dir,
             key,
             clients,
+            metrics_port: args.metrics_port.or(file.metrics_port),
         })
     }
 

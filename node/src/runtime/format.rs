@@ -254,7 +254,7 @@ const DATAGRAM_COUNTERS: [&str; 5] = [
 
 /// Every counter, so that each is listed even while it is zero: the known ones, then any
 /// other the runtime has counted.
-fn counter_names(s: &Snapshot) -> Vec<&'static str> {
+pub(crate) fn counter_names(s: &Snapshot) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = DATAGRAM_COUNTERS.to_vec();
     names.extend(REJECTIONS.iter().map(|r| r.name()));
     let known = names.clone();
@@ -339,6 +339,7 @@ mod tests {
             data_dir: "unused".into(),
             key: vec![0; 16],
             clients: ClientLimits::default(),
+            metrics_port: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub(crate) mod config;
 pub(crate) mod events;
 pub(crate) mod format;
 pub(crate) mod identity;
+pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod request;
 pub(crate) mod storage;
