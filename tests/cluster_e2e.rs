@@ -27,6 +27,8 @@ struct Cluster {
     children: Vec<Option<Child>>,
     /// Lines appended to every node's configuration.
     extra: String,
+    /// The host every node is listed under in `nodes`.
+    host: &'static str,
 }
 
 fn unique_base(slot: u16) -> u16 {
@@ -48,6 +50,7 @@ impl Cluster {
             replicas,
             children: (0..n).map(|_| None).collect(),
             extra: String::new(),
+            host: "127.0.0.1",
         }
     }
 
@@ -72,7 +75,7 @@ impl Cluster {
     fn config(&self, i: usize) -> PathBuf {
         let path = self.dir.join(format!("node-{i}.toml"));
         let nodes: Vec<String> = (0..self.len())
-            .map(|j| format!("\"127.0.0.1:{}@{}\"", self.port(j), self.bus(j)))
+            .map(|j| format!("\"{}:{}@{}\"", self.host, self.port(j), self.bus(j)))
             .collect();
         let text = format!(
             "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n{}\n",
@@ -551,6 +554,30 @@ fn metrics_are_served_for_prometheus_when_a_port_is_configured() {
     let plain = one_node("no-metrics", 20, "");
     assert!(TcpStream::connect(("127.0.0.1", unique_base(20) + 5000)).is_err());
     drop(plain);
+}
+
+#[test]
+fn nodes_listed_by_host_name_resolve_each_other_and_agree() {
+    let mut c = Cluster::new("hostnames", 3, 0, 21);
+    c.host = "localhost";
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes, listed as localhost, agree", || {
+        agree(&c, &all).is_some()
+    });
+    let names: Vec<String> = all.iter().map(|&i| myid(c.port(i))).collect();
+    wait_until("every node knows every other's name", || {
+        all.iter()
+            .all(|&i| ids_seen_by(c.port(i)).as_ref() == Some(&names))
+    });
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let want = format!("127.0.0.1:{}@{},localhost ", c.port(1), c.bus(1));
+    assert!(
+        text.contains(&want),
+        "the resolved IP, then the name: {text}"
+    );
+    assert!(c.log(0).contains("bus address resolved"), "{}", c.log(0));
+    assert_eq!(counter(c.port(0), "bad_mac"), 0);
 }
 
 #[test]

@@ -28,13 +28,12 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let me = usize::from(config.id);
-        let client = config.nodes[me].client;
+        let client = config.listen_on(&config.me().client);
         let listener = TcpListener::bind(client)
             .await
             .with_context(|| format!("cannot listen for clients on {client}"))?;
         let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
-        info!(id = config.id, %client, bus = %config.nodes[me].bus, "serving");
+        info!(id = config.id, %client, bus = %config.me().bus, "serving");
         let server = admin::Server::new(Arc::clone(&config), shared);
         if let Some(port) = config.metrics_port {
             let addr = std::net::SocketAddr::new(client.ip(), port);

@@ -8,7 +8,7 @@ use redis_protocol::resp2::types::OwnedFrame;
 use slotguard_model::state::{Health, Role};
 use slotguard_model::NodeId;
 
-use super::config::NodeConfig;
+use super::config::{Host, NodeConfig};
 use super::wire::Rejection;
 use super::Snapshot;
 
@@ -30,6 +30,27 @@ fn health_of(s: &Snapshot, i: usize) -> Health {
         Health::Ok
     } else {
         s.state.peers[i].health
+    }
+}
+
+/// The IP clients are told to reach node `i` on: its IP literal, or what its host name
+/// resolved to, or the name itself until then.
+fn ip_text(cfg: &NodeConfig, s: &Snapshot, i: usize) -> String {
+    let ep = &cfg.nodes[i];
+    match &ep.client.host {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Name(name) => match s.addrs.get(i).copied().flatten() {
+            Some(bus) if ep.bus.host == ep.client.host => bus.ip().to_string(),
+            _ => name.clone(),
+        },
+    }
+}
+
+/// `,hostname` after the address in CLUSTER NODES (Redis 7) when the node is named so.
+fn hostname_suffix(cfg: &NodeConfig, i: usize) -> String {
+    match &cfg.nodes[i].client.host {
+        Host::Name(name) => format!(",{name}"),
+        Host::Ip(_) => String::new(),
     }
 }
 
@@ -86,11 +107,12 @@ pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
         };
         let _ = write!(
             text,
-            "{} {}:{}@{} {} {} {} {} {} {}",
+            "{} {}:{}@{}{} {} {} {} {} {} {}",
             node_name(s, i),
-            ep.client.ip(),
-            ep.client.port(),
-            ep.bus.port(),
+            ip_text(cfg, s, i),
+            ep.client.port,
+            ep.bus.port,
+            hostname_suffix(cfg, i),
             flags.join(","),
             master,
             peer.ping_sent_ms,
@@ -118,8 +140,8 @@ fn bulk(s: impl Into<String>) -> OwnedFrame {
 
 fn node_entry(cfg: &NodeConfig, s: &Snapshot, i: usize) -> OwnedFrame {
     OwnedFrame::Array(vec![
-        bulk(cfg.ip(i).to_string()),
-        OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
+        bulk(ip_text(cfg, s, i)),
+        OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port)),
         bulk(node_name(s, i)),
         OwnedFrame::Array(vec![]),
     ])
@@ -183,11 +205,11 @@ pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
                     bulk("id"),
                     bulk(node_name(s, i)),
                     bulk("port"),
-                    OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
+                    OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port)),
                     bulk("ip"),
-                    bulk(cfg.ip(i).to_string()),
+                    bulk(ip_text(cfg, s, i)),
                     bulk("endpoint"),
-                    bulk(cfg.ip(i).to_string()),
+                    bulk(ip_text(cfg, s, i)),
                     bulk("role"),
                     bulk(if i == m { "master" } else { "replica" }),
                     bulk("replication-offset"),
@@ -294,8 +316,8 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         Role::Master => "master".to_string(),
         Role::Replica { of } => format!(
             "slave\r\nmaster_host:{}\r\nmaster_port:{}",
-            cfg.ip(of.index()),
-            cfg.nodes[of.index()].client.port()
+            ip_text(cfg, s, of.index()),
+            cfg.nodes[of.index()].client.port
         ),
     };
     format!(
@@ -306,7 +328,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
         env!("CARGO_PKG_VERSION"),
         s.run_id,
-        cfg.nodes[s.state.me.index()].client.port(),
+        cfg.nodes[s.state.me.index()].client.port,
         stats.uptime_secs,
         stats.uptime_secs / 86_400,
         stats.connected_clients,
@@ -340,6 +362,7 @@ mod tests {
             key: vec![0; 16],
             clients: ClientLimits::default(),
             metrics_port: None,
+            bind_ip: None,
         }
     }
 
@@ -351,6 +374,7 @@ mod tests {
             counters: Default::default(),
             names: Directory::new(NodeId(0), me, 3),
             run_id: "ab".repeat(20),
+            addrs: vec![None; 3],
         }
     }
 

@@ -196,6 +196,7 @@ mod tests {
                 .collect(),
             names: Directory::new(NodeId(0), NodeName([1; NAME_LEN]), 3),
             run_id: String::new(),
+            addrs: Vec::new(),
         };
         let stats = ServerStats {
             uptime_secs: 12,

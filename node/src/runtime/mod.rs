@@ -21,12 +21,14 @@ pub(crate) mod identity;
 pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod request;
+pub(crate) mod resolve;
 pub(crate) mod storage;
 pub(crate) mod timers;
 pub(crate) mod wire;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
@@ -41,6 +43,7 @@ use tracing::{info, warn};
 use self::config::NodeConfig;
 use self::events::Cause;
 use self::identity::{Directory, Learned, NodeName};
+use self::resolve::Resolver;
 use self::storage::{Loaded, StateFile};
 use self::timers::Timers;
 use self::wire::Rejection;
@@ -58,6 +61,8 @@ pub(crate) struct Snapshot {
     pub(crate) names: Directory,
     /// Random per start of the process (INFO `run_id`).
     pub(crate) run_id: String,
+    /// Every node's bus address as resolved so far (resolve.rs).
+    pub(crate) addrs: Vec<Option<SocketAddr>>,
 }
 
 /// Shared view for the admin port.
@@ -78,6 +83,11 @@ pub(crate) struct Runtime {
     socket: UdpSocket,
     sequence: u64,
     last_seen: BTreeMap<u16, (u32, u64)>,
+    /// Peers' bus addresses, host names resolved off the step loop.
+    resolver: Resolver,
+    /// When an authentic datagram last came from each node: a host name is looked up again
+    /// once its node has been silent for node_timeout.
+    last_heard: Vec<Option<Instant>>,
     counters: BTreeMap<&'static str, u64>,
     shared: Shared,
 }
@@ -91,10 +101,12 @@ impl Runtime {
         // The incarnation counts starts: every datagram is stamped with it, so that receivers
         // can tell this run's datagrams from the last one's (wire.rs).
         let (name, incarnation, stored) = recover(&file)?;
-        let bus = config.nodes[me.index()].bus;
+        let bus = config.listen_on(&config.me().bus);
         let socket = UdpSocket::bind(bus)
             .await
             .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
+        let mut resolver = Resolver::new(&config.nodes, bus.is_ipv4());
+        resolver.look_up_all();
         let mut out = Out::new();
         let state = actor.on_start(Id::from(me.index()), &stored, &mut out);
         // The new incarnation must be on disk before the first datagram that carries it leaves.
@@ -111,7 +123,9 @@ impl Runtime {
             counters: BTreeMap::new(),
             names: names.clone(),
             run_id: identity::run_id()?,
+            addrs: resolver.addrs().to_vec(),
         }));
+        let n = config.layout.len();
         let mut rt = Runtime {
             config,
             actor,
@@ -124,6 +138,8 @@ impl Runtime {
             socket,
             sequence: 0,
             last_seen: BTreeMap::new(),
+            resolver,
+            last_heard: vec![None; n],
             counters: BTreeMap::new(),
             shared: Arc::clone(&shared),
         };
@@ -147,6 +163,7 @@ impl Runtime {
             s.state = self.state.clone();
             s.counters = self.counters.clone();
             s.names = self.names.clone();
+            s.addrs = self.resolver.addrs().to_vec();
         }
     }
 
@@ -157,6 +174,8 @@ impl Runtime {
     ) -> Result<()> {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; bus_name::MAX_NAMED + 1];
+        let mut refresh = tokio::time::interval(self.config.timing.node_timeout);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self
                 .timers
@@ -177,6 +196,8 @@ impl Runtime {
                         self.on_timer(timer).await?;
                     }
                 }
+                Some(found) = self.resolver.next() => self.resolver.settle(found),
+                _ = refresh.tick() => self.look_up_silent(),
                 () = &mut shutdown => {
                     info!("shutting down: state is on disk, closing sockets");
                     return Ok(());
@@ -228,6 +249,7 @@ impl Runtime {
         self.count("datagrams_accepted");
         let from = NodeId(datagram.sender);
         self.learn_name(from, name);
+        self.last_heard[from.index()] = Some(Instant::now());
         for msg in datagram.messages {
             if matches!(msg, Msg::Pong(_)) {
                 self.names.pong_received(from.index(), identity::now_ms());
@@ -259,6 +281,19 @@ impl Runtime {
                 new = %name,
                 "peer name changed: the node was recreated without its state file"
             ),
+        }
+    }
+
+    /// Looks up again the names of nodes silent for node_timeout (and this node's own, until
+    /// it has resolved: CLUSTER NODES shows the IP it resolves to).
+    fn look_up_silent(&mut self) {
+        let timeout = self.config.timing.node_timeout;
+        for i in 0..self.last_heard.len() {
+            let silent = self.last_heard[i].is_none_or(|t| t.elapsed() >= timeout);
+            let me = i == self.me.index();
+            if (me && self.resolver.addr(i).is_none()) || (!me && silent) {
+                self.resolver.look_up(i);
+            }
         }
     }
 
@@ -311,10 +346,10 @@ impl Runtime {
     }
 
     async fn send(&mut self, to: usize, msgs: &[Msg]) {
-        let Some(peer) = self.config.nodes.get(to) else {
+        let Some(addr) = self.resolver.addr(to) else {
+            self.count("unresolved");
             return;
         };
-        let addr = peer.bus;
         self.sequence += 1;
         let sealed = wire::seal(
             &self.config.key,
