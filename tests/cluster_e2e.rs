@@ -29,6 +29,8 @@ struct Cluster {
     extra: String,
     /// The host every node is listed under in `nodes`.
     host: &'static str,
+    /// Hosts of particular nodes, instead of `host`.
+    hosts: BTreeMap<usize, &'static str>,
 }
 
 fn unique_base(slot: u16) -> u16 {
@@ -51,6 +53,7 @@ impl Cluster {
             children: (0..n).map(|_| None).collect(),
             extra: String::new(),
             host: "127.0.0.1",
+            hosts: BTreeMap::new(),
         }
     }
 
@@ -75,7 +78,10 @@ impl Cluster {
     fn config(&self, i: usize) -> PathBuf {
         let path = self.dir.join(format!("node-{i}.toml"));
         let nodes: Vec<String> = (0..self.len())
-            .map(|j| format!("\"{}:{}@{}\"", self.host, self.port(j), self.bus(j)))
+            .map(|j| {
+                let host = self.hosts.get(&j).copied().unwrap_or(self.host);
+                format!("\"{host}:{}@{}\"", self.port(j), self.bus(j))
+            })
             .collect();
         let text = format!(
             "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n{}\n",
@@ -578,6 +584,33 @@ fn nodes_listed_by_host_name_resolve_each_other_and_agree() {
     );
     assert!(c.log(0).contains("bus address resolved"), "{}", c.log(0));
     assert_eq!(counter(c.port(0), "bad_mac"), 0);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_holds_up_nothing_and_is_counted() {
+    let mut c = Cluster::new("unresolvable", 3, 0, 22);
+    c.host = "localhost";
+    // RFC 6761: names under .invalid never resolve.
+    c.hosts.insert(2, "slotguard-missing.invalid");
+    c.start(0);
+    c.start(1);
+    wait_until("n0 and n1 learn each other's names", || {
+        [0, 1].iter().all(|&i| {
+            cluster_nodes(c.port(i))
+                .is_some_and(|l| l.iter().filter(|l| !l.flags.contains("handshake")).count() == 2)
+        })
+    });
+    wait_until("datagrams for n2 are counted, not sent", || {
+        counter(c.port(0), "unresolved") >= 1
+    });
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let n2 = format!(
+        "slotguard-missing.invalid:{}@{},slotguard-missing.invalid ",
+        c.port(2),
+        c.bus(2)
+    );
+    assert!(text.contains(&n2), "{text}");
+    assert_eq!(resp(c.port(0), &["PING"]).as_deref(), Some("PONG"));
 }
 
 #[test]

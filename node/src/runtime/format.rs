@@ -266,12 +266,13 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
 }
 
 /// The runtime's datagram counters that are not rejections (runtime/mod.rs counts them).
-const DATAGRAM_COUNTERS: [&str; 5] = [
+const DATAGRAM_COUNTERS: [&str; 6] = [
     "datagrams_received",
     "datagrams_accepted",
     "datagrams_sent",
     "send_errors",
     "unsendable",
+    "unresolved",
 ];
 
 /// Every counter, so that each is listed even while it is zero: the known ones, then any

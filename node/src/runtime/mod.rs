@@ -285,15 +285,17 @@ impl Runtime {
     }
 
     /// Looks up again the names of nodes silent for node_timeout (and this node's own, until
-    /// it has resolved: CLUSTER NODES shows the IP it resolves to).
+    /// it has resolved).
     fn look_up_silent(&mut self) {
-        let timeout = self.config.timing.node_timeout;
-        for i in 0..self.last_heard.len() {
-            let silent = self.last_heard[i].is_none_or(|t| t.elapsed() >= timeout);
-            let me = i == self.me.index();
-            if (me && self.resolver.addr(i).is_none()) || (!me && silent) {
-                self.resolver.look_up(i);
-            }
+        let due = resolve::due_for_lookup(
+            self.me.index(),
+            &self.last_heard,
+            self.resolver.addrs(),
+            Instant::now(),
+            self.config.timing.node_timeout,
+        );
+        for i in due {
+            self.resolver.look_up(i);
         }
     }
 

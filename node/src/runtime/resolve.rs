@@ -11,9 +11,11 @@
 //! are never looked up.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::lookup_host;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::config::{Endpoint, Host};
@@ -115,6 +117,28 @@ impl Resolver {
     }
 }
 
+/// The nodes whose names should be looked up again at `now`: every peer not heard from
+/// within `timeout` (never heard from included), and this node itself (`me`) while its own
+/// name has not resolved (CLUSTER NODES shows the IP it resolves to). Nodes listed by IP are
+/// among them too, and `Resolver::look_up` ignores them.
+pub(crate) fn due_for_lookup(
+    me: usize,
+    last_heard: &[Option<Instant>],
+    addrs: &[Option<SocketAddr>],
+    now: Instant,
+    timeout: Duration,
+) -> Vec<usize> {
+    (0..last_heard.len())
+        .filter(|&i| {
+            if i == me {
+                addrs.get(i).copied().flatten().is_none()
+            } else {
+                last_heard[i].is_none_or(|t| now.saturating_duration_since(t) >= timeout)
+            }
+        })
+        .collect()
+}
+
 /// The address to use of those a name resolved to: the first of the bus socket's family,
 /// else the first.
 pub(crate) fn pick(all: &[SocketAddr], prefer_v4: bool) -> Option<SocketAddr> {
@@ -130,6 +154,27 @@ mod tests {
 
     fn endpoints(list: &[&str]) -> Vec<Endpoint> {
         list.iter().map(|s| s.parse().expect("endpoint")).collect()
+    }
+
+    #[test]
+    fn silent_peers_are_looked_up_again_and_heard_ones_not() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(1);
+        let heard = [None, Some(t0), Some(t0), None];
+        let known: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let addrs = [Some(known), Some(known), None, Some(known)];
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Node 0 is this node (resolved); 3 never spoke; 1 and 2 spoke at t0.
+        assert_eq!(due_for_lookup(0, &heard, &addrs, at(500), timeout), vec![3]);
+        assert_eq!(
+            due_for_lookup(0, &heard, &addrs, at(1000), timeout),
+            vec![1, 2, 3]
+        );
+        // As node 2, unresolved: its own name too (and node 0, never heard from).
+        assert_eq!(
+            due_for_lookup(2, &heard, &addrs, at(500), timeout),
+            vec![0, 2, 3]
+        );
     }
 
     #[test]
