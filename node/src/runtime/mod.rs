@@ -174,7 +174,8 @@ impl Runtime {
     ) -> Result<()> {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; bus_name::MAX_NAMED + 1];
-        let mut refresh = tokio::time::interval(self.config.timing.node_timeout);
+        let every = self.config.timing.node_timeout;
+        let mut refresh = tokio::time::interval_at(Instant::now() + every, every);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::net::lookup_host;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::config::{Endpoint, Host};
 
@@ -29,6 +29,9 @@ pub(crate) struct Resolver {
     names: Vec<Option<String>>,
     addrs: Vec<Option<SocketAddr>>,
     pending: Vec<bool>,
+    /// Whether the last lookup of each name failed: a failure is logged as a warning once,
+    /// and again only after a success, not every node_timeout while DNS stays down.
+    failing: Vec<bool>,
     /// Prefer IPv4 answers (the bus socket is an IPv4 one).
     prefer_v4: bool,
     tx: UnboundedSender<Lookup>,
@@ -49,6 +52,7 @@ impl Resolver {
                 .collect(),
             addrs: nodes.iter().map(|e| e.bus.literal()).collect(),
             pending: vec![false; nodes.len()],
+            failing: vec![false; nodes.len()],
             prefer_v4,
             tx,
             rx,
@@ -99,20 +103,23 @@ impl Resolver {
         };
         *slot = false;
         let name = self.names[i].clone().unwrap_or_default();
-        match found.map(|all| pick(&all, self.prefer_v4)) {
+        let error = match found.map(|all| pick(&all, self.prefer_v4)) {
             Ok(Some(addr)) => {
+                self.failing[i] = false;
                 let old = self.addrs[i].replace(addr);
                 if old != Some(addr) {
                     let was = old.map_or("-".to_string(), |a| a.to_string());
                     info!(node = i, host = %name, %addr, %was, "bus address resolved");
                 }
+                return;
             }
-            Ok(None) => {
-                warn!(node = i, host = %name, "host name resolved to no address; keeping the last")
-            }
-            Err(e) => {
-                warn!(node = i, host = %name, error = %e, "cannot resolve host name; keeping the last address")
-            }
+            Ok(None) => "no address".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if std::mem::replace(&mut self.failing[i], true) {
+            debug!(node = i, host = %name, %error, "cannot resolve host name (still)");
+        } else {
+            warn!(node = i, host = %name, %error, "cannot resolve host name; keeping the last address");
         }
     }
 }
