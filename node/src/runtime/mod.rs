@@ -8,7 +8,13 @@
 //! this module only moves bytes, keeps deadlines, and logs what changed.
 //!
 //! Clients and admins talk RESP on a TCP port (`admin.rs`), reading a snapshot that the owner
-//! task publishes after every step.
+//! task publishes after every step; so does the Prometheus endpoint (`metrics.rs`).
+//!
+//! Beside the protocol, the runtime keeps what only operators and clients need: the node's
+//! random name and its peers' (`identity.rs`, carried beside each datagram by `bus_name.rs`),
+//! PING/PONG times for CLUSTER NODES, the peers' bus addresses with host names looked up in
+//! tasks off the step loop (`resolve.rs`), and the log lines each step earns (`events.rs`).
+//! None of it feeds back into the actor.
 
 pub(crate) mod admin;
 pub(crate) mod bus_name;
