@@ -27,6 +27,10 @@ struct Cluster {
     children: Vec<Option<Child>>,
     /// Lines appended to every node's configuration.
     extra: String,
+    /// The host every node is listed under in `nodes`.
+    host: &'static str,
+    /// Hosts of particular nodes, instead of `host`.
+    hosts: BTreeMap<usize, &'static str>,
 }
 
 fn unique_base(slot: u16) -> u16 {
@@ -48,6 +52,8 @@ impl Cluster {
             replicas,
             children: (0..n).map(|_| None).collect(),
             extra: String::new(),
+            host: "127.0.0.1",
+            hosts: BTreeMap::new(),
         }
     }
 
@@ -72,7 +78,10 @@ impl Cluster {
     fn config(&self, i: usize) -> PathBuf {
         let path = self.dir.join(format!("node-{i}.toml"));
         let nodes: Vec<String> = (0..self.len())
-            .map(|j| format!("\"127.0.0.1:{}@{}\"", self.port(j), self.bus(j)))
+            .map(|j| {
+                let host = self.hosts.get(&j).copied().unwrap_or(self.host);
+                format!("\"{host}:{}@{}\"", self.port(j), self.bus(j))
+            })
             .collect();
         let text = format!(
             "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n{}\n",
@@ -233,8 +242,9 @@ fn agree(c: &Cluster, nodes: &[usize]) -> Option<BTreeMap<String, (String, u64)>
     (maps.iter().all(|m| *m == first) && first.len() == c.masters).then_some(first)
 }
 
-fn name(i: usize) -> String {
-    format!("{:040x}", i + 1)
+/// A node's name (`CLUSTER MYID`): random per node, chosen at creation.
+fn myid(port: u16) -> String {
+    resp(port, &["CLUSTER", "MYID"]).expect("CLUSTER MYID answers")
 }
 
 /// Samples every live node's CLUSTER NODES until stopped, and records any (slot range,
@@ -282,6 +292,7 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         agree(&c, &all).is_some()
     });
     let before = agree(&c, &all).expect("agreed");
+    let n3 = myid(c.port(3));
     let max_epoch = before.values().map(|(_, e)| *e).max().unwrap_or(0);
 
     let live = Arc::new(Mutex::new(all.clone()));
@@ -299,7 +310,7 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         || {
             agree(&c, &survivors).is_some_and(|m| {
                 m.values()
-                    .any(|(owner, epoch)| *owner == name(3) && *epoch > max_epoch)
+                    .any(|(owner, epoch)| *owner == n3 && *epoch > max_epoch)
             })
         },
     );
@@ -317,9 +328,9 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     }
     wait_until("n0 rejoins as a replica of n3", || {
         cluster_nodes(c.port(0)).is_some_and(|lines| {
-            lines.iter().any(|l| {
-                l.flags.contains("myself") && l.flags.contains("slave") && l.master == name(3)
-            })
+            lines
+                .iter()
+                .any(|l| l.flags.contains("myself") && l.flags.contains("slave") && l.master == n3)
         })
     });
     let all = c.live();
@@ -339,6 +350,17 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
         c.log(0)
     );
     assert!(c.log(3).contains("role: now MASTER"));
+    // Logs name nodes as CLUSTER NODES does (first 8 hex digits of the name, then the index),
+    // a master says when it votes, and roles never print as Rust debug.
+    let candidate = format!("vote granted candidate={}(n3)", &n3[..8]);
+    assert!(
+        [1, 2].iter().any(|&i| c.log(i).contains(&candidate)),
+        "{}",
+        c.log(1)
+    );
+    for i in 0..c.len() {
+        assert!(!c.log(i).contains("Replica {"), "{}", c.log(i));
+    }
 
     stop.store(true, Ordering::Relaxed);
     let (samples, conflicts) = watcher.join().expect("sampler");
@@ -351,7 +373,7 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
 
 /// A datagram sealed as a node of a 3-master, replica-less cluster would seal it
 /// (node/src/runtime/wire.rs): tests forge them with the real or a wrong key, and for one
-/// destination or another.
+/// destination or another. The sender's name is a fixed test name.
 fn seal(
     key: &[u8],
     (sender, destination): (u16, u16),
@@ -361,6 +383,7 @@ fn seal(
 ) -> Vec<u8> {
     let mut out = vec![2u8];
     out.extend_from_slice(&sender.to_be_bytes());
+    out.extend_from_slice(&[0x42; 20]);
     out.extend_from_slice(&destination.to_be_bytes());
     out.extend_from_slice(&incarnation.to_be_bytes());
     out.extend_from_slice(&sequence.to_be_bytes());
@@ -399,6 +422,216 @@ fn counter(port: u16, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every node's CLUSTER NODES ids, in line order.
+fn ids_seen_by(port: u16) -> Option<Vec<String>> {
+    cluster_nodes(port).map(|lines| lines.into_iter().map(|l| l.id).collect())
+}
+
+#[test]
+fn nodes_have_random_persistent_names_that_every_peer_learns() {
+    let mut c = Cluster::new("names", 3, 0, 16);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let names: Vec<String> = all.iter().map(|&i| myid(c.port(i))).collect();
+    for n in &names {
+        assert!(
+            n.len() == 40 && n.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{n}"
+        );
+        assert!(!n.starts_with("00000000"), "not an index: {n}");
+    }
+    assert!(names[0] != names[1] && names[1] != names[2] && names[0] != names[2]);
+    wait_until("every node shows every other by its name", || {
+        all.iter()
+            .all(|&i| ids_seen_by(c.port(i)).as_ref() == Some(&names))
+    });
+    // ping-sent / pong-recv come from the node's clock: a PONG arrived within the last minute.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let peer = text
+        .lines()
+        .find(|l| !l.contains("myself"))
+        .expect("a peer");
+    let pong: u64 = peer
+        .split(' ')
+        .nth(5)
+        .and_then(|v| v.parse().ok())
+        .expect("pong-recv");
+    assert!(pong + 60_000 > now_ms && pong <= now_ms + 1000, "{peer}");
+    let run_id = |port| {
+        resp(port, &["INFO"])
+            .and_then(|i| {
+                i.lines()
+                    .find_map(|l| l.strip_prefix("run_id:").map(str::to_string))
+            })
+            .expect("run_id")
+    };
+    let first_run = run_id(c.port(1));
+    assert_ne!(first_run, names[1], "run_id is not the node's name");
+    // A restart keeps the name (state file) and draws a new run id.
+    c.kill9(1);
+    c.start(1);
+    wait_until("n1 answers again", || resp(c.port(1), &["PING"]).is_some());
+    assert_eq!(myid(c.port(1)), names[1]);
+    assert_ne!(run_id(c.port(1)), first_run);
+    // Another cluster's nodes get other names.
+    let mut other = Cluster::new("names-other", 3, 0, 17);
+    other.start(0);
+    wait_until("the other node answers", || {
+        resp(other.port(0), &["PING"]).is_some()
+    });
+    assert!(!names.contains(&myid(other.port(0))));
+}
+
+#[test]
+fn a_state_file_without_a_name_loads_and_the_node_is_named_and_says_so() {
+    let mut c = Cluster::new("format2", 3, 0, 18);
+    let layout =
+        slotguard_model::Layout::grid(3, 0, 16384, slotguard_model::InitialEpochs::Distinct)
+            .expect("layout");
+    let persisted =
+        slotguard_model::NodeState::fresh(&layout, slotguard_model::NodeId(0)).persisted();
+    let payload = postcard::to_allocvec(&(2u32, &persisted)).expect("encodes");
+    let mut bytes = b"SLOTGUARD-STATE 2\n".to_vec();
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::create_dir_all(c.dir.join("n0")).expect("dir");
+    let file = c.dir.join("n0").join("node-0.state");
+    std::fs::write(&file, bytes).expect("format 2 file");
+    c.start(0);
+    wait_until("n0 answers", || resp(c.port(0), &["PING"]).is_some());
+    let name = myid(c.port(0));
+    assert_eq!(name.len(), 40);
+    let log = c.log(0);
+    assert!(
+        log.contains("state file has no node name") && log.contains(&name),
+        "{log}"
+    );
+    let info = resp(c.port(0), &["CLUSTER", "INFO"]).expect("info");
+    assert!(info.contains("slotguard_incarnation:3"), "{info}");
+    let saved = std::fs::read(&file).expect("state file");
+    assert!(
+        saved.starts_with(b"SLOTGUARD-STATE 3\n"),
+        "saved in the new format"
+    );
+    c.kill9(0);
+    c.start(0);
+    wait_until("n0 answers again", || resp(c.port(0), &["PING"]).is_some());
+    assert_eq!(
+        myid(c.port(0)),
+        name,
+        "the name given at the upgrade is kept"
+    );
+}
+
+/// `GET path` over HTTP/1.0: the status line and the body.
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// A sample's value in Prometheus text: the line starting with `series` (name and labels).
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn metrics_are_served_for_prometheus_when_a_port_is_configured() {
+    let metrics_port = unique_base(19) + 5000;
+    let c = one_node("metrics", 19, &format!("metrics_port = {metrics_port}"));
+    let sent = "slotguard_datagrams_total{event=\"datagrams_sent\"}";
+    let pfail = "slotguard_peers{health=\"pfail\"}";
+    wait_until(
+        "the scrape shows datagrams sent and both silent peers suspected",
+        || {
+            http_get(metrics_port, "/metrics").is_some_and(|(status, body)| {
+                status.contains("200")
+                    && metric(&body, sent).is_some_and(|v| v >= 1.0)
+                    && metric(&body, pfail) == Some(2.0)
+            })
+        },
+    );
+    let (_, body) = http_get(metrics_port, "/metrics").expect("scrape");
+    assert_eq!(metric(&body, "slotguard_is_master "), Some(1.0), "{body}");
+    assert!(
+        metric(&body, "slotguard_uptime_seconds ").is_some(),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "slotguard_connected_clients ").is_some(),
+        "{body}"
+    );
+    let (status, _) = http_get(metrics_port, "/").expect("answers");
+    assert!(status.contains("404"), "{status}");
+    drop(c);
+    // Off by default: a node without metrics_port listens on no such port.
+    let plain = one_node("no-metrics", 20, "");
+    assert!(TcpStream::connect(("127.0.0.1", unique_base(20) + 5000)).is_err());
+    drop(plain);
+}
+
+#[test]
+fn nodes_listed_by_host_name_resolve_each_other_and_agree() {
+    let mut c = Cluster::new("hostnames", 3, 0, 21);
+    c.host = "localhost";
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes, listed as localhost, agree", || {
+        agree(&c, &all).is_some()
+    });
+    let names: Vec<String> = all.iter().map(|&i| myid(c.port(i))).collect();
+    wait_until("every node knows every other's name", || {
+        all.iter()
+            .all(|&i| ids_seen_by(c.port(i)).as_ref() == Some(&names))
+    });
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let want = format!("127.0.0.1:{}@{},localhost ", c.port(1), c.bus(1));
+    assert!(
+        text.contains(&want),
+        "the resolved IP, then the name: {text}"
+    );
+    assert!(c.log(0).contains("bus address resolved"), "{}", c.log(0));
+    assert_eq!(counter(c.port(0), "bad_mac"), 0);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_holds_up_nothing_and_is_counted() {
+    let mut c = Cluster::new("unresolvable", 3, 0, 22);
+    c.host = "localhost";
+    // RFC 6761: names under .invalid never resolve.
+    c.hosts.insert(2, "slotguard-missing.invalid");
+    c.start(0);
+    c.start(1);
+    wait_until("n0 and n1 learn each other's names", || {
+        [0, 1].iter().all(|&i| {
+            cluster_nodes(c.port(i))
+                .is_some_and(|l| l.iter().filter(|l| !l.flags.contains("handshake")).count() == 2)
+        })
+    });
+    wait_until("datagrams for n2 are counted, not sent", || {
+        counter(c.port(0), "unresolved") >= 1
+    });
+    let text = resp(c.port(0), &["CLUSTER", "NODES"]).expect("nodes");
+    let n2 = format!(
+        "slotguard-missing.invalid:{}@{},slotguard-missing.invalid ",
+        c.port(2),
+        c.bus(2)
+    );
+    assert!(text.contains(&n2), "{text}");
+    assert_eq!(resp(c.port(0), &["PING"]).as_deref(), Some("PONG"));
+}
+
 #[test]
 fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     let mut c = Cluster::new("hostile", 3, 0, 1);
@@ -425,15 +658,19 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     sock.send_to(&to_n1, &target).expect("send");
     // An authentic datagram whose payload does not decode.
     let mut junk = seal(KEY.as_bytes(), (2, 0), 0, 1 << 41, &[]);
-    junk.truncate(17);
+    junk.truncate(37);
     junk.extend_from_slice(&[0xff; 9]);
     append_tag(KEY.as_bytes(), &mut junk);
     sock.send_to(&junk, &target).expect("send");
+    // A real node's datagram under a forged name: the tag covers the name.
+    let mut renamed = seal(KEY.as_bytes(), (1, 0), 0, 1 << 43, &fail_n1);
+    renamed[3] ^= 1;
+    sock.send_to(&renamed, &target).expect("send");
     let port = c.port(0);
     wait_until("every kind of drop is counted", || {
         counter(port, "bad_version") >= 1
             && counter(port, "truncated") >= 1
-            && counter(port, "bad_mac") >= 1
+            && counter(port, "bad_mac") >= 2
             && counter(port, "replayed_or_stale") >= 1
             && counter(port, "undecodable") >= 1
             && counter(port, "misdirected") >= 1

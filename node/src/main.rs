@@ -5,6 +5,8 @@
 
 mod check_cmd;
 mod cluster_cmd;
+#[cfg(test)]
+mod deploy_tests;
 mod explore_cmd;
 mod node_cmd;
 mod runtime;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::runtime::config::{NodeArgs, NodeConfig};
-use crate::runtime::{admin, Runtime};
+use crate::runtime::{admin, metrics, Runtime};
 
 /// Runs `slotguard node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
@@ -28,14 +28,18 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let me = usize::from(config.id);
-        let client = config.nodes[me].client;
+        let client = config.listen_on(&config.me().client);
         let listener = TcpListener::bind(client)
             .await
             .with_context(|| format!("cannot listen for clients on {client}"))?;
         let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
-        info!(id = config.id, %client, bus = %config.nodes[me].bus, "serving");
-        let admin = tokio::spawn(admin::serve(listener, Arc::clone(&config), shared));
+        info!(id = config.id, %client, bus = %config.me().bus, "serving");
+        let server = admin::Server::new(Arc::clone(&config), shared);
+        if let Some(port) = config.metrics_port {
+            let addr = std::net::SocketAddr::new(client.ip(), port);
+            metrics::serve(addr, Arc::clone(&server))?;
+        }
+        let admin = tokio::spawn(admin::serve(listener, server));
         let result = node.run(shutdown_signal()).await;
         admin.abort();
         result

@@ -70,17 +70,23 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+impl Server {
+    /// What the client port (and the metrics endpoint) serve from; `started` is now.
+    pub(crate) fn new(config: Arc<NodeConfig>, shared: Shared) -> Arc<Server> {
+        Arc::new(Server {
+            limits: config.clients,
+            config,
+            shared,
+            started: Instant::now(),
+            clients: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            buffered: AtomicUsize::new(0),
+        })
+    }
+}
+
 /// Serves clients on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, config: Arc<NodeConfig>, shared: Shared) {
-    let server = Arc::new(Server {
-        limits: config.clients,
-        config,
-        shared,
-        started: Instant::now(),
-        clients: AtomicUsize::new(0),
-        next_id: AtomicU64::new(1),
-        buffered: AtomicUsize::new(0),
-    });
+pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

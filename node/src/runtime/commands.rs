@@ -99,7 +99,7 @@ fn state_view(server: &Server, s: &Snapshot, name: &str, sub: Option<&str>) -> R
         ("cluster", Some("SLOTS")) => format::cluster_slots(cfg, s).into(),
         ("cluster", Some("SHARDS")) => shards_as_maps(format::cluster_shards(cfg, s).into()),
         ("cluster", Some("INFO")) => Reply::Verbatim(format::cluster_info(cfg, s)),
-        ("cluster", Some("MYID")) => Reply::text(format::node_name(s.state.me.index())),
+        ("cluster", Some("MYID")) => Reply::text(format::node_name(s, s.state.me.index())),
         _ => Reply::error(format!("ERR unknown command '{name}'")),
     }
 }

@@ -19,7 +19,14 @@
 //! max_multibulk_len = 1048576              # most arguments in one request
 //! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
 //! query_buffer_total = 268435456           # bytes all connections together may (256 MB)
+//!
+//! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
+//! bind_ip = "0.0.0.0"      # where to listen; default: own address if an IP, else 0.0.0.0
 //! ```
+//!
+//! Hosts in `nodes` are IP literals or DNS names (`sg-1.sg.db.svc.cluster.local:6379@16379`):
+//! names are resolved by the runtime, off the step loop (resolve.rs), so that a node moved to
+//! another address (a rescheduled pod) is found again.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -34,27 +41,103 @@ use slotguard_model::{InitialEpochs, Layout, Timing};
 /// Environment variable that may hold the cluster key.
 pub(crate) const KEY_ENV: &str = "SLOTGUARD_CLUSTER_KEY";
 
+/// A host: an IP literal, or a DNS name resolved by the runtime (resolve.rs).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Host {
+    /// Used as it is.
+    Ip(IpAddr),
+    /// Resolved at start, and again whenever the node stays silent for node_timeout.
+    Name(String),
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// A host and a port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Address {
+    pub(crate) host: Host,
+    pub(crate) port: u16,
+}
+
+impl Address {
+    /// The socket address, if the host is an IP literal.
+    pub(crate) fn literal(&self) -> Option<SocketAddr> {
+        match self.host {
+            Host::Ip(ip) => Some(SocketAddr::new(ip, self.port)),
+            Host::Name(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host {
+            Host::Ip(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
+            Host::Name(ref n) => write!(f, "{n}:{}", self.port),
+        }
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = anyhow::Error;
+    /// `IP:PORT`, `[IPv6]:PORT` or `NAME:PORT` (a DNS name: letters, digits, `-`, `.`).
+    fn from_str(s: &str) -> Result<Address> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Address {
+                host: Host::Ip(a.ip()),
+                port: a.port(),
+            });
+        }
+        let (host, port) = s.rsplit_once(':').context("expected HOST:PORT")?;
+        let port: u16 = port.parse().context("bad port")?;
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !name_ok {
+            bail!("{host:?} is neither an IP address nor a host name");
+        }
+        let host = match host.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Name(host.to_ascii_lowercase()),
+        };
+        Ok(Address { host, port })
+    }
+}
+
 /// One node's addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Endpoint {
     /// Client (RESP) address.
-    pub(crate) client: SocketAddr,
+    pub(crate) client: Address,
     /// Cluster-bus (UDP) address.
-    pub(crate) bus: SocketAddr,
+    pub(crate) bus: Address,
 }
 
 impl std::str::FromStr for Endpoint {
     type Err = anyhow::Error;
-    /// `IP:PORT@BUSPORT` (as in CLUSTER NODES) or `IP:PORT@IP:BUSPORT`.
+    /// `HOST:PORT@BUSPORT` (as in CLUSTER NODES) or `HOST:PORT@HOST:BUSPORT`, where a host is
+    /// an IP literal or a DNS name.
     fn from_str(s: &str) -> Result<Endpoint> {
         let (client, bus) = s
             .split_once('@')
-            .with_context(|| format!("{s:?}: expected IP:PORT@BUSPORT"))?;
-        let client: SocketAddr = client
+            .with_context(|| format!("{s:?}: expected HOST:PORT@BUSPORT"))?;
+        let client: Address = client
             .parse()
             .with_context(|| format!("{s:?}: bad client address"))?;
-        let bus: SocketAddr = match bus.parse::<u16>() {
-            Ok(port) => SocketAddr::new(client.ip(), port),
+        let bus: Address = match bus.parse::<u16>() {
+            Ok(port) => Address {
+                host: client.host.clone(),
+                port,
+            },
             Err(_) => bus
                 .parse()
                 .with_context(|| format!("{s:?}: bad bus address"))?,
@@ -81,6 +164,8 @@ struct FileConfig {
     max_multibulk_len: Option<usize>,
     client_query_buffer_limit: Option<usize>,
     query_buffer_total: Option<usize>,
+    metrics_port: Option<u16>,
+    bind_ip: Option<IpAddr>,
 }
 
 /// Limits of the client port. Redis bounds each connection; a node also bounds them all
@@ -176,6 +261,13 @@ pub(crate) struct NodeArgs {
     /// File holding the shared cluster key (else the SLOTGUARD_CLUSTER_KEY variable).
     #[arg(long)]
     cluster_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this TCP port (`/metrics`); off unless given.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// IP to listen on (client, bus and metrics ports); default: this node's own address
+    /// when it is an IP literal, else 0.0.0.0.
+    #[arg(long)]
+    bind_ip: Option<IpAddr>,
 }
 
 /// A validated node configuration.
@@ -188,6 +280,10 @@ pub(crate) struct NodeConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) key: Vec<u8>,
     pub(crate) clients: ClientLimits,
+    /// Port of the Prometheus endpoint, on the client port's IP; `None`: no endpoint.
+    pub(crate) metrics_port: Option<u16>,
+    /// The IP to listen on when this node's own address is a host name.
+    pub(crate) bind_ip: Option<IpAddr>,
 }
 
 impl NodeConfig {
@@ -230,10 +326,13 @@ impl NodeConfig {
             .get_mut(usize::from(id))
             .with_context(|| format!("id {id} is not in the node list"))?;
         if let Some(bus) = args.bus {
-            me.bus = bus;
+            me.bus = Address {
+                host: Host::Ip(bus.ip()),
+                port: bus.port(),
+            };
         }
         if let Some(port) = args.port {
-            me.client.set_port(port);
+            me.client.port = port;
         }
         let timeout = args.node_timeout.or(file.node_timeout_ms).unwrap_or(15_000);
         if timeout < 100 {
@@ -265,12 +364,24 @@ impl NodeConfig {
             data_dir,
             key,
             clients,
+            metrics_port: args.metrics_port.or(file.metrics_port),
+            bind_ip: args.bind_ip.or(file.bind_ip),
         })
     }
 
-    /// The IP other nodes and clients reach node `i` on.
-    pub(crate) fn ip(&self, i: usize) -> IpAddr {
-        self.nodes[i].client.ip()
+    /// Where this node listens for `address` (its own client or bus address): `bind_ip` if
+    /// given, else the address itself when it is an IP literal, else every IPv4 interface (a
+    /// host name is how others find the node; its IP may not even be published yet).
+    pub(crate) fn listen_on(&self, address: &Address) -> SocketAddr {
+        match (self.bind_ip, &address.host) {
+            (Some(ip), _) | (None, &Host::Ip(ip)) => SocketAddr::new(ip, address.port),
+            (None, Host::Name(_)) => SocketAddr::from(([0, 0, 0, 0], address.port)),
+        }
+    }
+
+    /// This node's own addresses.
+    pub(crate) fn me(&self) -> &Endpoint {
+        &self.nodes[usize::from(self.id)]
     }
 }
 
@@ -281,6 +392,25 @@ mod tests {
     fn limits(text: &str) -> Result<ClientLimits> {
         let file: FileConfig = toml::from_str(text)?;
         ClientLimits::from_file(&file)
+    }
+
+    #[test]
+    fn endpoints_take_ip_literals_and_host_names() -> Result<()> {
+        let e: Endpoint = "127.0.0.1:7000@17000".parse()?;
+        assert_eq!(e.bus.literal(), Some("127.0.0.1:17000".parse()?));
+        let e: Endpoint = "[::1]:7000@17000".parse()?;
+        assert_eq!(e.client.literal(), Some("[::1]:7000".parse()?));
+        let e: Endpoint = "sg-0.SG.db.svc:6379@16379".parse()?;
+        assert_eq!(e.client.host, Host::Name("sg-0.sg.db.svc".into()));
+        assert_eq!((e.client.port, e.bus.port), (6379, 16379));
+        assert_eq!(e.bus.host, e.client.host);
+        assert_eq!(e.bus.to_string(), "sg-0.sg.db.svc:16379");
+        let e: Endpoint = "localhost:7000@10.0.0.1:17000".parse()?;
+        assert_eq!(e.bus.literal(), Some("10.0.0.1:17000".parse()?));
+        for bad in ["host_name:1@2", "a b:1@2", ":1@2", "h:port@2", "h:1"] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad} accepted");
+        }
+        Ok(())
     }
 
     #[test]

@@ -8,13 +8,13 @@ use redis_protocol::resp2::types::OwnedFrame;
 use slotguard_model::state::{Health, Role};
 use slotguard_model::NodeId;
 
-use super::config::NodeConfig;
+use super::config::{Host, NodeConfig};
 use super::wire::Rejection;
 use super::Snapshot;
 
-/// The 40-hex-character id clients see for node `i` (Redis ids are 160-bit hex strings).
-pub(crate) fn node_name(i: usize) -> String {
-    format!("{:040x}", i + 1)
+/// The 40-hex-character id clients see for node `i`: its random name (identity.rs).
+pub(crate) fn node_name(s: &Snapshot, i: usize) -> String {
+    s.names.id_of(i)
 }
 
 fn role_of(s: &Snapshot, i: usize) -> Role {
@@ -30,6 +30,27 @@ fn health_of(s: &Snapshot, i: usize) -> Health {
         Health::Ok
     } else {
         s.state.peers[i].health
+    }
+}
+
+/// The IP clients are told to reach node `i` on: its IP literal, or what its host name
+/// resolved to, or the name itself until then.
+fn ip_text(cfg: &NodeConfig, s: &Snapshot, i: usize) -> String {
+    let ep = &cfg.nodes[i];
+    match &ep.client.host {
+        Host::Ip(ip) => ip.to_string(),
+        Host::Name(name) => match s.addrs.get(i).copied().flatten() {
+            Some(bus) if ep.bus.host == ep.client.host => bus.ip().to_string(),
+            _ => name.clone(),
+        },
+    }
+}
+
+/// `,hostname` after the address in CLUSTER NODES (Redis 7) when the node is named so.
+fn hostname_suffix(cfg: &NodeConfig, i: usize) -> String {
+    match &cfg.nodes[i].client.host {
+        Host::Name(name) => format!(",{name}"),
+        Host::Ip(_) => String::new(),
     }
 }
 
@@ -67,10 +88,14 @@ pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
         if i == s.state.me.index() && s.state.no_failover {
             flags.push("nofailover");
         }
+        if s.names.name_of(i).is_none() {
+            flags.push("handshake");
+        }
         let master = match role {
             Role::Master => "-".to_string(),
-            Role::Replica { of } => node_name(of.index()),
+            Role::Replica { of } => node_name(s, of.index()),
         };
+        let peer = s.names.peer(i);
         let epoch = match role {
             Role::Master => s.state.epoch_of(NodeId(i as u16)),
             Role::Replica { of } => s.state.epoch_of(of),
@@ -82,13 +107,16 @@ pub(crate) fn cluster_nodes(cfg: &NodeConfig, s: &Snapshot) -> String {
         };
         let _ = write!(
             text,
-            "{} {}:{}@{} {} {} 0 0 {} {}",
-            node_name(i),
-            ep.client.ip(),
-            ep.client.port(),
-            ep.bus.port(),
+            "{} {}:{}@{}{} {} {} {} {} {} {}",
+            node_name(s, i),
+            ip_text(cfg, s, i),
+            ep.client.port,
+            ep.bus.port,
+            hostname_suffix(cfg, i),
             flags.join(","),
             master,
+            peer.ping_sent_ms,
+            peer.pong_recv_ms,
             epoch,
             link
         );
@@ -110,11 +138,11 @@ fn bulk(s: impl Into<String>) -> OwnedFrame {
     OwnedFrame::BulkString(s.into().into_bytes())
 }
 
-fn node_entry(cfg: &NodeConfig, i: usize) -> OwnedFrame {
+fn node_entry(cfg: &NodeConfig, s: &Snapshot, i: usize) -> OwnedFrame {
     OwnedFrame::Array(vec![
-        bulk(cfg.ip(i).to_string()),
-        OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
-        bulk(node_name(i)),
+        bulk(ip_text(cfg, s, i)),
+        OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port)),
+        bulk(node_name(s, i)),
         OwnedFrame::Array(vec![]),
     ])
 }
@@ -134,12 +162,12 @@ pub(crate) fn cluster_slots(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
         let mut e = vec![
             OwnedFrame::Integer(i64::from(a)),
             OwnedFrame::Integer(i64::from(b)),
-            node_entry(cfg, owner.index()),
+            node_entry(cfg, s, owner.index()),
         ];
         e.extend(
             replicas_of(s, owner)
                 .into_iter()
-                .map(|r| node_entry(cfg, r)),
+                .map(|r| node_entry(cfg, s, r)),
         );
         entries.push(OwnedFrame::Array(e));
     }
@@ -175,13 +203,13 @@ pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
                 };
                 OwnedFrame::Array(vec![
                     bulk("id"),
-                    bulk(node_name(i)),
+                    bulk(node_name(s, i)),
                     bulk("port"),
-                    OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port())),
+                    OwnedFrame::Integer(i64::from(cfg.nodes[i].client.port)),
                     bulk("ip"),
-                    bulk(cfg.ip(i).to_string()),
+                    bulk(ip_text(cfg, s, i)),
                     bulk("endpoint"),
-                    bulk(cfg.ip(i).to_string()),
+                    bulk(ip_text(cfg, s, i)),
                     bulk("role"),
                     bulk(if i == m { "master" } else { "replica" }),
                     bulk("replication-offset"),
@@ -234,17 +262,18 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
 }
 
 /// The runtime's datagram counters that are not rejections (runtime/mod.rs counts them).
-const DATAGRAM_COUNTERS: [&str; 5] = [
+const DATAGRAM_COUNTERS: [&str; 6] = [
     "datagrams_received",
     "datagrams_accepted",
     "datagrams_sent",
     "send_errors",
     "unsendable",
+    "unresolved",
 ];
 
 /// Every counter, so that each is listed even while it is zero: the known ones, then any
 /// other the runtime has counted.
-fn counter_names(s: &Snapshot) -> Vec<&'static str> {
+pub(crate) fn counter_names(s: &Snapshot) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = DATAGRAM_COUNTERS.to_vec();
     names.extend(Rejection::ALL.iter().map(|r| r.name()));
     let known = names.clone();
@@ -273,8 +302,8 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         Role::Master => "master".to_string(),
         Role::Replica { of } => format!(
             "slave\r\nmaster_host:{}\r\nmaster_port:{}",
-            cfg.ip(of.index()),
-            cfg.nodes[of.index()].client.port()
+            ip_text(cfg, s, of.index()),
+            cfg.nodes[of.index()].client.port
         ),
     };
     format!(
@@ -284,8 +313,8 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
          # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
         env!("CARGO_PKG_VERSION"),
-        node_name(s.state.me.index()),
-        cfg.nodes[s.state.me.index()].client.port(),
+        s.run_id,
+        cfg.nodes[s.state.me.index()].client.port,
         stats.uptime_secs,
         stats.uptime_secs / 86_400,
         stats.connected_clients,
@@ -295,4 +324,75 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         stats.used_memory,
         cluster_info(cfg, s)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::config::{ClientLimits, Endpoint};
+    use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
+    use slotguard_model::{InitialEpochs, Layout, NodeState, Timing};
+    use std::sync::Arc;
+
+    fn config() -> NodeConfig {
+        let layout = Layout::grid(3, 0, 6, InitialEpochs::Distinct).expect("layout");
+        NodeConfig {
+            id: 0,
+            layout: Arc::new(layout),
+            timing: Timing::from_node_timeout(std::time::Duration::from_secs(1)),
+            nodes: (0..3)
+                .map(|i| format!("127.0.0.1:{}@{}", 7000 + i, 17000 + i).parse())
+                .collect::<anyhow::Result<Vec<Endpoint>>>()
+                .expect("endpoints"),
+            data_dir: "unused".into(),
+            key: vec![0; 16],
+            clients: ClientLimits::default(),
+            metrics_port: None,
+            bind_ip: None,
+        }
+    }
+
+    fn snapshot(cfg: &NodeConfig) -> Snapshot {
+        let me = NodeName([0x3f; NAME_LEN]);
+        Snapshot {
+            state: NodeState::fresh(&cfg.layout, NodeId(0)),
+            incarnation: 0,
+            counters: Default::default(),
+            names: Directory::new(NodeId(0), me, 3),
+            run_id: "ab".repeat(20),
+            addrs: vec![None; 3],
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_shows_names_ping_and_pong_times_and_handshake_until_named() {
+        let cfg = config();
+        let mut s = snapshot(&cfg);
+        let peer = NodeName([0xa1; NAME_LEN]);
+        s.names.learn(NodeId(1), peer);
+        s.names.ping_sent(1, 1_700_000_000_123);
+        s.names.ping_sent(2, 1_700_000_000_200);
+        s.names.pong_received(1, 1_700_000_000_456);
+        s.names.ping_sent(1, 1_700_000_000_789);
+        let text = cluster_nodes(&cfg, &s);
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+        assert_eq!(lines[0][0], "3f".repeat(20), "{text}");
+        assert_eq!(lines[0][2], "myself,master");
+        assert_eq!(lines[1][0], peer.to_string());
+        assert_eq!(lines[1][4..6], ["1700000000789", "1700000000456"], "{text}");
+        assert_eq!(lines[2][2], "master,handshake", "{text}");
+        assert_eq!(lines[2][4..6], ["1700000000200", "0"], "{text}");
+        let myid_in_info = info(
+            &cfg,
+            &s,
+            &ServerStats {
+                uptime_secs: 0,
+                connected_clients: 0,
+                maxclients: 1,
+                query_buffers: 0,
+                used_memory: 0,
+            },
+        );
+        assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));
+    }
 }

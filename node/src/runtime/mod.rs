@@ -8,25 +8,36 @@
 //! this module only moves bytes, keeps deadlines, and logs what changed.
 //!
 //! Clients and admins talk RESP on a TCP port (`admin.rs`), reading a snapshot that the owner
-//! task publishes after every step.
+//! task publishes after every step; so does the Prometheus endpoint (`metrics.rs`).
+//!
+//! Beside the protocol, the runtime keeps what only operators and clients need: the node's
+//! random name and its peers' (`identity.rs`, carried in each datagram's authenticated header, `wire.rs`),
+//! PING/PONG times for CLUSTER NODES, the peers' bus addresses with host names looked up in
+//! tasks off the step loop (`resolve.rs`), and the log lines each step earns (`events.rs`).
+//! None of it feeds back into the actor.
 
 pub(crate) mod admin;
 pub(crate) mod command_table;
 pub(crate) mod commands;
 pub(crate) mod config;
+pub(crate) mod events;
 pub(crate) mod format;
+pub(crate) mod identity;
+pub(crate) mod metrics;
 pub(crate) mod reply;
 pub(crate) mod request;
+pub(crate) mod resolve;
 pub(crate) mod storage;
 pub(crate) mod timers;
 pub(crate) mod wire;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
-use slotguard_model::state::{Election, Health, NodeState, Role};
+use slotguard_model::state::NodeState;
 use slotguard_model::validate::message_is_valid;
 use slotguard_model::{ClusterNode, Msg, NodeId, Timer};
 use stateright::actor::{Actor, Command, Id, Out};
@@ -35,7 +46,10 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use self::config::NodeConfig;
-use self::storage::StateFile;
+use self::events::Cause;
+use self::identity::{Directory, Learned, NodeName};
+use self::resolve::Resolver;
+use self::storage::{Loaded, StateFile};
 use self::timers::Timers;
 use self::wire::Rejection;
 
@@ -48,6 +62,12 @@ pub(crate) struct Snapshot {
     pub(crate) incarnation: u32,
     /// Datagram counters: received, sent, and drops by reason.
     pub(crate) counters: BTreeMap<&'static str, u64>,
+    /// Every node's name as far as known, and when PINGs and PONGs last went and came.
+    pub(crate) names: Directory,
+    /// Random per start of the process (INFO `run_id`).
+    pub(crate) run_id: String,
+    /// Every node's bus address as resolved so far (resolve.rs).
+    pub(crate) addrs: Vec<Option<SocketAddr>>,
 }
 
 /// Shared view for the admin port.
@@ -61,6 +81,8 @@ pub(crate) struct Runtime {
     state: NodeState,
     /// Starts of this node before this one (persisted in the state file; stamped on datagrams).
     incarnation: u32,
+    /// Names of this node and its peers, and PING/PONG times (identity.rs).
+    names: Directory,
     file: StateFile,
     timers: Timers,
     socket: UdpSocket,
@@ -68,6 +90,11 @@ pub(crate) struct Runtime {
     bus_key: wire::BusKey,
     sequence: u64,
     last_seen: BTreeMap<u16, (u32, u64)>,
+    /// Peers' bus addresses, host names resolved off the step loop.
+    resolver: Resolver,
+    /// When an authentic datagram last came from each node: a host name is looked up again
+    /// once its node has been silent for node_timeout.
+    last_heard: Vec<Option<Instant>>,
     counters: BTreeMap<&'static str, u64>,
     shared: Shared,
 }
@@ -80,59 +107,57 @@ impl Runtime {
         let file = StateFile::new(&config.data_dir, config.id);
         // The incarnation counts starts: every datagram is stamped with it, so that receivers
         // can tell this run's datagrams from the last one's (wire.rs).
-        let (incarnation, stored) = match file.load()? {
-            Some((previous, p)) => {
-                let incarnation = previous.checked_add(1).with_context(|| {
-                    format!("state file {}: incarnation overflow", file.path().display())
-                })?;
-                info!(
-                    file = %file.path().display(),
-                    current_epoch = %p.current_epoch,
-                    last_vote_epoch = %p.last_vote_epoch,
-                    incarnation,
-                    "recovered state"
-                );
-                (incarnation, Some(p))
-            }
-            None => {
-                info!(file = %file.path().display(), "no state file: starting as created");
-                (0, None)
-            }
-        };
-        let bus = config.nodes[me.index()].bus;
+        let (name, incarnation, stored) = recover(&file)?;
+        let bus = config.listen_on(&config.me().bus);
         let socket = UdpSocket::bind(bus)
             .await
             .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
+        let mut resolver = Resolver::new(&config.nodes, bus.is_ipv4());
+        resolver.look_up_all();
         let mut out = Out::new();
         let state = actor.on_start(Id::from(me.index()), &stored, &mut out);
         // The new incarnation must be on disk before the first datagram that carries it leaves.
         // The start step saves first (actor.rs: on_start), and every save writes the
         // incarnation; only if it ever did not would a separate write be needed.
+        // The same holds for a name given at this start.
         if !matches!(out.iter().next(), Some(Command::Save(_))) {
-            file.save(incarnation, &state.persisted())?;
+            file.save(&name, incarnation, &state.persisted())?;
         }
+        let names = Directory::new(me, name, config.layout.len());
         let shared = Arc::new(RwLock::new(Snapshot {
             state: state.clone(),
             incarnation,
             counters: BTreeMap::new(),
+            names: names.clone(),
+            run_id: identity::run_id()?,
+            addrs: resolver.addrs().to_vec(),
         }));
         let bus_key = wire::BusKey::new(&config.key, &config.layout);
+        let n = config.layout.len();
         let mut rt = Runtime {
             config,
             actor,
             me,
             state,
             incarnation,
+            names,
             file,
             timers: Timers::default(),
             socket,
             bus_key,
             sequence: 0,
             last_seen: BTreeMap::new(),
+            resolver,
+            last_heard: vec![None; n],
             counters: BTreeMap::new(),
             shared: Arc::clone(&shared),
         };
-        info!(role = ?rt.state.role, config_epoch = %rt.state.config_epoch, "node started");
+        info!(
+            name = %name,
+            role = %events::role_text(rt.state.role, &rt.names),
+            config_epoch = %rt.state.config_epoch,
+            "node started"
+        );
         rt.execute(out).await?;
         rt.publish();
         Ok((rt, shared))
@@ -146,6 +171,8 @@ impl Runtime {
         if let Ok(mut s) = self.shared.write() {
             s.state = self.state.clone();
             s.counters = self.counters.clone();
+            s.names = self.names.clone();
+            s.addrs = self.resolver.addrs().to_vec();
         }
     }
 
@@ -156,6 +183,9 @@ impl Runtime {
     ) -> Result<()> {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
+        let every = self.config.timing.node_timeout;
+        let mut refresh = tokio::time::interval_at(Instant::now() + every, every);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self
                 .timers
@@ -176,6 +206,8 @@ impl Runtime {
                         self.on_timer(timer).await?;
                     }
                 }
+                Some(found) = self.resolver.next() => self.resolver.settle(found),
+                _ = refresh.tick() => self.look_up_silent(),
                 () = &mut shutdown => {
                     info!("shutting down: state is on disk, closing sockets");
                     return Ok(());
@@ -218,19 +250,56 @@ impl Runtime {
         }
         self.last_seen.insert(datagram.sender, stamp);
         self.count("datagrams_accepted");
+        let from = NodeId(datagram.sender);
+        self.learn_name(from, NodeName(datagram.name));
+        self.last_heard[from.index()] = Some(Instant::now());
         for msg in datagram.messages {
+            if matches!(msg, Msg::Pong(_)) {
+                self.names.pong_received(from.index(), identity::now_ms());
+            }
             let mut out = Out::new();
             let mut cow = Cow::Borrowed(&self.state);
             self.actor.on_msg(
                 Id::from(self.me.index()),
                 &mut cow,
-                Id::from(usize::from(datagram.sender)),
-                msg,
+                Id::from(from.index()),
+                msg.clone(),
                 &mut out,
             );
-            self.apply(cow.into_owned_if_changed(), out).await?;
+            let cause = Cause::Message { from, msg: &msg };
+            self.apply(cow.into_owned_if_changed(), out, cause).await?;
         }
         Ok(())
+    }
+
+    /// Records the name an authentic, fresh datagram carried; a changed name means the peer
+    /// was recreated from scratch, which an operator should hear of.
+    fn learn_name(&mut self, from: NodeId, name: NodeName) {
+        match self.names.learn(from, name) {
+            Learned::Same => {}
+            Learned::New => info!(peer = %self.names.label(from), %name, "peer name learnt"),
+            Learned::Changed(old) => warn!(
+                peer = %self.names.label(from),
+                %old,
+                new = %name,
+                "peer name changed: the node was recreated without its state file"
+            ),
+        }
+    }
+
+    /// Looks up again the names of nodes silent for node_timeout (and this node's own, until
+    /// it has resolved).
+    fn look_up_silent(&mut self) {
+        let due = resolve::due_for_lookup(
+            self.me.index(),
+            &self.last_heard,
+            self.resolver.addrs(),
+            Instant::now(),
+            self.config.timing.node_timeout,
+        );
+        for i in due {
+            self.resolver.look_up(i);
+        }
     }
 
     async fn on_timer(&mut self, timer: Timer) -> Result<()> {
@@ -238,13 +307,23 @@ impl Runtime {
         let mut cow = Cow::Borrowed(&self.state);
         self.actor
             .on_timeout(Id::from(self.me.index()), &mut cow, &timer, &mut out);
-        self.apply(cow.into_owned_if_changed(), out).await
+        self.apply(cow.into_owned_if_changed(), out, Cause::Local)
+            .await
     }
 
-    /// Adopts a step's new state (logging what changed) and carries out its commands.
-    async fn apply(&mut self, next: Option<NodeState>, out: Out<ClusterNode>) -> Result<()> {
+    /// Adopts a step's new state, logs what the step did (events.rs) and carries out its
+    /// commands.
+    async fn apply(
+        &mut self,
+        next: Option<NodeState>,
+        out: Out<ClusterNode>,
+        cause: Cause<'_>,
+    ) -> Result<()> {
+        let after = next.as_ref().unwrap_or(&self.state);
+        for line in events::step_lines(&self.state, after, cause, &out, &self.names) {
+            info!("{line}");
+        }
         if let Some(next) = next {
-            log_changes(&self.state, &next);
             self.state = next;
         }
         self.execute(out).await
@@ -256,7 +335,9 @@ impl Runtime {
         let mut batches: BTreeMap<usize, Vec<Msg>> = BTreeMap::new();
         for command in out {
             match command {
-                Command::Save(p) => self.file.save(self.incarnation, &p)?,
+                Command::Save(p) => self
+                    .file
+                    .save(&self.names.my_name(), self.incarnation, &p)?,
                 Command::Send(to, msg) => batches.entry(usize::from(to)).or_default().push(msg),
                 Command::SetTimer(t, range) => self.timers.set(t, &range),
                 Command::CancelTimer(t) => self.timers.cancel(&t),
@@ -270,13 +351,14 @@ impl Runtime {
     }
 
     async fn send(&mut self, to: usize, msgs: &[Msg]) {
-        let Some(peer) = self.config.nodes.get(to) else {
+        let Some(addr) = self.resolver.addr(to) else {
+            self.count("unresolved");
             return;
         };
-        let addr = peer.bus;
         self.sequence += 1;
         let address = wire::Address {
             sender: self.me.0,
+            name: self.names.my_name().0,
             destination: to as u16,
             incarnation: self.incarnation,
             sequence: self.sequence,
@@ -289,6 +371,9 @@ impl Runtime {
                     tracing::debug!(error = %e, %addr, "send failed");
                 } else {
                     self.count("datagrams_sent");
+                    if msgs.iter().any(|m| matches!(m, Msg::Ping(_))) {
+                        self.names.ping_sent(to, identity::now_ms());
+                    }
                 }
             }
             Ok(_) if msgs.len() > 1 => {
@@ -315,51 +400,39 @@ impl IntoOwnedIfChanged for Cow<'_, NodeState> {
     }
 }
 
-/// Logs each role change, FAIL, election and slot rebind once, when it happens.
-fn log_changes(before: &NodeState, after: &NodeState) {
-    if before.role != after.role {
-        match after.role {
-            Role::Master => info!(config_epoch = %after.config_epoch, "role: now MASTER"),
-            Role::Replica { of } => info!(master = %of, "role: now REPLICA"),
+/// The node's name, incarnation and stored state from its state file. A new node draws its
+/// name; a state file of format 2, written before nodes had names, gets one too, and the log
+/// says so (the next save writes it).
+fn recover(file: &StateFile) -> Result<(NodeName, u32, Option<slotguard_model::Persisted>)> {
+    let path = file.path().display().to_string();
+    let Some(Loaded {
+        name,
+        incarnation: previous,
+        state: p,
+    }) = file.load()?
+    else {
+        let name = NodeName::random()?;
+        info!(file = %path, %name, "no state file: starting as created");
+        return Ok((name, 0, None));
+    };
+    let incarnation = previous
+        .checked_add(1)
+        .with_context(|| format!("state file {path}: incarnation overflow"))?;
+    let name = match name {
+        Some(name) => name,
+        None => {
+            let name = NodeName::random()?;
+            warn!(file = %path, %name, "state file has no node name (written by an earlier slotguard): named the node now");
+            name
         }
-    }
-    for (i, (b, a)) in before.peers.iter().zip(&after.peers).enumerate() {
-        if i == after.me.index() {
-            continue;
-        }
-        match (b.health, a.health) {
-            (Health::Ok, Health::PFail) => {
-                info!(peer = %NodeId(i as u16), "PFAIL (no pong within node timeout)")
-            }
-            (h, Health::Fail { .. }) if !h.is_fail() => {
-                info!(peer = %NodeId(i as u16), "FAIL (majority of masters agree)")
-            }
-            (h, Health::Ok) if h.is_fail() => info!(peer = %NodeId(i as u16), "FAIL cleared"),
-            _ => {}
-        }
-    }
-    if let Election::Running { epoch, .. } = &after.election {
-        if !matches!(&before.election, Election::Running { epoch: e, .. } if e == epoch) {
-            info!(%epoch, "election started: asking masters for votes");
-        }
-    }
-    log_slots(before, after);
-}
-
-fn log_slots(before: &NodeState, after: &NodeState) {
-    let mut moved: BTreeMap<Option<NodeId>, Vec<u16>> = BTreeMap::new();
-    for ((slot, was), (_, now)) in before.slots.iter().zip(after.slots.iter()) {
-        if was != now {
-            moved.entry(now).or_default().push(slot);
-        }
-    }
-    for (owner, slots) in moved {
-        let set: slotguard_model::SlotSet = slots.iter().copied().collect();
-        info!(
-            owner = %owner.map_or("-".to_string(), |o| o.to_string()),
-            config_epoch = %owner.map(|o| after.epoch_of(o)).unwrap_or_default(),
-            slots = ?set,
-            "slots rebound"
-        );
-    }
+    };
+    info!(
+        file = %path,
+        %name,
+        current_epoch = %p.current_epoch,
+        last_vote_epoch = %p.last_vote_epoch,
+        incarnation,
+        "recovered state"
+    );
+    Ok((name, incarnation, Some(p)))
 }

@@ -1,8 +1,11 @@
 //! The node's state file: the actor's `Save(Persisted)` made durable.
 //!
-//! Format: `SLOTGUARD-STATE 2\n` magic line, then a CRC-32 (4 bytes, big-endian) of the
-//! payload, then the payload: postcard of the incarnation (how many times the node has started
-//! before, a `u32` the wire stamps on every datagram, §10) followed by the `Persisted` state. Writes are atomic and durable — write a
+//! Format: `SLOTGUARD-STATE 3\n` magic line, then a CRC-32 (4 bytes, big-endian) of the
+//! payload, then the payload: postcard of the node's name (20 bytes chosen at creation,
+//! identity.rs), the incarnation (how many times the node has started before, a `u32` the wire
+//! stamps on every datagram, §10) and the `Persisted` state. Format 2 is the same without the
+//! name: it still loads, without a name, and the runtime gives the node one (and logs it); the
+//! next save writes format 3. Writes are atomic and durable — write a
 //! temporary file, fsync it, rename it over the state file, fsync the directory — and complete
 //! before any message of the same step is sent (specs/protocol.md §7). A file that exists but
 //! cannot be read, has a bad checksum or does not decode stops start-up with an error that
@@ -16,7 +19,11 @@ use std::path::{Path, PathBuf};
 use slotguard_model::Persisted;
 use thiserror::Error;
 
-const MAGIC: &[u8] = b"SLOTGUARD-STATE 2\n";
+use super::identity::NodeName;
+
+const MAGIC: &[u8] = b"SLOTGUARD-STATE 3\n";
+/// Format 2: the same payload without the name (written before nodes had names).
+const MAGIC_2: &[u8] = b"SLOTGUARD-STATE 2\n";
 /// The magic line of every format this version does not read.
 const OLD_MAGICS: &[(&[u8], u32)] = &[(b"SLOTGUARD-STATE 1\n", 1)];
 
@@ -32,7 +39,7 @@ pub(crate) enum StorageError {
         source: std::io::Error,
     },
     /// Written by an earlier slotguard, in a format this one does not read.
-    #[error("state file {path} has state format {found}, written by an earlier slotguard; this one reads format 2 only — remove the file deliberately to rejoin as a new node")]
+    #[error("state file {path} has state format {found}, written by an earlier slotguard; this one reads formats 2 and 3 only — remove the file deliberately to rejoin as a new node")]
     OldFormat {
         /// The file.
         path: PathBuf,
@@ -47,6 +54,17 @@ pub(crate) enum StorageError {
         /// What is wrong.
         why: String,
     },
+}
+
+/// What a state file holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Loaded {
+    /// The node's name; `None` in a file of format 2, written before nodes had names.
+    pub(crate) name: Option<NodeName>,
+    /// Starts of the node before the one that wrote the file.
+    pub(crate) incarnation: u32,
+    /// The protocol's durable state.
+    pub(crate) state: Persisted,
 }
 
 /// The state file of one node.
@@ -76,8 +94,9 @@ impl StateFile {
         }
     }
 
-    /// The incarnation and persisted state, or `None` if the file does not exist (a new node).
-    pub(crate) fn load(&self) -> Result<Option<(u32, Persisted)>, StorageError> {
+    /// The name, incarnation and persisted state, or `None` if the file does not exist (a new
+    /// node).
+    pub(crate) fn load(&self) -> Result<Option<Loaded>, StorageError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -93,9 +112,13 @@ impl StateFile {
                 found,
             });
         }
-        let rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| corrupt("not a slotguard state file, or an unknown version"))?;
+        let (named, rest) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_2)) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                return Err(corrupt("not a slotguard state file, or an unknown version"))
+            }
+        };
         if rest.len() < 4 {
             return Err(corrupt("truncated"));
         }
@@ -104,19 +127,39 @@ impl StateFile {
         if crc32fast::hash(payload) != expected {
             return Err(corrupt("checksum mismatch"));
         }
-        postcard::from_bytes(payload)
-            .map(Some)
-            .map_err(|e| corrupt(&format!("undecodable: {e}")))
+        let undecodable = |e: postcard::Error| corrupt(&format!("undecodable: {e}"));
+        let loaded = if named {
+            let (name, incarnation, state) = postcard::from_bytes(payload).map_err(undecodable)?;
+            Loaded {
+                name: Some(name),
+                incarnation,
+                state,
+            }
+        } else {
+            let (incarnation, state) = postcard::from_bytes(payload).map_err(undecodable)?;
+            Loaded {
+                name: None,
+                incarnation,
+                state,
+            }
+        };
+        Ok(Some(loaded))
     }
 
-    /// Writes `incarnation` and `state` atomically and durably.
-    pub(crate) fn save(&self, incarnation: u32, state: &Persisted) -> Result<(), StorageError> {
+    /// Writes `name`, `incarnation` and `state` atomically and durably.
+    pub(crate) fn save(
+        &self,
+        name: &NodeName,
+        incarnation: u32,
+        state: &Persisted,
+    ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
-        let payload =
-            postcard::to_allocvec(&(incarnation, state)).map_err(|e| StorageError::Corrupt {
+        let payload = postcard::to_allocvec(&(name, incarnation, state)).map_err(|e| {
+            StorageError::Corrupt {
                 path: self.path.clone(),
                 why: format!("cannot encode: {e}"),
-            })?;
+            }
+        })?;
         let tmp = self.path.with_extension("state.tmp");
         {
             let mut f = OpenOptions::new()
@@ -162,14 +205,38 @@ mod tests {
         let f = state_file("roundtrip");
         assert!(f.load().expect("no file yet").is_none());
         let p = persisted();
-        f.save(7, &p).expect("save");
-        assert_eq!(f.load().expect("load"), Some((7, p)));
+        let name = NodeName([7; 20]);
+        f.save(&name, 7, &p).expect("save");
+        let want = Loaded {
+            name: Some(name),
+            incarnation: 7,
+            state: p,
+        };
+        assert_eq!(f.load().expect("load"), Some(want));
+    }
+
+    #[test]
+    fn a_format_2_file_without_a_name_still_loads() {
+        let f = state_file("format2");
+        let p = persisted();
+        let payload = postcard::to_allocvec(&(4u32, &p)).expect("encodes");
+        let mut bytes = MAGIC_2.to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        fs::create_dir_all(&f.dir).expect("dir");
+        fs::write(f.path(), bytes).expect("write");
+        let want = Loaded {
+            name: None,
+            incarnation: 4,
+            state: p,
+        };
+        assert_eq!(f.load().expect("format 2 loads"), Some(want));
     }
 
     #[test]
     fn a_damaged_or_old_file_is_refused_with_its_name() {
         let f = state_file("refused");
-        f.save(0, &persisted()).expect("save");
+        f.save(&NodeName([0; 20]), 0, &persisted()).expect("save");
         let mut bytes = fs::read(f.path()).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 1;

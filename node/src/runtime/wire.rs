@@ -1,13 +1,15 @@
 //! The cluster-bus datagram: how the actor's messages cross a real network.
 //!
 //! ```text
-//! [version: u8 = 2][sender: u16 BE][destination: u16 BE][incarnation: u32 BE][sequence: u64 BE]
-//! [payload: postcard(Vec<Msg>)]
+//! [version: u8 = 2][sender: u16 BE][sender's name: 20 bytes][destination: u16 BE]
+//! [incarnation: u32 BE][sequence: u64 BE][payload: postcard(Vec<Msg>)]
 //! [tag: HMAC-SHA256(key, "slotguard-bus-v2" || cluster digest || everything before it), 32 bytes]
 //! ```
 //!
 //! The tag authenticates the sender id under the shared cluster key, so ids cannot be forged
-//! and the checker's assumption "a message's source is who sent it" holds. It also covers the
+//! and the checker's assumption "a message's source is who sent it" holds; the sender's random
+//! name (identity.rs) rides along for operators and clients, so a peer learns it from the
+//! first datagram and notices a recreated node on the next. It also covers the
 //! destination, so a datagram captured on its way to one node is refused by every other
 //! (`misdirected`): the checker delivers a message only to the node it was sent to, and a vote
 //! redirected to another candidate would break that. And it covers the cluster's identity, a
@@ -26,7 +28,9 @@ use slotguard_model::Msg;
 
 /// Wire format version.
 pub(crate) const VERSION: u8 = 2;
-const HEADER: usize = 1 + 2 + 2 + 4 + 8;
+const HEADER: usize = 1 + 2 + NAME + 2 + 4 + 8;
+/// Length of a node's name (identity.rs).
+const NAME: usize = 20;
 const TAG: usize = 32;
 /// What the tag covers before the datagram: the format's name, so that a tag of another use
 /// of the key never verifies here.
@@ -89,6 +93,7 @@ impl Rejection {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Datagram {
     pub(crate) sender: u16,
+    pub(crate) name: [u8; NAME],
     pub(crate) incarnation: u32,
     pub(crate) sequence: u64,
     pub(crate) messages: Vec<Msg>,
@@ -128,6 +133,7 @@ pub(crate) fn cluster_digest(layout: &Layout) -> [u8; 32] {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Address {
     pub(crate) sender: u16,
+    pub(crate) name: [u8; NAME],
     pub(crate) destination: u16,
     pub(crate) incarnation: u32,
     pub(crate) sequence: u64,
@@ -142,6 +148,7 @@ pub(crate) fn seal(
     let mut out = Vec::with_capacity(256);
     out.push(VERSION);
     out.extend_from_slice(&address.sender.to_be_bytes());
+    out.extend_from_slice(&address.name);
     out.extend_from_slice(&address.destination.to_be_bytes());
     out.extend_from_slice(&address.incarnation.to_be_bytes());
     out.extend_from_slice(&address.sequence.to_be_bytes());
@@ -169,17 +176,22 @@ pub(crate) fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Reje
     mac.update(body);
     mac.verify_slice(tag).map_err(|_| Rejection::BadMac)?;
     let be16 = |at: usize| u16::from_be_bytes([body[at], body[at + 1]]);
-    if be16(3) != me {
+    let at = 3 + NAME;
+    if be16(at) != me {
         return Err(Rejection::Misdirected);
     }
-    let incarnation = u32::from_be_bytes([body[5], body[6], body[7], body[8]]);
+    let mut name = [0u8; NAME];
+    name.copy_from_slice(&body[3..at]);
+    let mut incarnation = [0u8; 4];
+    incarnation.copy_from_slice(&body[at + 2..at + 6]);
     let mut seq = [0u8; 8];
-    seq.copy_from_slice(&body[9..HEADER]);
+    seq.copy_from_slice(&body[at + 6..HEADER]);
     let messages: Vec<Msg> =
         postcard::from_bytes(&body[HEADER..]).map_err(|_| Rejection::Undecodable)?;
     Ok(Datagram {
         sender: be16(1),
-        incarnation,
+        name,
+        incarnation: u32::from_be_bytes(incarnation),
         sequence: u64::from_be_bytes(seq),
         messages,
     })
@@ -198,6 +210,7 @@ mod tests {
     fn to(destination: u16) -> Address {
         Address {
             sender: 3,
+            name: [0xab; NAME],
             destination,
             incarnation: 1,
             sequence: 9,
@@ -221,6 +234,7 @@ mod tests {
             (open_ok.sender, open_ok.incarnation, open_ok.sequence),
             (3, 1, 9)
         );
+        assert_eq!(open_ok.name, [0xab; NAME]);
         let other_key = BusKey::new(b"other", &layout(1));
         assert_eq!(open(&other_key, 4, &d), Err(Rejection::BadMac));
         assert_eq!(open(&key, 4, &d[..10]), Err(Rejection::Truncated));
@@ -252,7 +266,7 @@ mod tests {
         assert_eq!(open(&key, 5, &d), Err(Rejection::Misdirected));
         // Rewriting the destination field breaks the tag.
         let mut redirected = d.clone();
-        redirected[3..5].copy_from_slice(&5u16.to_be_bytes());
+        redirected[3 + NAME..5 + NAME].copy_from_slice(&5u16.to_be_bytes());
         assert_eq!(open(&key, 5, &redirected), Err(Rejection::BadMac));
     }
 
@@ -268,7 +282,9 @@ mod tests {
     #[test]
     fn authentic_garbage_is_undecodable_not_a_panic() {
         let key = BusKey::new(b"k", &layout(1));
-        let mut body = vec![VERSION, 0, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+        let mut body = vec![VERSION, 0, 1];
+        body.extend_from_slice(&[0x11; NAME]);
+        body.extend_from_slice(&[0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
         body.extend_from_slice(&[0xff, 0xff, 0xff]);
         let mut mac = key.mac();
         mac.update(&body);
