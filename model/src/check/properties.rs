@@ -239,10 +239,7 @@ pub fn one_winner_per_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
 
 /// (2b) Every promotion was backed by a quorum of distinct granted votes of its epoch.
 pub fn winner_has_quorum(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::PromotedWithoutQuorum { .. }))
+    never(s, |v| matches!(v, Violation::PromotedWithoutQuorum { .. }))
 }
 
 /// (3) No master granted two votes in one epoch (counted by grant steps, so a re-grant after a
@@ -257,10 +254,7 @@ pub fn one_vote_per_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
 /// (4) No step decreased a node's currentEpoch, configEpoch or lastVoteEpoch (a restart is a
 /// step from the state the node crashed with).
 pub fn epochs_monotonic(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::EpochRegressed { .. }))
+    never(s, |v| matches!(v, Violation::EpochRegressed { .. }))
 }
 
 /// (5) Every node some view has FAIL was suspected by a majority of slot-owning masters.
@@ -275,38 +269,31 @@ pub fn fail_needs_quorum(_: &ClusterModel, s: &ClusterState) -> bool {
 
 /// (6) Every promotion happened after its master was marked FAIL somewhere.
 pub fn promotion_needs_fail(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::PromotedWithoutFail { .. }))
+    never(s, |v| matches!(v, Violation::PromotedWithoutFail { .. }))
 }
 
 /// (7) No step moved a slot binding of any view to a lower configEpoch (a restart is a step
 /// from the state the node crashed with): "last failover wins".
 pub fn bindings_move_forward(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::BindingRegressed { .. }))
+    never(s, |v| matches!(v, Violation::BindingRegressed { .. }))
 }
 
 /// (9) Every vote was granted by a master that had, in its own view, the candidate as a
 /// replica of a FAIL master (specs/protocol.md §6.3): a master that can still reach the
 /// candidate's master never helps replace it.
 pub fn vote_needs_fail(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::VoteWithoutFail { .. }))
+    never(s, |v| matches!(v, Violation::VoteWithoutFail { .. }))
 }
 
 /// (10) Every winner took its election epoch as its configEpoch (specs/protocol.md §6.5): the
 /// epoch that the quorum's votes made unique to it, and no other.
 pub fn winner_takes_election_epoch(_: &ClusterModel, s: &ClusterState) -> bool {
-    !s.ghost
-        .violations
-        .iter()
-        .any(|v| matches!(v, Violation::WinnerEpochMismatch { .. }))
+    never(s, |v| matches!(v, Violation::WinnerEpochMismatch { .. }))
+}
+
+/// Whether the history records no violation that `is` matches.
+fn never(s: &ClusterState, is: impl Fn(&Violation) -> bool) -> bool {
+    !s.ghost.violations.iter().any(is)
 }
 
 /// (8) The fair, fault-free continuation of this state reaches agreement, both with the

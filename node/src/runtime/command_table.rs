@@ -28,6 +28,15 @@ const CONN: &[&str] = &["@fast", "@connection"];
 const SLOW_CONN: &[&str] = &["@slow", "@connection"];
 const ADMIN_FLAGS: &[&str] = &["loading", "stale"];
 const CONN_FLAGS: &[&str] = &["noscript", "loading", "stale"];
+/// Commands a client may send before it authenticates and while the server is busy.
+const HANDSHAKE_FLAGS: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
 
 const fn spec(
     name: &'static str,
@@ -310,14 +319,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         spec(
             "hello",
             -1,
-            &[
-                "noscript",
-                "loading",
-                "stale",
-                "fast",
-                "no_auth",
-                "allow_busy",
-            ],
+            HANDSHAKE_FLAGS,
             CONN,
             "Handshakes with the Redis server.",
             "connection",
@@ -353,14 +355,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec(
         "quit",
         -1,
-        &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
+        HANDSHAKE_FLAGS,
         CONN,
         "Closes the connection.",
         "connection",
