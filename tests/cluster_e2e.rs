@@ -731,6 +731,41 @@ fn a_corrupt_state_file_stops_start_up_with_its_name() {
     );
 }
 
+/// A state file written by a node of another layout (3 masters) stops start-up of a node of
+/// 3 masters with a replica each, with a message naming the file, and stays as it was.
+#[test]
+fn a_state_file_of_another_layout_stops_start_up_with_its_name() {
+    let mut small = Cluster::new("layout", 3, 0, 21);
+    small.start(0);
+    let file = small.dir.join("n0").join("node-0.state");
+    wait_until("node 0 wrote its state file", || file.exists());
+    small.kill9(0);
+    let written = std::fs::read(&file).expect("state file");
+    // The same data directory, configured as a node of a 3 x 1 cluster.
+    let nodes: Vec<String> = (0..6)
+        .map(|j| format!("\"127.0.0.1:{}@{}\"", small.port(j), small.bus(j)))
+        .collect();
+    let config = small.dir.join("node-0-larger.toml");
+    let text = format!(
+        "id = 0\nmasters = 3\nreplicas = 1\nnode_timeout_ms = 1000\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
+        small.dir.join("n0").display(),
+        small.dir.join("cluster.key").display(),
+        nodes.join(", ")
+    );
+    std::fs::write(&config, text).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .arg("node")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("another layout"), "{err}");
+    assert_eq!(std::fs::read(&file).expect("kept"), written);
+}
+
 fn redis_cli() -> Option<PathBuf> {
     let p = Path::new("/usr/bin/redis-cli");
     p.exists().then(|| p.to_path_buf())

@@ -193,6 +193,62 @@ pub struct Persisted {
     pub peers: Vec<PersistedPeer>,
 }
 
+/// Why a stored state does not belong to a cluster's layout.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutMismatch {
+    /// It knows another number of nodes.
+    #[error("it knows {stored} nodes, the cluster has {layout}")]
+    Nodes {
+        /// Nodes in the stored state.
+        stored: usize,
+        /// Nodes in the layout.
+        layout: usize,
+    },
+    /// It binds another number of slots.
+    #[error("it has {stored} slots, the cluster has {layout}")]
+    Slots {
+        /// Slots in the stored state.
+        stored: usize,
+        /// Slots in the layout.
+        layout: usize,
+    },
+    /// It names a node the cluster does not have (as a master followed or a slot owner).
+    #[error("it names node {0}, which the cluster does not have")]
+    UnknownNode(NodeId),
+}
+
+impl Persisted {
+    /// Whether this stored state can be the state of a node of `layout`: handlers index peers
+    /// and slots by id, so a state file of another cluster must stop start-up, not a handler.
+    pub fn fits(&self, layout: &Layout) -> Result<(), LayoutMismatch> {
+        let nodes = layout.len();
+        if self.peers.len() != nodes {
+            return Err(LayoutMismatch::Nodes {
+                stored: self.peers.len(),
+                layout: nodes,
+            });
+        }
+        if self.slots.len() != layout.slot_count() {
+            return Err(LayoutMismatch::Slots {
+                stored: self.slots.len(),
+                layout: layout.slot_count(),
+            });
+        }
+        let named = self
+            .slots
+            .iter()
+            .filter_map(|(_, owner)| owner)
+            .chain(self.role.master())
+            .chain(self.peers.iter().filter_map(|p| p.role.master()));
+        for node in named {
+            if node.index() >= nodes {
+                return Err(LayoutMismatch::UnknownNode(node));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The durable part of [`PeerView`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PersistedPeer {
@@ -346,5 +402,37 @@ impl NodeState {
         } else {
             self.peer(node).map(|p| p.config_epoch).unwrap_or_default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::InitialEpochs;
+
+    #[test]
+    fn a_stored_state_fits_only_its_own_layout() {
+        let three_by_one = Layout::grid(3, 1, 16384, InitialEpochs::Distinct).expect("valid");
+        let p = NodeState::fresh(&three_by_one, NodeId(4)).persisted();
+        assert_eq!(p.fits(&three_by_one), Ok(()));
+        let three = Layout::grid(3, 0, 16384, InitialEpochs::Distinct).expect("valid");
+        assert_eq!(
+            p.fits(&three),
+            Err(LayoutMismatch::Nodes {
+                stored: 6,
+                layout: 3
+            })
+        );
+        let fewer_slots = Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("valid");
+        assert!(matches!(
+            p.fits(&fewer_slots),
+            Err(LayoutMismatch::Slots { .. })
+        ));
+        let mut stray = p.clone();
+        stray.role = Role::Replica { of: NodeId(9) };
+        assert_eq!(
+            stray.fits(&three_by_one),
+            Err(LayoutMismatch::UnknownNode(NodeId(9)))
+        );
     }
 }

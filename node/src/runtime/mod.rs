@@ -104,10 +104,11 @@ impl Runtime {
     pub(crate) async fn start(config: Arc<NodeConfig>) -> Result<(Runtime, Shared)> {
         let me = NodeId(config.id);
         let actor = ClusterNode::new(Arc::clone(&config.layout), config.timing);
-        let file = StateFile::new(&config.data_dir, config.id);
+        let cluster = wire::cluster_digest(&config.layout);
+        let file = StateFile::new(&config.data_dir, config.id, cluster);
         // The incarnation counts starts: every datagram is stamped with it, so that receivers
         // can tell this run's datagrams from the last one's (wire.rs).
-        let (name, incarnation, stored) = recover(&file)?;
+        let (name, incarnation, stored) = recover(&file, &config.layout)?;
         let bus = config.listen_on(&config.me().bus);
         let socket = UdpSocket::bind(bus)
             .await
@@ -403,7 +404,10 @@ impl IntoOwnedIfChanged for Cow<'_, NodeState> {
 /// The node's name, incarnation and stored state from its state file. A new node draws its
 /// name; a state file of format 2, written before nodes had names, gets one too, and the log
 /// says so (the next save writes it).
-fn recover(file: &StateFile) -> Result<(NodeName, u32, Option<slotguard_model::Persisted>)> {
+fn recover(
+    file: &StateFile,
+    layout: &slotguard_model::Layout,
+) -> Result<(NodeName, u32, Option<slotguard_model::Persisted>)> {
     let path = file.path().display().to_string();
     let Some(Loaded {
         name,
@@ -415,6 +419,9 @@ fn recover(file: &StateFile) -> Result<(NodeName, u32, Option<slotguard_model::P
         info!(file = %path, %name, "no state file: starting as created");
         return Ok((name, 0, None));
     };
+    // Format 2 files carry no cluster identity: the stored state must at least fit the layout.
+    p.fits(layout)
+        .map_err(|mismatch| file.other_cluster(format!(": {mismatch}")))?;
     let incarnation = previous
         .checked_add(1)
         .with_context(|| format!("state file {path}: incarnation overflow"))?;

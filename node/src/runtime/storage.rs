@@ -2,10 +2,12 @@
 //!
 //! Format: `SLOTGUARD-STATE 3\n` magic line, then a CRC-32 (4 bytes, big-endian) of the
 //! payload, then the payload: postcard of the node's name (20 bytes chosen at creation,
-//! identity.rs), the incarnation (how many times the node has started before, a `u32` the wire
-//! stamps on every datagram, §10) and the `Persisted` state. Format 2 is the same without the
-//! name: it still loads, without a name, and the runtime gives the node one (and logs it); the
-//! next save writes format 3. Writes are atomic and durable — write a
+//! identity.rs), the cluster's identity (the digest of its layout that the bus tag also covers,
+//! wire.rs), the incarnation (how many times the node has started before, a `u32` the wire
+//! stamps on every datagram, §10) and the `Persisted` state. A file of another cluster's layout
+//! stops start-up with a message naming it: the handlers index peers and slots by id. Format 2
+//! is the same without the name and the cluster: it still loads, without a name, and the
+//! runtime gives the node one (and logs it); the next save writes format 3. Writes are atomic and durable — write a
 //! temporary file, fsync it, rename it over the state file, fsync the directory — and complete
 //! before any message of the same step is sent (specs/protocol.md §7). A file that exists but
 //! cannot be read, has a bad checksum or does not decode stops start-up with an error that
@@ -46,6 +48,14 @@ pub(crate) enum StorageError {
         /// Its format.
         found: u32,
     },
+    /// Written by a node of a cluster with another layout.
+    #[error("state file {path} belongs to a cluster with another layout (masters, replicas, slots or node list differ){detail}; refusing to start — point data_dir elsewhere or remove the file deliberately to join this cluster as a new node")]
+    OtherCluster {
+        /// The file.
+        path: PathBuf,
+        /// What differs, where it is known.
+        detail: String,
+    },
     /// The contents are damaged.
     #[error("state file {path} is corrupt ({why}); refusing to start from an unknown state — restore it or remove it deliberately to rejoin as a new node")]
     Corrupt {
@@ -71,14 +81,25 @@ pub(crate) struct Loaded {
 pub(crate) struct StateFile {
     path: PathBuf,
     dir: PathBuf,
+    cluster: [u8; 32],
 }
 
 impl StateFile {
-    /// The state file of node `id` in `dir`.
-    pub(crate) fn new(dir: &Path, id: u16) -> StateFile {
+    /// The state file of node `id` in `dir`, of the cluster whose layout digest is `cluster`
+    /// (wire.rs: `cluster_digest`).
+    pub(crate) fn new(dir: &Path, id: u16, cluster: [u8; 32]) -> StateFile {
         StateFile {
             path: dir.join(format!("node-{id}.state")),
             dir: dir.to_path_buf(),
+            cluster,
+        }
+    }
+
+    /// The error for a file of another cluster.
+    pub(crate) fn other_cluster(&self, detail: String) -> StorageError {
+        StorageError::OtherCluster {
+            path: self.path.clone(),
+            detail,
         }
     }
 
@@ -129,7 +150,11 @@ impl StateFile {
         }
         let undecodable = |e: postcard::Error| corrupt(&format!("undecodable: {e}"));
         let loaded = if named {
-            let (name, incarnation, state) = postcard::from_bytes(payload).map_err(undecodable)?;
+            let (name, cluster, incarnation, state): (NodeName, [u8; 32], u32, Persisted) =
+                postcard::from_bytes(payload).map_err(undecodable)?;
+            if cluster != self.cluster {
+                return Err(self.other_cluster(String::new()));
+            }
             Loaded {
                 name: Some(name),
                 incarnation,
@@ -154,11 +179,10 @@ impl StateFile {
         state: &Persisted,
     ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
-        let payload = postcard::to_allocvec(&(name, incarnation, state)).map_err(|e| {
-            StorageError::Corrupt {
-                path: self.path.clone(),
-                why: format!("cannot encode: {e}"),
-            }
+        let record = (name, self.cluster, incarnation, state);
+        let payload = postcard::to_allocvec(&record).map_err(|e| StorageError::Corrupt {
+            path: self.path.clone(),
+            why: format!("cannot encode: {e}"),
         })?;
         let tmp = self.path.with_extension("state.tmp");
         {
@@ -191,7 +215,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("slotguard-storage-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        StateFile::new(&dir, 0)
+        StateFile::new(&dir, 0, [1; 32])
     }
 
     fn persisted() -> Persisted {
@@ -248,6 +272,16 @@ mod tests {
         fs::write(f.path(), b"SLOTGUARD-STATE 1\n\x00\x00\x00\x00old").expect("write");
         let err = f.load().expect_err("old format").to_string();
         assert!(err.contains("state format 1"), "{err}");
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_another_cluster_is_refused_with_its_name() {
+        let f = state_file("other");
+        f.save(&NodeName([3; 20]), 0, &persisted()).expect("save");
+        let other = StateFile::new(&f.dir, 0, [2; 32]);
+        let err = other.load().expect_err("another cluster").to_string();
+        assert!(err.contains("another layout"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
     }
 }
