@@ -336,9 +336,11 @@ impl Runtime {
         let mut batches: BTreeMap<usize, Vec<Msg>> = BTreeMap::new();
         for command in out {
             match command {
-                Command::Save(p) => self
-                    .file
-                    .save(&self.names.my_name(), self.incarnation, &p)?,
+                // The step waits for the fsync (persist before promise), but the worker thread
+                // is handed over so that client connections are served meanwhile.
+                Command::Save(p) => tokio::task::block_in_place(|| {
+                    self.file.save(&self.names.my_name(), self.incarnation, &p)
+                })?,
                 Command::Send(to, msg) => batches.entry(usize::from(to)).or_default().push(msg),
                 Command::SetTimer(t, range) => self.timers.set(t, &range),
                 Command::CancelTimer(t) => self.timers.cancel(&t),
