@@ -982,6 +982,54 @@ fn maxclients_refuses_the_connection_past_the_limit() {
     });
 }
 
+/// A node whose limit on open files is below `maxclients` lowers `maxclients` to fit, and says
+/// so: client connections alone must never use up the descriptors the state file needs (they
+/// once did, and the next save stopped the node).
+#[test]
+fn maxclients_fits_the_limit_on_open_files() {
+    let c = Cluster::new("nofile", 3, 0, 23);
+    let config = c.config(0);
+    let log = c.dir.join("node-0.log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 200 && exec {} node --config {} 2>{}",
+            env!("CARGO_BIN_EXE_slotguard"),
+            config.display(),
+            log.display()
+        ))
+        .spawn()
+        .expect("sh runs");
+    let mut guard = KillOnDrop(child);
+    let port = c.port(0);
+    wait_until("n0 answers", || resp(port, &["PING"]).is_some());
+    assert_eq!(info_field(port, "maxclients"), Some(136));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("maxclients lowered"), "{text}");
+    // Past the lowered limit, connections are refused and the node lives on.
+    let held: Vec<TcpStream> = (0..140).map(|_| connect(port)).collect();
+    let mut refused = connect(port);
+    assert_eq!(
+        read_to_close(&mut refused),
+        "-ERR max number of clients reached\r\n"
+    );
+    drop(held);
+    wait_until("n0 answers again", || {
+        resp(port, &["PING"]).as_deref() == Some("PONG")
+    });
+    assert!(guard.0.try_wait().expect("status").is_none(), "n0 is alive");
+}
+
+/// Kills the child when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn an_idle_client_is_closed_after_timeout_seconds() {
     let c = one_node("idle", 9, "timeout = 1");

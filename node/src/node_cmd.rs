@@ -12,7 +12,7 @@ use crate::runtime::{admin, metrics, Runtime};
 
 /// Runs `slotguard node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
-    let config = Arc::new(NodeConfig::from_args(args)?);
+    let mut config = NodeConfig::from_args(args)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -22,6 +22,8 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    fit_clients_to_descriptors(&mut config)?;
+    let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -44,6 +46,37 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         admin.abort();
         result
     })
+}
+
+/// Descriptors the node needs besides client connections: the bus socket, the listeners, the
+/// state file being written and its directory, the metrics endpoint's connections, logs.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Makes room for `maxclients` connections, as Redis's `adjustOpenFilesLimit` does: raise the
+/// process's soft limit on open files as far as the hard limit allows, and if that is not
+/// enough, lower `maxclients` to what fits and say so. Without this, client connections alone
+/// could use up the descriptors, and the next state-file write would fail and stop the node.
+fn fit_clients_to_descriptors(config: &mut NodeConfig) -> Result<()> {
+    let wanted = config.clients.maxclients as u64 + RESERVED_DESCRIPTORS;
+    let limit = rlimit::increase_nofile_limit(wanted)
+        .context("cannot read or raise the limit on open files")?;
+    if limit >= wanted {
+        return Ok(());
+    }
+    let fits = limit.saturating_sub(RESERVED_DESCRIPTORS);
+    if fits == 0 {
+        anyhow::bail!(
+            "the limit on open files is {limit}, too low to serve any client (raise it: ulimit -n)"
+        );
+    }
+    tracing::warn!(
+        open_files_limit = limit,
+        maxclients = fits,
+        configured = config.clients.maxclients,
+        "maxclients lowered to fit the limit on open files (raise it with ulimit -n or LimitNOFILE)"
+    );
+    config.clients.maxclients = fits as usize;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -90,20 +90,53 @@ pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let server = Arc::clone(&server);
+                // Admission is decided here, in the order connections arrive, so that a later
+                // connection never takes a place an earlier one was refused.
+                let admitted = Admitted::new(&server);
                 tokio::spawn(async move {
-                    if let Err(e) = admit(stream, server).await {
+                    if let Err(e) = serve_or_refuse(stream, admitted).await {
                         debug!(%peer, error = %e, "client connection ended");
                     }
                 });
             }
-            Err(e) => debug!(error = %e, "accept failed"),
+            // Out of file descriptors (or another transient failure): the pending connection
+            // stays queued, so retrying at once would spin; wait a little, as Redis's event
+            // loop does until a descriptor is free.
+            Err(e) => {
+                warn_accept_failure(&e);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
+    }
+}
+
+/// How long the accept loop waits after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Logs a failed accept, at most once a minute (a node out of descriptors fails every accept).
+fn warn_accept_failure(e: &std::io::Error) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let Ok(mut last) = LAST.lock() else { return };
+    if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(error = %e, "cannot accept client connections (file descriptors exhausted? see maxclients in the README)");
     }
 }
 
 /// Counts a connection in `clients` for as long as it lives.
 struct Admitted(Arc<Server>);
+
+impl Admitted {
+    /// A place within `maxclients`, or `Err` with the server if there is none. Only the accept
+    /// loop takes places, so the check and the count cannot interleave with another admission.
+    fn new(server: &Arc<Server>) -> Result<Admitted, Arc<Server>> {
+        if server.clients.load(Ordering::Relaxed) >= server.limits.maxclients {
+            return Err(Arc::clone(server));
+        }
+        server.clients.fetch_add(1, Ordering::Relaxed);
+        Ok(Admitted(Arc::clone(server)))
+    }
+}
 
 impl Drop for Admitted {
     fn drop(&mut self) {
@@ -111,17 +144,18 @@ impl Drop for Admitted {
     }
 }
 
-/// Admits the connection within `maxclients`, or tells it no.
-async fn admit(mut stream: TcpStream, server: Arc<Server>) -> Result<()> {
-    if server.clients.fetch_add(1, Ordering::Relaxed) >= server.limits.maxclients {
-        server.clients.fetch_sub(1, Ordering::Relaxed);
+/// Serves an admitted connection, or tells a refused one no.
+async fn serve_or_refuse(
+    mut stream: TcpStream,
+    admitted: Result<Admitted, Arc<Server>>,
+) -> Result<()> {
+    let Ok(admitted) = admitted else {
         stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await?;
         linger(&mut stream, &mut [0u8; 1024]).await;
         return Ok(());
-    }
-    let admitted = Admitted(server);
+    };
     let id = admitted.0.next_id.fetch_add(1, Ordering::Relaxed);
     connection(stream, &admitted.0, id).await
 }

@@ -321,13 +321,17 @@ impl Runtime {
         cause: Cause<'_>,
     ) -> Result<()> {
         let after = next.as_ref().unwrap_or(&self.state);
-        for line in events::step_lines(&self.state, after, cause, &out, &self.names) {
-            info!("{line}");
-        }
+        let lines = events::step_lines(&self.state, after, cause, &out, &self.names);
         if let Some(next) = next {
             self.state = next;
         }
-        self.execute(out).await
+        // Logged once the step is carried out: a vote is said granted only once it is on disk
+        // and sent.
+        self.execute(out).await?;
+        for line in lines {
+            info!("{line}");
+        }
+        Ok(())
     }
 
     /// Carries out commands in order; messages leave after the whole step, so a `Save` (which

@@ -2,7 +2,7 @@
 //!
 //! Format: `SLOTGUARD-STATE 3\n` magic line, then a CRC-32 (4 bytes, big-endian) of the
 //! payload, then the payload: postcard of the node's name (20 bytes chosen at creation,
-//! identity.rs), the cluster's identity (the digest of its layout that the bus tag also covers,
+//! identity.rs), the node's id, the cluster's identity (the digest of its layout that the bus tag also covers,
 //! wire.rs), the incarnation (how many times the node has started before, a `u32` the wire
 //! stamps on every datagram, §10) and the `Persisted` state. A file of another cluster's layout
 //! stops start-up with a message naming it: the handlers index peers and slots by id. Format 2
@@ -56,6 +56,16 @@ pub(crate) enum StorageError {
         /// What differs, where it is known.
         detail: String,
     },
+    /// Written by another node of the cluster (a copied file).
+    #[error("state file {path} was written by node {written_by}, not by this node ({me}); refusing to start as another node — a copied file would give two nodes one name and one vote")]
+    OtherNode {
+        /// The file.
+        path: PathBuf,
+        /// The node that wrote it.
+        written_by: u16,
+        /// This node.
+        me: u16,
+    },
     /// The contents are damaged.
     #[error("state file {path} is corrupt ({why}); refusing to start from an unknown state — restore it or remove it deliberately to rejoin as a new node")]
     Corrupt {
@@ -81,6 +91,7 @@ pub(crate) struct Loaded {
 pub(crate) struct StateFile {
     path: PathBuf,
     dir: PathBuf,
+    id: u16,
     cluster: [u8; 32],
 }
 
@@ -91,6 +102,7 @@ impl StateFile {
         StateFile {
             path: dir.join(format!("node-{id}.state")),
             dir: dir.to_path_buf(),
+            id,
             cluster,
         }
     }
@@ -150,10 +162,17 @@ impl StateFile {
         }
         let undecodable = |e: postcard::Error| corrupt(&format!("undecodable: {e}"));
         let loaded = if named {
-            let (name, cluster, incarnation, state): (NodeName, [u8; 32], u32, Persisted) =
+            let (name, id, cluster, incarnation, state): (NodeName, u16, [u8; 32], u32, Persisted) =
                 postcard::from_bytes(payload).map_err(undecodable)?;
             if cluster != self.cluster {
                 return Err(self.other_cluster(String::new()));
+            }
+            if id != self.id {
+                return Err(StorageError::OtherNode {
+                    path: self.path.clone(),
+                    written_by: id,
+                    me: self.id,
+                });
             }
             Loaded {
                 name: Some(name),
@@ -179,7 +198,7 @@ impl StateFile {
         state: &Persisted,
     ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
-        let record = (name, self.cluster, incarnation, state);
+        let record = (name, self.id, self.cluster, incarnation, state);
         let payload = postcard::to_allocvec(&record).map_err(|e| StorageError::Corrupt {
             path: self.path.clone(),
             why: format!("cannot encode: {e}"),
@@ -273,6 +292,18 @@ mod tests {
         let err = f.load().expect_err("old format").to_string();
         assert!(err.contains("state format 1"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_file_of_another_node_is_refused_with_its_name() {
+        let f = state_file("copied");
+        f.save(&NodeName([4; 20]), 0, &persisted()).expect("save");
+        let copy = f.dir.join("node-1.state");
+        fs::copy(f.path(), &copy).expect("copy");
+        let other = StateFile::new(&f.dir, 1, [1; 32]);
+        let err = other.load().expect_err("another node's file").to_string();
+        assert!(err.contains("written by node 0"), "{err}");
+        assert!(err.contains(&copy.display().to_string()), "{err}");
     }
 
     #[test]
