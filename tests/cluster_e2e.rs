@@ -574,6 +574,27 @@ fn metrics_are_served_for_prometheus_when_a_port_is_configured() {
     );
     let (status, _) = http_get(metrics_port, "/").expect("answers");
     assert!(status.contains("404"), "{status}");
+    // Half-sent requests hold at most a bounded number of connections, each for a bounded
+    // time, and cost no thread each: the node keeps its few threads, and a scrape gets through.
+    let pid = c.children[0].as_ref().expect("running").id();
+    let stalled: Vec<TcpStream> = (0..24)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect");
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+            s
+        })
+        .collect();
+    let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u32>()))
+        .expect("Threads line")
+        .expect("a number");
+    assert!(threads < 20, "{threads} threads");
+    wait_until("a scrape gets through the stalled requests", || {
+        http_get(metrics_port, "/metrics").is_some_and(|(status, _)| status.contains("200"))
+    });
+    drop(stalled);
     drop(c);
     // Off by default: a node without metrics_port listens on no such port.
     let plain = one_node("no-metrics", 20, "");
@@ -735,7 +756,7 @@ fn a_corrupt_state_file_stops_start_up_with_its_name() {
 /// 3 masters with a replica each, with a message naming the file, and stays as it was.
 #[test]
 fn a_state_file_of_another_layout_stops_start_up_with_its_name() {
-    let mut small = Cluster::new("layout", 3, 0, 21);
+    let mut small = Cluster::new("layout", 3, 0, 31);
     small.start(0);
     let file = small.dir.join("n0").join("node-0.state");
     wait_until("node 0 wrote its state file", || file.exists());
@@ -987,7 +1008,7 @@ fn maxclients_refuses_the_connection_past_the_limit() {
 /// once did, and the next save stopped the node).
 #[test]
 fn maxclients_fits_the_limit_on_open_files() {
-    let c = Cluster::new("nofile", 3, 0, 23);
+    let c = Cluster::new("nofile", 3, 0, 33);
     let config = c.config(0);
     let log = c.dir.join("node-0.log");
     let child = Command::new("sh")
@@ -1303,7 +1324,7 @@ fn cluster_state(port: u16) -> Option<String> {
 /// master does after node_timeout (model/src/cluster_state.rs), and `ok` again once it can.
 #[test]
 fn an_isolated_master_reports_the_cluster_failed() {
-    let mut c = Cluster::new("isolated", 3, 0, 20);
+    let mut c = Cluster::new("isolated", 3, 0, 30);
     c.start_all();
     let all: Vec<usize> = (0..c.len()).collect();
     wait_until("the nodes agree", || agree(&c, &all).is_some());

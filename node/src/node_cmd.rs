@@ -39,7 +39,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         let server = admin::Server::new(Arc::clone(&config), shared);
         if let Some(port) = config.metrics_port {
             let addr = std::net::SocketAddr::new(client.ip(), port);
-            metrics::serve(addr, Arc::clone(&server))?;
+            metrics::serve(addr, Arc::clone(&server)).await?;
         }
         let admin = tokio::spawn(admin::serve(listener, server));
         let result = node.run(shutdown_signal()).await;

@@ -3,8 +3,8 @@
 //! Why built per scrape from the snapshot: the node task already publishes everything worth
 //! watching (the state after each step, the datagram counters) for the client port, so the
 //! metrics read that same snapshot instead of a second set of counters the node task would have
-//! to keep in step. prometheus-client does the text encoding (OpenMetrics); tiny_http serves
-//! it from a thread of its own, so a slow scraper never delays the node's step loop.
+//! to keep in step. prometheus-client does the text encoding (OpenMetrics); a small bounded
+//! responder on the node's runtime serves it (`serve`), away from the node's step loop.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -126,45 +126,117 @@ pub(crate) fn render(s: &Snapshot, stats: &ServerStats) -> Result<String> {
     Ok(text)
 }
 
-/// Serves `/metrics` on `addr` from a thread of its own, for the life of the process.
-pub(crate) fn serve(addr: SocketAddr, server: Arc<Server>) -> Result<()> {
-    let http = tiny_http::Server::http(addr)
+/// Connections served at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 16;
+/// The longest request head read (request line and headers).
+const MAX_REQUEST: usize = 8 * 1024;
+/// How long a connection may take to send its request head.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Binds `addr` and serves scrapes from a task of the node's runtime.
+///
+/// A scrape is one `GET` and one response, then the connection closes. The endpoint is bounded
+/// like the client port: at most [`MAX_CONNECTIONS`] at once, a request head of at most
+/// [`MAX_REQUEST`] bytes, sent within [`REQUEST_TIMEOUT`]. (A thread-per-connection server
+/// let 900 half-sent requests take the node to 789 threads.)
+pub(crate) async fn serve(addr: SocketAddr, server: Arc<Server>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
         .map_err(|e| anyhow!("cannot serve metrics on {addr}: {e}"))?;
     info!(%addr, "serving Prometheus metrics on /metrics");
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in http.incoming_requests() {
-                let response = respond(&server, request.url());
-                if let Err(e) = request.respond(response) {
-                    debug!(error = %e, "metrics response failed");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
+            let server = Arc::clone(&server);
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = scrape(stream, &server).await {
+                    debug!(error = %e, "metrics connection ended");
                 }
-            }
-        })?;
+            });
+        }
+    });
     Ok(())
 }
 
-fn respond(server: &Server, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let text =
-        |code: u16, body: String| tiny_http::Response::from_string(body).with_status_code(code);
-    if url.split('?').next() != Some("/metrics") {
-        return text(404, "not found: metrics are on /metrics\n".into());
+/// Reads one request head and answers it.
+async fn scrape(mut stream: tokio::net::TcpStream, server: &Server) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(512);
+    let read = async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let (status, content_type, body) = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+        Err(_) => return Ok(()),
+        Ok(result) => {
+            result?;
+            respond(server, &head)
+        }
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The status line's code and reason, content type and body for a request head.
+fn respond(server: &Server, head: &[u8]) -> (&'static str, &'static str, String) {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target) = (parts.next(), parts.next());
+    if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        return (
+            "431 Request Header Fields Too Large",
+            PLAIN,
+            "request head too large\n".into(),
+        );
+    }
+    if method != Some(b"GET".as_slice()) {
+        return (
+            "405 Method Not Allowed",
+            PLAIN,
+            "metrics answer GET only\n".into(),
+        );
+    }
+    let path = target.and_then(|t| t.split(|&b| b == b'?').next());
+    if path != Some(b"/metrics".as_slice()) {
+        return (
+            "404 Not Found",
+            PLAIN,
+            "not found: metrics are on /metrics\n".into(),
+        );
     }
     let Some(snapshot) = server.shared.read().ok().map(|s| s.clone()) else {
-        return text(500, "node state unavailable\n".into());
+        return (
+            "500 Internal Server Error",
+            PLAIN,
+            "node state unavailable\n".into(),
+        );
     };
     match render(&snapshot, &server.stats()) {
-        Ok(body) => {
-            let mut r = text(200, body);
-            if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE) {
-                r.add_header(h);
-            }
-            r
-        }
+        Ok(body) => ("200 OK", CONTENT_TYPE, body),
         Err(e) => {
             let mut body = String::new();
             let _ = writeln!(body, "{e}");
-            text(500, body)
+            ("500 Internal Server Error", PLAIN, body)
         }
     }
 }
