@@ -95,7 +95,8 @@ fn a_complete_passing_run_exits_zero() {
     }
     assert!(report["unique_states"].as_u64().is_some_and(|n| n > 1000));
     // The canonical network was audited before the PASS (model/src/check/audit.rs).
-    let audit = &report["audit"]["Ran"]["report"];
+    assert_eq!(report["audit"]["status"], "ran", "{report:#}");
+    let audit = &report["audit"]["report"];
     assert!(audit["failure"].is_null(), "{audit:#}");
     assert!(
         audit["rechecks"].as_u64().is_some_and(|n| n > 10_000),

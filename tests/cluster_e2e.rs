@@ -711,6 +711,11 @@ fn bad_resp_gets_an_error_and_the_connection_lives() {
     c.start(0);
     let port = c.port(0);
     wait_until("n0 answers", || resp(port, &["PING"]).is_some());
+    let too_many = resp(port, &["PING", "a", "b"]).expect("answers");
+    assert!(
+        too_many.contains("wrong number of arguments for 'ping' command"),
+        "{too_many}"
+    );
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -1339,4 +1344,20 @@ fn an_isolated_master_reports_the_cluster_failed() {
     wait_until("node 0 reports ok again", || {
         cluster_state(c.port(0)).as_deref() == Some("ok")
     });
+}
+
+/// `slotguard cluster` refuses a cluster without masters and ports it cannot use, before it
+/// starts anything (exit 2, a usage error).
+#[test]
+fn the_local_cluster_command_refuses_impossible_arguments() {
+    for args in [["--masters", "0"], ["--base-port", "0"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_slotguard"))
+            .arg("cluster")
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{err}");
+    }
 }

@@ -500,6 +500,10 @@ fn print_human(
             out,
             "canonical-network audit: skipped, so the run cannot pass"
         )?,
+        None if report.walks.is_some() => writeln!(
+            out,
+            "canonical-network audit: not run (random walks never pass)"
+        )?,
         None => {}
     }
     if report.symmetry {

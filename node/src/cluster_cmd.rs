@@ -16,14 +16,15 @@ use redis_protocol::resp2::types::OwnedFrame;
 /// Arguments of `slotguard cluster`.
 #[derive(Args, Debug)]
 pub(crate) struct ClusterArgs {
-    /// Masters.
-    #[arg(long, default_value_t = 3)]
+    /// Masters (at least one).
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     masters: usize,
     /// Replicas per master.
     #[arg(long, default_value_t = 1)]
     replicas: usize,
     /// Client port of node 0; node i uses base+i, and its cluster bus base+10000+i.
-    #[arg(long, default_value_t = 7000)]
+    #[arg(long, default_value_t = 7000, value_parser = clap::value_parser!(u16).range(1024..))]
     base_port: u16,
     /// Directory for configuration, key, state files and logs (default: a new temporary one).
     #[arg(long)]
@@ -182,7 +183,11 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the slotguard binary")?;
     let mut children = Children(Vec::new());
     for i in 0..n {
-        let log = std::fs::File::create(dir.join(format!("node-{i}.log")))?;
+        // Appended to: a rerun in the same directory keeps the last run's log.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("node-{i}.log")))?;
         let child = Command::new(&exe)
             .arg("node")
             .arg("--config")

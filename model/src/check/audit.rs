@@ -52,7 +52,8 @@ pub struct AuditReport {
     pub judged: usize,
     /// Re-deliveries of judged messages compared with their verdict.
     pub rechecks: usize,
-    /// Message kinds judged, with whether the verdict was inert (`true`) or canonical.
+    /// Message kinds judged, with whether the verdict was inert (`true`) or canonical
+    /// (`false`): which rules of the reduction the audit exercised.
     pub kinds: Vec<(&'static str, bool)>,
     /// Set when a verdict did not hold: the message, the verdict and the state, described.
     pub failure: Option<String>,

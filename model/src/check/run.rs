@@ -203,8 +203,10 @@ pub struct RunReport {
     pub audit: Option<AuditOutcome>,
 }
 
-/// An audit's report, or why none was made.
+/// An audit's report, or why none was made. In JSON: `{"status": "ran", "report": ...,
+/// "seconds": ...}` or `{"status": "skipped"}`.
 #[derive(Clone, Debug, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
 pub enum AuditOutcome {
     /// The audit ran, in this many seconds.
     Ran {

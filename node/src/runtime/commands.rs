@@ -73,9 +73,10 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
         "select" => select(&args[1]).into(),
         "dbsize" => Reply::Int(0).into(),
         "readonly" | "readwrite" => Reply::ok().into(),
-        "ping" => match args.get(1) {
-            None => Reply::Simple("PONG".into()),
-            Some(msg) => Reply::text(msg.clone()),
+        "ping" => match &args[1..] {
+            [] => Reply::Simple("PONG".into()),
+            [msg] => Reply::text(msg.clone()),
+            _ => Reply::error("ERR wrong number of arguments for 'ping' command"),
         }
         .into(),
         "echo" => Reply::text(args[1].clone()).into(),
@@ -176,10 +177,24 @@ fn check_arity(spec: &Spec, args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let Some(sub) = spec.sub(&args[1]) else {
+        // Redis says "Try X HELP."; slotguard has no HELP subcommands, so it names the ones
+        // it has.
+        let known: Vec<String> = spec
+            .subcommands
+            .iter()
+            .map(|s| {
+                s.name
+                    .rsplit('|')
+                    .next()
+                    .unwrap_or(s.name)
+                    .to_ascii_uppercase()
+            })
+            .collect();
         return Err(format!(
-            "ERR unknown subcommand '{}'. Try {} HELP.",
+            "ERR unknown subcommand '{}'. {} subcommands: {}.",
             clip(&args[1], 128),
-            spec.name.to_ascii_uppercase()
+            spec.name.to_ascii_uppercase(),
+            known.join(", ")
         ));
     };
     if !sub.arity_fits(args.len()) {
@@ -326,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             check_arity(cluster, &args(&["cluster", "meet"])),
-            Err("ERR unknown subcommand 'meet'. Try CLUSTER HELP.".into())
+            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: INFO, MYID, NODES, SHARDS, SLOTS.".into())
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));
