@@ -111,6 +111,19 @@ impl Directory {
         }
     }
 
+    /// A directory that already knows these peers' names (from the state file).
+    pub(crate) fn knowing(mut self, names: &[Option<NodeName>]) -> Directory {
+        for (p, name) in self.peers.iter_mut().zip(names) {
+            p.name = *name;
+        }
+        self
+    }
+
+    /// Every node's name as far as known, by id (this node's own slot holds nothing).
+    pub(crate) fn peer_names(&self) -> Vec<Option<NodeName>> {
+        self.peers.iter().map(|p| p.name).collect()
+    }
+
     /// This node's name.
     pub(crate) fn my_name(&self) -> NodeName {
         self.name

@@ -108,7 +108,8 @@ impl Runtime {
         let file = StateFile::new(&config.data_dir, config.id, cluster);
         // The incarnation counts starts: every datagram is stamped with it, so that receivers
         // can tell this run's datagrams from the last one's (wire.rs).
-        let (name, incarnation, stored) = recover(&file, &config.layout)?;
+        let (name, peer_names, incarnation, stored) = recover(&file, &config.layout)?;
+        let names = Directory::new(me, name, config.layout.len()).knowing(&peer_names);
         let bus = config.listen_on(&config.me().bus);
         let socket = UdpSocket::bind(bus)
             .await
@@ -122,9 +123,8 @@ impl Runtime {
         // incarnation; only if it ever did not would a separate write be needed.
         // The same holds for a name given at this start.
         if !matches!(out.iter().next(), Some(Command::Save(_))) {
-            file.save(&name, incarnation, &state.persisted())?;
+            file.save(&name, &names.peer_names(), incarnation, &state.persisted())?;
         }
-        let names = Directory::new(me, name, config.layout.len());
         let shared = Arc::new(RwLock::new(Snapshot {
             state: state.clone(),
             incarnation,
@@ -252,7 +252,7 @@ impl Runtime {
         self.last_seen.insert(datagram.sender, stamp);
         self.count("datagrams_accepted");
         let from = NodeId(datagram.sender);
-        self.learn_name(from, NodeName(datagram.name));
+        self.learn_name(from, NodeName(datagram.name))?;
         self.last_heard[from.index()] = Some(Instant::now());
         for msg in datagram.messages {
             if matches!(msg, Msg::Pong(_)) {
@@ -275,8 +275,18 @@ impl Runtime {
 
     /// Records the name an authentic, fresh datagram carried; a changed name means the peer
     /// was recreated from scratch, which an operator should hear of.
-    fn learn_name(&mut self, from: NodeId, name: NodeName) {
-        match self.names.learn(from, name) {
+    fn learn_name(&mut self, from: NodeId, name: NodeName) -> Result<()> {
+        let learned = self.names.learn(from, name);
+        if learned != Learned::Same {
+            // Kept with the state, so that a restart shows the peer's name at once.
+            let persisted = self.state.persisted();
+            let peers = self.names.peer_names();
+            tokio::task::block_in_place(|| {
+                self.file
+                    .save(&self.names.my_name(), &peers, self.incarnation, &persisted)
+            })?;
+        }
+        match learned {
             Learned::Same => {}
             Learned::New => info!(peer = %self.names.label(from), %name, "peer name learnt"),
             Learned::Changed(old) => warn!(
@@ -286,6 +296,7 @@ impl Runtime {
                 "peer name changed: the node was recreated without its state file"
             ),
         }
+        Ok(())
     }
 
     /// Looks up again the names of nodes silent for node_timeout (and this node's own, until
@@ -343,7 +354,9 @@ impl Runtime {
                 // The step waits for the fsync (persist before promise), but the worker thread
                 // is handed over so that client connections are served meanwhile.
                 Command::Save(p) => tokio::task::block_in_place(|| {
-                    self.file.save(&self.names.my_name(), self.incarnation, &p)
+                    let peers = self.names.peer_names();
+                    self.file
+                        .save(&self.names.my_name(), &peers, self.incarnation, &p)
                 })?,
                 Command::Send(to, msg) => batches.entry(usize::from(to)).or_default().push(msg),
                 Command::SetTimer(t, range) => self.timers.set(t, &range),
@@ -410,20 +423,18 @@ impl IntoOwnedIfChanged for Cow<'_, NodeState> {
 /// The node's name, incarnation and stored state from its state file. A new node draws its
 /// name; a state file of format 2, written before nodes had names, gets one too, and the log
 /// says so (the next save writes it).
-fn recover(
-    file: &StateFile,
-    layout: &slotguard_model::Layout,
-) -> Result<(NodeName, u32, Option<slotguard_model::Persisted>)> {
+fn recover(file: &StateFile, layout: &slotguard_model::Layout) -> Result<Recovered> {
     let path = file.path().display().to_string();
     let Some(Loaded {
         name,
+        peers,
         incarnation: previous,
         state: p,
     }) = file.load()?
     else {
         let name = NodeName::random()?;
         info!(file = %path, %name, "no state file: starting as created");
-        return Ok((name, 0, None));
+        return Ok((name, Vec::new(), 0, None));
     };
     // Format 2 files carry no cluster identity: the stored state must at least fit the layout.
     p.fits(layout)
@@ -447,5 +458,13 @@ fn recover(
         incarnation,
         "recovered state"
     );
-    Ok((name, incarnation, Some(p)))
+    Ok((name, peers, incarnation, Some(p)))
 }
+
+/// What a start recovers: the node's name, its peers' names, its incarnation, its state.
+type Recovered = (
+    NodeName,
+    Vec<Option<NodeName>>,
+    u32,
+    Option<slotguard_model::Persisted>,
+);

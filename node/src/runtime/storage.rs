@@ -2,7 +2,8 @@
 //!
 //! Format: `SLOTGUARD-STATE 3\n` magic line, then a CRC-32 (4 bytes, big-endian) of the
 //! payload, then the payload: postcard of the node's name (20 bytes chosen at creation,
-//! identity.rs), the node's id, the cluster's identity (the digest of its layout that the bus tag also covers,
+//! identity.rs), the names of its peers as far as it has learnt them (so that a restarted node
+//! shows them at once, as Redis's nodes.conf does), the node's id, the cluster's identity (the digest of its layout that the bus tag also covers,
 //! wire.rs), the incarnation (how many times the node has started before, a `u32` the wire
 //! stamps on every datagram, §10) and the `Persisted` state. A file of another cluster's layout
 //! stops start-up with a message naming it: the handlers index peers and slots by id. Format 2
@@ -76,11 +77,23 @@ pub(crate) enum StorageError {
     },
 }
 
+/// A format-3 payload: name, peers' names, node id, cluster digest, incarnation, state.
+type Record = (
+    NodeName,
+    Vec<Option<NodeName>>,
+    u16,
+    [u8; 32],
+    u32,
+    Persisted,
+);
+
 /// What a state file holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Loaded {
     /// The node's name; `None` in a file of format 2, written before nodes had names.
     pub(crate) name: Option<NodeName>,
+    /// Its peers' names, by id, as far as it had learnt them (empty in format 2).
+    pub(crate) peers: Vec<Option<NodeName>>,
     /// Starts of the node before the one that wrote the file.
     pub(crate) incarnation: u32,
     /// The protocol's durable state.
@@ -162,7 +175,7 @@ impl StateFile {
         }
         let undecodable = |e: postcard::Error| corrupt(&format!("undecodable: {e}"));
         let loaded = if named {
-            let (name, id, cluster, incarnation, state): (NodeName, u16, [u8; 32], u32, Persisted) =
+            let (name, peers, id, cluster, incarnation, state): Record =
                 postcard::from_bytes(payload).map_err(undecodable)?;
             if cluster != self.cluster {
                 return Err(self.other_cluster(String::new()));
@@ -176,6 +189,7 @@ impl StateFile {
             }
             Loaded {
                 name: Some(name),
+                peers,
                 incarnation,
                 state,
             }
@@ -183,6 +197,7 @@ impl StateFile {
             let (incarnation, state) = postcard::from_bytes(payload).map_err(undecodable)?;
             Loaded {
                 name: None,
+                peers: Vec::new(),
                 incarnation,
                 state,
             }
@@ -194,11 +209,12 @@ impl StateFile {
     pub(crate) fn save(
         &self,
         name: &NodeName,
+        peers: &[Option<NodeName>],
         incarnation: u32,
         state: &Persisted,
     ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
-        let record = (name, self.id, self.cluster, incarnation, state);
+        let record = (name, peers, self.id, self.cluster, incarnation, state);
         let payload = postcard::to_allocvec(&record).map_err(|e| StorageError::Corrupt {
             path: self.path.clone(),
             why: format!("cannot encode: {e}"),
@@ -249,9 +265,11 @@ mod tests {
         assert!(f.load().expect("no file yet").is_none());
         let p = persisted();
         let name = NodeName([7; 20]);
-        f.save(&name, 7, &p).expect("save");
+        f.save(&name, &[None, Some(NodeName([8; 20]))], 7, &p)
+            .expect("save");
         let want = Loaded {
             name: Some(name),
+            peers: vec![None, Some(NodeName([8; 20]))],
             incarnation: 7,
             state: p,
         };
@@ -270,6 +288,7 @@ mod tests {
         fs::write(f.path(), bytes).expect("write");
         let want = Loaded {
             name: None,
+            peers: Vec::new(),
             incarnation: 4,
             state: p,
         };
@@ -279,7 +298,8 @@ mod tests {
     #[test]
     fn a_damaged_or_old_file_is_refused_with_its_name() {
         let f = state_file("refused");
-        f.save(&NodeName([0; 20]), 0, &persisted()).expect("save");
+        f.save(&NodeName([0; 20]), &[], 0, &persisted())
+            .expect("save");
         let mut bytes = fs::read(f.path()).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -297,7 +317,8 @@ mod tests {
     #[test]
     fn a_file_of_another_node_is_refused_with_its_name() {
         let f = state_file("copied");
-        f.save(&NodeName([4; 20]), 0, &persisted()).expect("save");
+        f.save(&NodeName([4; 20]), &[], 0, &persisted())
+            .expect("save");
         let copy = f.dir.join("node-1.state");
         fs::copy(f.path(), &copy).expect("copy");
         let other = StateFile::new(&f.dir, 1, [1; 32]);
@@ -309,7 +330,8 @@ mod tests {
     #[test]
     fn a_file_of_another_cluster_is_refused_with_its_name() {
         let f = state_file("other");
-        f.save(&NodeName([3; 20]), 0, &persisted()).expect("save");
+        f.save(&NodeName([3; 20]), &[], 0, &persisted())
+            .expect("save");
         let other = StateFile::new(&f.dir, 0, [2; 32]);
         let err = other.load().expect_err("another cluster").to_string();
         assert!(err.contains("another layout"), "{err}");
