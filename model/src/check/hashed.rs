@@ -27,7 +27,8 @@ pub(crate) fn stable_hasher() -> ahash::RandomState {
 
 /// A stable 64-bit hash of `value`: aHash with fixed seeds, as stateright fingerprints states.
 /// It is the same in every run of one build (aHash's output may change with its version, which
-/// Cargo.lock pins). It was SipHash until stop 13; SipHash took 11 % of a symmetric run.
+/// Cargo.lock pins). Not SipHash: hashing is a large share of a symmetric run, and SipHash's
+/// resistance to chosen inputs buys nothing here.
 pub fn stable_hash<T: Hash + ?Sized>(value: &T) -> u64 {
     stable_hasher().hash_one(value)
 }

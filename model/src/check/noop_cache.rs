@@ -13,9 +13,8 @@
 //! The memo is keyed by the four parts' 64-bit hashes (the same fingerprints the search
 //! deduplicates states by), folded into one 64-bit digest. It is direct-mapped, bounded and
 //! lock-free: each slot holds a digest, and a newer entry replaces an older one in its slot, so
-//! it forgets, never grows. (Until stop 13 it kept the four hashes whole in slots behind 16
-//! locks; every lookup took a lock, and the two workers' lookups moved the locks' cache lines
-//! between the cores.) A delivery is taken for a known no-op only if its digest is found: two
+//! it forgets, never grows; and it takes no lock, because every lookup taking one moved the
+//! locks' cache lines between the workers' cores. A delivery is taken for a known no-op only if its digest is found: two
 //! deliveries with equal 64-bit digests would be confused, the kind of risk the search's visited
 //! set takes with its 64-bit fingerprints. It changes which no-op actions are offered, never a
 //! successor state (`model/tests/successor_pruning.rs` compares every state's successors with

@@ -179,7 +179,7 @@ impl Step<'_, '_> {
         self.discard_reports(target);
         self.cancel_timer(Timer::PeerTimeout(target));
         // Armed whatever the node is now: I may learn later that it owns slots (a promotion I
-        // had not heard of), and its FAIL must still end once it answers (§4.4).
+        // had not heard of), and its FAIL must still end once it answers (specs/protocol.md §5.5).
         if !self.node.bug(Bug::FailUndoOnlyForOwners) || self.st().is_voting_master(target) {
             let undo = self.node.timing.fail_undo();
             self.set_timer(Timer::FailUndo(target), exactly(undo));
