@@ -1,7 +1,7 @@
 //! Fixed-universe bitsets for hash slots and for sets of nodes.
 //!
-//! The same types serve 3 slots in the checker and 16384 slots in a real node (redis-cluster.md
-//! §1.3: every header carries a 2048-byte slot bitmap). Small universes stay inline (no heap
+//! The same types serve 3 slots in the checker and 16384 slots in a real node (every header carries
+//! its shard's slot bitmap, specs/background.md §R1.3). Small universes stay inline (no heap
 //! allocation when the checker clones a state); large ones spill to the heap. Ordering and hashing
 //! are derived from the words, so states that contain them are deterministic and hashable.
 

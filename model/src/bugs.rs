@@ -13,7 +13,7 @@ pub enum Bug {
     /// A master grants a vote without checking lastVoteEpoch (two votes in one epoch).
     VoteTwicePerEpoch,
     /// A candidate counts acknowledgements instead of distinct voters (duplicated datagrams
-    /// then count twice; Redis relies on TCP here, redis-cluster.md §1.1).
+    /// then count twice; Redis relies on TCP here, specs/background.md §R1.1).
     CountDuplicateAcks,
     /// A candidate runs its election in its current epoch instead of bumping it.
     SkipEpochBump,

@@ -2,7 +2,7 @@
 //!
 //! A [`NodeId`] is the index of a node in the [`Layout`](crate::Layout). The checker and the real
 //! node both use `stateright::actor::Id::from(index)`, so ids agree between the two worlds and any
-//! id-based tie-break behaves identically (see stateright.md §3, "Id mapping").
+//! id-based tie-break behaves identically (see specs/background.md §S3).
 
 use std::fmt;
 
@@ -47,7 +47,7 @@ impl fmt::Display for NodeId {
 }
 
 /// A cluster epoch: `currentEpoch`, `configEpoch` and `lastVoteEpoch` are all epochs
-/// (redis-cluster.md §1.3, §3). Epochs only grow on a node, across restarts (property 4).
+/// (specs/background.md §R1.3, §R3). Epochs only grow on a node, across restarts (property 4).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]

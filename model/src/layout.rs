@@ -3,9 +3,9 @@
 //!
 //! Membership is static in slotguard (no `CLUSTER MEET`, no resharding; specs/protocol.md §1), so
 //! the layout is the same value on every node. Because of that the number of slot-owning masters
-//! that quorums are computed from (`cluster->size` in Redis, redis-cluster.md §2.3) is a property
-//! of the layout, not of a node's possibly stale view: this closes the "two candidates with a
-//! smaller local size" hole noted in redis-cluster.md §4.
+//! that quorums are computed from (`cluster->size` in Redis, specs/background.md §R2.3) is a
+//! property of the layout, not of a node's possibly stale view: this closes the "two candidates
+//! with a smaller local size" hole noted in specs/background.md §R4.
 
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ pub enum InitialEpochs {
     #[default]
     Distinct,
     /// Every master starts at 0, as a fresh cluster without `SET-CONFIG-EPOCH`: collisions are
-    /// resolved by the configEpoch collision rule (redis-cluster.md §3.5).
+    /// resolved by the configEpoch collision rule (specs/background.md §R3.5).
     Zero,
 }
 
@@ -235,7 +235,7 @@ impl Layout {
     }
 
     /// Number of masters owning slots at creation: the base of every quorum
-    /// (`needed_quorum = size/2 + 1`, redis-cluster.md §2.3, §3.1).
+    /// (`needed_quorum = size/2 + 1`, specs/background.md §R2.3, §R3.1).
     pub fn shards(&self) -> usize {
         self.shards
     }
@@ -256,7 +256,7 @@ impl Layout {
 }
 
 /// Timer durations. The model ignores them (every armed timer may fire at any time); the node
-/// runtime uses them. Defaults follow Redis (redis-cluster.md §7) at a 15 s node timeout; local
+/// runtime uses them. Defaults follow Redis (specs/background.md §R7) at a 15 s node timeout; local
 /// clusters use shorter ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Timing {
@@ -292,7 +292,7 @@ impl Timing {
     }
 
     /// Delay before a replica starts an election: 500 ms + random(0..500 ms) + rank × 1 s
-    /// (redis-cluster.md §3.1). The random part is data: the runtime draws from the range.
+    /// (specs/background.md §R3.1). The random part is data: the runtime draws from the range.
     pub fn election_delay(&self, rank: u32) -> std::ops::Range<Duration> {
         let base = Duration::from_millis(500) + Duration::from_secs(u64::from(rank));
         base..base + Duration::from_millis(500)

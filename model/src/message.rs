@@ -1,4 +1,4 @@
-//! The cluster-bus messages (redis-cluster.md §1.2), as one enum that is both what the checker
+//! The cluster-bus messages (specs/background.md §R1.2), as one enum that is both what the checker
 //! puts on its simulated network and what the node encodes into UDP datagrams.
 //!
 //! A datagram is a batch of these messages (the runtime packs every message one step sends to
@@ -6,12 +6,12 @@
 //! role, master, currentEpoch, configEpoch (its master's when the sender is a replica), the
 //! slots of its shard, replication offset and flags — followed by one `Gossip` message per node
 //! the sender suspects (PFAIL) or has marked FAIL, with that node's configEpoch: Redis appends
-//! all PFAIL nodes to every ping (redis-cluster.md §1.4), and Valkey #2169 shows that gossip
+//! all PFAIL nodes to every ping (specs/background.md §R1.4), and Valkey #2169 shows that gossip
 //! without configEpoch lets a replica keep a stale epoch for its dead master forever.
 //!
 //! The checker lets the messages of one datagram arrive separately (a superset of the atomic
 //! case), so every message is self-contained and applied idempotently in any order — the
-//! "idempotent config push" of redis-cluster.md §1.3.
+//! "idempotent config push" of specs/background.md §R1.3.
 
 use serde::{Deserialize, Serialize};
 

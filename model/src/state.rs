@@ -4,9 +4,9 @@
 //! Everything here is plain, ordered, hashable data (no hash maps, no clocks), because the checker
 //! fingerprints it. The durable part ([`Persisted`]) is what Redis keeps in `nodes.conf`:
 //! currentEpoch, lastVoteEpoch, the node's own configEpoch and role, and the slot map with every
-//! node's role and configEpoch (redis-cluster.md §8, `vars currentEpoch N lastVoteEpoch M`), plus
-//! one field Redis does not need over TCP: the version of the last header applied from each peer
-//! (`heard`, specs/protocol.md §3.2). How often the node has started is the runtime's business
+//! node's role and configEpoch (specs/background.md §R8, `vars currentEpoch N lastVoteEpoch M`),
+//! plus one field Redis does not need over TCP: the version of the last header applied from each
+//! peer (`heard`, specs/protocol.md §3.2). How often the node has started is the runtime's business
 //! (its datagrams' incarnation), not the protocol's: no handler reads it, and the checker would
 //! otherwise tell apart states that differ only by who has restarted.
 
@@ -39,7 +39,7 @@ impl Role {
     }
 }
 
-/// Local failure state of a peer (redis-cluster.md §2).
+/// Local failure state of a peer (specs/background.md §R2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Health {
     /// No suspicion.
@@ -137,7 +137,7 @@ impl SlotMap {
     }
 }
 
-/// Where a replica is in its failover attempt (redis-cluster.md §3.1).
+/// Where a replica is in its failover attempt (specs/background.md §R3.1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Election {
     /// No attempt under way.
@@ -374,7 +374,7 @@ impl NodeState {
     }
 
     /// Whether `node` is a master that serves at least one slot in this node's view: only such
-    /// masters' failure reports and votes count (Valkey #634, redis-cluster.md §2.2, §3.1).
+    /// masters' failure reports and votes count (Valkey #634, specs/background.md §R2.2, §R3.1).
     pub fn is_voting_master(&self, node: NodeId) -> bool {
         if node == self.me {
             return self.role == Role::Master && self.slots.owns_any(node);

@@ -1,7 +1,7 @@
 //! Timers are data: the actor asks for them by name, the checker lets any armed timer fire at any
-//! moment (stateright.md §1.3), and the node runtime turns them into tokio deadlines with the
-//! durations from [`Timing`](crate::Timing). Set replaces, cancel removes, firing removes first —
-//! in both worlds.
+//! moment (specs/background.md §S1.3), and the node runtime turns them into tokio deadlines with
+//! the durations from [`Timing`](crate::Timing). Set replaces, cancel removes, firing removes first
+//! — in both worlds.
 
 use serde::{Deserialize, Serialize};
 

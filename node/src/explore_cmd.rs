@@ -1,10 +1,10 @@
 //! `slotguard explore`: serve stateright's explorer for a configuration, with this model's own
 //! rendering of states, steps and sequence diagrams (`slotguard_model::check::render`).
 //!
-//! The explorer's quirks (stateright.md §2) that users must know, and that the command says when
-//! it starts: it checks nothing until "Run to completion" is pressed; it serves a `ui/` folder
-//! from the working directory instead of its own pages if one exists; and it runs BFS, so
-//! running a large configuration to completion needs a lot of memory (use `slotguard check`).
+//! The explorer's quirks (specs/background.md §S2) that users must know, and that the command says
+//! when it starts: it checks nothing until "Run to completion" is pressed; it serves a `ui/` folder
+//! from the working directory instead of its own pages if one exists; and it runs BFS, so running a
+//! large configuration to completion needs a lot of memory (use `slotguard check`).
 
 use std::net::{SocketAddr, TcpListener};
 

@@ -8,7 +8,7 @@
 //!   which only splits identical system states, since no-op deliveries are pruned anyway;
 //! - `Recover` is always enabled, so the number of crashes cannot be bounded except by a
 //!   boundary on actor state;
-//! - its symmetry support does not rewrite ids inside timers (stateright.md §1.6);
+//! - its symmetry support does not rewrite ids inside timers (specs/background.md §S1.6);
 //! - it offers no hook to observe steps, which the history variables of the properties need.
 //!
 //! The network is UDP-like: unordered and duplicating (a sent envelope stays deliverable until

@@ -1,6 +1,6 @@
 //! One run of the model checker with an honest verdict (behind `slotguard check`).
 //!
-//! stateright 0.31 has pitfalls a report must not inherit (stateright.md §0, §1.7–1.8):
+//! stateright 0.31 has pitfalls a report must not inherit (specs/background.md §S0, §S1.7–S1.8):
 //! - a run cut short by a state limit or a timeout reports `is_done() == true`: here any run that
 //!   hit a limit is [`RunReport::complete`]` == false`, and an incomplete run never passes;
 //! - BFS paths are not shortest in 0.31: traces are labelled with their length only, never as

@@ -1,7 +1,7 @@
 //! Convergence as a bounded check (specs/properties.md, property 8).
 //!
 //! "Eventually every node binds each slot to the same owner" is a liveness property, and
-//! stateright 0.31's `eventually` is unsound on models with cycles (stateright.md §1.5): a
+//! stateright 0.31's `eventually` is unsound on models with cycles (specs/background.md §S1.5): a
 //! failover model with periodic timers is full of them. So convergence is checked as a safety
 //! property of a *bounded, fair continuation*: from a reachable state, faults stop (crashed nodes
 //! restart, no more suspicions fire, nothing is lost) and the cluster runs in synchronous rounds;

@@ -1,16 +1,16 @@
 //! Symmetry reduction over interchangeable shards and over the replicas of one master
 //! (specs/protocol.md §8.5).
 //!
-//! Replicas that follow the same master and have the same flags start identical up to their
-//! ids; so do whole shards (master, replicas, slots, creation configEpoch) in a layout whose
-//! shards all have one shape. The protocol treats ids as names, compares configEpochs only
-//! within one shard's lineage or against epochs above every creation epoch, and keeps nodes in
-//! their shard — with one exception, below. Renaming therefore maps behaviours to behaviours,
-//! and the checker needs to explore only one state of each set of renamings. stateright's own
-//! `Representative` for actor models does not rename ids inside timers (stateright.md §1.6),
-//! and this model has per-peer timers; so this module renames *everywhere* a state holds an
-//! id, a slot or a creation epoch: node states and their per-peer tables, the state files, the
-//! timers, the messages in flight and the history the properties read.
+//! Replicas that follow the same master and have the same flags start identical up to their ids; so
+//! do whole shards (master, replicas, slots, creation configEpoch) in a layout whose shards all
+//! have one shape. The protocol treats ids as names, compares configEpochs only within one shard's
+//! lineage or against epochs above every creation epoch, and keeps nodes in their shard — with one
+//! exception, below. Renaming therefore maps behaviours to behaviours, and the checker needs to
+//! explore only one state of each set of renamings. stateright's own `Representative` for actor
+//! models does not rename ids inside timers (specs/background.md §S1.6), and this model has
+//! per-peer timers; so this module renames *everywhere* a state holds an id, a slot or a creation
+//! epoch: node states and their per-peer tables, the state files, the timers, the messages in
+//! flight and the history the properties read.
 //!
 //! The exception is the configEpoch collision rule (§3.5): of two masters with one configEpoch,
 //! the one with the smaller id moves. A renaming that changes the order of two ids tells the

@@ -1,5 +1,5 @@
 //! Replica failover: the candidate's election and the masters' votes (specs/protocol.md §5;
-//! redis-cluster.md §3.1–§3.3).
+//! specs/background.md §R3.1–§R3.3).
 //!
 //! Safety rests on three rules, each a property of the catalogue:
 //! - a candidate runs every election in a fresh epoch (it bumps currentEpoch and persists it

@@ -1,5 +1,5 @@
 //! Failure detection: PFAIL, failure reports, FAIL, and clearing them (specs/protocol.md §4;
-//! redis-cluster.md §2).
+//! specs/background.md §R2).
 //!
 //! - PFAIL: the [`Timer::PeerTimeout`] of a peer fired (no PONG for node_timeout). Local only.
 //! - Reports: a slot-owning master's gossip entry calling a node PFAIL/FAIL is a report; an entry

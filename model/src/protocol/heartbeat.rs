@@ -1,5 +1,5 @@
 //! PING/PONG: building a node's header and gossip, and applying a peer's
-//! (specs/protocol.md §3; redis-cluster.md §1.7 for the processing order).
+//! (specs/protocol.md §3; specs/background.md §R1.7 for the processing order).
 //!
 //! Slot ownership spreads only through claims: a master's header claims its slots at its
 //! configEpoch, and every receiver rebinds a slot to a claim with a *strictly* higher configEpoch

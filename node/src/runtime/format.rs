@@ -1,4 +1,4 @@
-//! Client-facing views in Redis's formats (redis-cluster.md §8), so `redis-cli` and
+//! Client-facing views in Redis's formats (specs/background.md §R8), so `redis-cli` and
 //! cluster-aware clients can read them. Pure functions of a snapshot: nothing here decides
 //! anything about the protocol.
 

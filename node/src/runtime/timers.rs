@@ -1,5 +1,5 @@
-//! The actor's timers as deadlines, with the semantics the checker assumed (stateright.md §3):
-//! setting a timer replaces its deadline, cancelling removes it, firing removes it before the
+//! The actor's timers as deadlines, with the semantics the checker assumed (specs/background.md
+//! §S3): setting a timer replaces its deadline, cancelling removes it, firing removes it before the
 //! handler runs, and a restart starts with none.
 
 use std::collections::BTreeMap;
