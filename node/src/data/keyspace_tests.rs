@@ -1,0 +1,328 @@
+//! The keyspace against a reference that is plainly right: a map in which an expired key is
+//! treated as missing at every read, and nothing is ever indexed. Random schedules of commands
+//! and clock steps (proptest) must give the same answers, and the keyspace's indexes and memory
+//! count must agree with its map after every step.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// The keys schedules use: few, so that commands meet; two share a hash tag, so one slot holds
+/// several keys.
+const KEYS: [&[u8]; 5] = [b"a", b"b", b"{t}x", b"{t}y", b"counter"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Set(usize, Vec<u8>, SetCondition, Option<u64>, bool),
+    Get(usize),
+    Remove(usize),
+    Expire(usize, Option<u64>),
+    Ttl(usize),
+    Incr(usize, i64),
+    Append(usize, Vec<u8>),
+    Advance(u64),
+    Reap(usize),
+    Scan(u16, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0..KEYS.len();
+    let value = prop_oneof![
+        Just(b"1".to_vec()),
+        Just(b"-7".to_vec()),
+        Just(i64::MAX.to_string().into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..4),
+    ];
+    let condition = prop_oneof![
+        Just(SetCondition::Always),
+        Just(SetCondition::IfAbsent),
+        Just(SetCondition::IfPresent)
+    ];
+    let delay = proptest::option::of(0u64..20);
+    prop_oneof![
+        (
+            key.clone(),
+            value.clone(),
+            condition,
+            delay.clone(),
+            any::<bool>()
+        )
+            .prop_map(|(k, v, c, d, keep)| Op::Set(k, v, c, d, keep)),
+        key.clone().prop_map(Op::Get),
+        key.clone().prop_map(Op::Remove),
+        (key.clone(), delay).prop_map(|(k, d)| Op::Expire(k, d)),
+        key.clone().prop_map(Op::Ttl),
+        (
+            key.clone(),
+            prop_oneof![-3i64..3, Just(i64::MAX), Just(i64::MIN)]
+        )
+            .prop_map(|(k, d)| Op::Incr(k, d)),
+        (key, proptest::collection::vec(any::<u8>(), 0..3)).prop_map(|(k, v)| Op::Append(k, v)),
+        (0u64..15).prop_map(Op::Advance),
+        (0usize..3).prop_map(Op::Reap),
+        (0..SLOT_COUNT, 1usize..4).prop_map(|(s, n)| Op::Scan(s, n)),
+    ]
+}
+
+/// The reference: key → (value, expiry), expired keys ignored rather than removed.
+#[derive(Default)]
+struct Reference {
+    map: HashMap<Vec<u8>, (Vec<u8>, Option<u64>)>,
+}
+
+impl Reference {
+    fn live(&self, key: &[u8], now: u64) -> Option<&(Vec<u8>, Option<u64>)> {
+        self.map
+            .get(key)
+            .filter(|(_, at)| at.is_none_or(|at| at > now))
+    }
+
+    fn live_keys(&self, now: u64) -> Vec<Vec<u8>> {
+        let mut keys: Vec<_> = self
+            .map
+            .keys()
+            .filter(|k| self.live(k, now).is_some())
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| (key_slot(k), k.clone()));
+        keys
+    }
+}
+
+/// One step on both; the answers, rendered alike, must match.
+fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (String, String) {
+    let t = *now;
+    let b = |k: usize| Bytes::from_static(KEYS[k]);
+    match op {
+        Op::Set(k, v, cond, delay, keep) => {
+            let expiry = match (delay, keep) {
+                (Some(d), _) => SetExpiry::At(t + d + 1),
+                (None, true) => SetExpiry::Keep,
+                (None, false) => SetExpiry::Clear,
+            };
+            let got = ks.set(b(*k), Bytes::from(v.clone()), *cond, expiry, t);
+            let old = rf.live(KEYS[*k], t).cloned();
+            let applies = match cond {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => old.is_none(),
+                SetCondition::IfPresent => old.is_some(),
+            };
+            if applies {
+                let at = match expiry {
+                    SetExpiry::At(at) => Some(at),
+                    SetExpiry::Keep => old.as_ref().and_then(|o| o.1),
+                    SetExpiry::Clear => None,
+                };
+                rf.map.insert(KEYS[*k].to_vec(), (v.clone(), at));
+            }
+            let want = (applies, old.map(|o| o.0));
+            (
+                format!("{:?}", (got.0, got.1.map(|v| v.to_vec()))),
+                format!("{want:?}"),
+            )
+        }
+        Op::Get(k) => (
+            format!("{:?}", ks.get(KEYS[*k], t).map(|v| v.to_vec())),
+            format!("{:?}", rf.live(KEYS[*k], t).map(|o| o.0.clone())),
+        ),
+        Op::Remove(k) => {
+            let want = rf.live(KEYS[*k], t).map(|o| o.0.clone());
+            rf.map.remove(KEYS[*k]);
+            (
+                format!("{:?}", ks.remove(KEYS[*k], t).map(|v| v.to_vec())),
+                format!("{want:?}"),
+            )
+        }
+        Op::Expire(k, delay) => {
+            let at = delay.map(|d| t + d);
+            let existed = rf.live(KEYS[*k], t).is_some();
+            if existed {
+                match at {
+                    Some(at) if at <= t => {
+                        rf.map.remove(KEYS[*k]);
+                    }
+                    _ => rf.map.get_mut(KEYS[*k]).into_iter().for_each(|o| o.1 = at),
+                }
+            }
+            (
+                format!("{}", ks.set_expiry(KEYS[*k], at, t)),
+                format!("{existed}"),
+            )
+        }
+        Op::Ttl(k) => {
+            let want = match rf.live(KEYS[*k], t) {
+                None => Ttl::Missing,
+                Some((_, None)) => Ttl::Persistent,
+                Some((_, Some(at))) => Ttl::Millis(at - t),
+            };
+            (format!("{:?}", ks.ttl(KEYS[*k], t)), format!("{want:?}"))
+        }
+        Op::Incr(k, delta) => {
+            let old = rf.live(KEYS[*k], t).cloned();
+            let want = match &old {
+                None => Ok(0),
+                Some((v, _)) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .filter(|n| n.to_string().as_bytes() == v.as_slice())
+                    .ok_or(IncrError::NotInteger),
+            }
+            .and_then(|n| n.checked_add(*delta).ok_or(IncrError::Overflow));
+            if let Ok(n) = want {
+                rf.map.insert(
+                    KEYS[*k].to_vec(),
+                    (n.to_string().into_bytes(), old.and_then(|o| o.1)),
+                );
+            }
+            (
+                format!("{:?}", ks.incr_by(b(*k), *delta, t)),
+                format!("{want:?}"),
+            )
+        }
+        Op::Append(k, suffix) => {
+            let (mut v, at) = rf.live(KEYS[*k], t).cloned().unwrap_or_default();
+            v.extend_from_slice(suffix);
+            let len = v.len();
+            rf.map.insert(KEYS[*k].to_vec(), (v, at));
+            (format!("{}", ks.append(b(*k), suffix, t)), format!("{len}"))
+        }
+        Op::Advance(ms) => {
+            *now += ms;
+            (String::new(), String::new())
+        }
+        Op::Reap(budget) => {
+            ks.remove_expired(t, *budget);
+            (String::new(), String::new())
+        }
+        Op::Scan(from, count) => {
+            let mut got = Vec::new();
+            let mut cursor = Some(*from);
+            while let Some(slot) = cursor {
+                let (keys, next) = ks.scan(slot, *count, t);
+                got.extend(keys.iter().map(|k| k.to_vec()));
+                cursor = next;
+            }
+            let want: Vec<_> = rf
+                .live_keys(t)
+                .into_iter()
+                .filter(|k| key_slot(k) >= *from)
+                .collect();
+            (format!("{got:?}"), format!("{want:?}"))
+        }
+    }
+}
+
+/// The indexes and the memory count agree with the map.
+fn check_indexes(ks: &Keyspace) {
+    let used: usize = ks.entries.iter().map(|(k, e)| footprint(k, e)).sum();
+    assert_eq!(ks.used, used);
+    assert_eq!(ks.by_slot.len(), ks.entries.len());
+    assert_eq!(
+        ks.slot_counts.iter().map(|&n| n as usize).sum::<usize>(),
+        ks.entries.len()
+    );
+    for (key, entry) in &ks.entries {
+        assert!(ks.by_slot.contains(&(key_slot(key), key.clone())));
+        if let Some(at) = entry.expires_at {
+            assert!(ks.by_expiry.contains(&(at, key.clone())));
+        }
+    }
+    let expiring = ks
+        .entries
+        .values()
+        .filter(|e| e.expires_at.is_some())
+        .count();
+    assert_eq!(ks.by_expiry.len(), expiring);
+}
+
+proptest! {
+    #[test]
+    fn matches_the_reference(ops in proptest::collection::vec(op(), 1..60)) {
+        let (mut ks, mut rf, mut now) = (Keyspace::new(), Reference::default(), 1_000u64);
+        for op in &ops {
+            let (got, want) = step(&mut ks, &mut rf, &mut now, op);
+            prop_assert_eq!(got, want, "after {:?}", op);
+            check_indexes(&ks);
+        }
+        ks.remove_expired(now, usize::MAX);
+        prop_assert_eq!(ks.len(), rf.live_keys(now).len());
+    }
+}
+
+#[test]
+fn an_expired_key_is_never_returned() {
+    let mut ks = Keyspace::new();
+    ks.set(
+        Bytes::from_static(b"k"),
+        Bytes::from_static(b"v"),
+        SetCondition::Always,
+        SetExpiry::At(10),
+        0,
+    );
+    assert_eq!(ks.get(b"k", 9).map(|v| v.to_vec()), Some(b"v".to_vec()));
+    assert_eq!(ks.get(b"k", 10), None);
+    assert_eq!(ks.len(), 0, "reading an expired key removes it");
+}
+
+#[test]
+fn active_expiry_removes_due_keys_oldest_first_within_its_budget() {
+    let mut ks = Keyspace::new();
+    for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
+        let at = SetExpiry::At(10 + i as u64);
+        ks.set(
+            Bytes::copy_from_slice(key),
+            Bytes::new(),
+            SetCondition::Always,
+            at,
+            0,
+        );
+    }
+    assert_eq!(ks.remove_expired(11, 1), 1);
+    assert_eq!(ks.keys_in_slot(key_slot(b"a"), 10, 0), Vec::<Bytes>::new());
+    assert_eq!(ks.remove_expired(11, 10), 1);
+    assert_eq!(ks.len(), 1);
+}
+
+#[test]
+fn integers_are_parsed_as_redis_does() {
+    for ok in [
+        "0",
+        "-1",
+        "42",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
+        assert!(parse_i64(ok.as_bytes()).is_some(), "{ok}");
+    }
+    for bad in [
+        "",
+        "-",
+        "-0",
+        "+1",
+        "01",
+        " 1",
+        "1 ",
+        "1.0",
+        "9223372036854775808",
+        "0x10",
+    ] {
+        assert_eq!(parse_i64(bad.as_bytes()), None, "{bad}");
+    }
+}
+
+#[test]
+fn memory_is_counted_and_given_back() {
+    let mut ks = Keyspace::new();
+    ks.set(
+        Bytes::from_static(b"key"),
+        Bytes::from(vec![0; 1000]),
+        SetCondition::Always,
+        SetExpiry::Clear,
+        0,
+    );
+    assert_eq!(ks.used_memory(), 3 + 1000 + ENTRY_OVERHEAD);
+    ks.remove(b"key", 0);
+    assert_eq!(ks.used_memory(), 0);
+}
