@@ -5,9 +5,9 @@
 //! though, expect Redis's node ids: a random 160-bit name chosen when the node is created and
 //! kept for its life (Redis's nodes.conf), so that two clusters, or a node rebuilt from scratch,
 //! never show the same id. A name is therefore runtime identity: drawn from the OS CSPRNG at
-//! creation, persisted in the state file (storage.rs), carried beside each datagram
-//! (in every datagram's header, wire.rs), and shown by CLUSTER NODES / SLOTS / SHARDS / MYID. No protocol decision reads
-//! it. `run_id` (INFO) is random per start, as in Redis.
+//! creation, persisted in the state file (the binary's runtime/storage.rs), carried in every
+//! datagram's header (wire.rs), and shown by CLUSTER NODES / SLOTS / SHARDS / MYID. No protocol
+//! decision reads it. `run_id` (INFO) is random per start, as in Redis.
 
 use std::fmt;
 
