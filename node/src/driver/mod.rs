@@ -154,7 +154,9 @@ impl Driver {
         self.count("datagrams_accepted");
         let from = NodeId(datagram.sender);
         self.learn_name(from, NodeName(datagram.name));
-        self.last_heard[from.index()] = Some(now.at);
+        if let Some(heard) = self.last_heard.get_mut(from.index()) {
+            *heard = Some(now.at);
+        }
         for msg in datagram.messages {
             if matches!(msg, Msg::Pong(_)) {
                 self.names.pong_received(from.index(), now.unix_ms);
