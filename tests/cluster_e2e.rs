@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use slotguard::wire;
 
 const KEY: &str = "slotguard-e2e-test-key-0123456789";
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -371,30 +370,8 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     );
 }
 
-/// A datagram sealed as a node of a 3-master, replica-less cluster would seal it
-/// (node/src/runtime/wire.rs): tests forge them with the real or a wrong key, and for one
-/// destination or another. The sender's name is a fixed test name.
-fn seal(
-    key: &[u8],
-    (sender, destination): (u16, u16),
-    incarnation: u32,
-    sequence: u64,
-    msgs: &[slotguard_model::Msg],
-) -> Vec<u8> {
-    let mut out = vec![2u8];
-    out.extend_from_slice(&sender.to_be_bytes());
-    out.extend_from_slice(&[0x42; 20]);
-    out.extend_from_slice(&destination.to_be_bytes());
-    out.extend_from_slice(&incarnation.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out.extend_from_slice(&postcard::to_allocvec(msgs).expect("encodes"));
-    append_tag(key, &mut out);
-    out
-}
-
-/// Appends the tag a node of the 3-master, replica-less cluster computes.
-fn append_tag(key: &[u8], datagram: &mut Vec<u8>) {
-    use sha2::Digest;
+/// The bus key of the 3-master, replica-less cluster the hostile test forges datagrams for.
+fn bus_key(key: &[u8]) -> wire::BusKey {
     let layout = slotguard_model::layout::Layout::grid(
         3,
         0,
@@ -402,12 +379,29 @@ fn append_tag(key: &[u8], datagram: &mut Vec<u8>) {
         slotguard_model::layout::InitialEpochs::Distinct,
     )
     .expect("layout");
-    let cluster = Sha256::digest(postcard::to_allocvec(&layout).expect("encodes"));
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
-    mac.update(b"slotguard-bus-v2");
-    mac.update(&cluster);
-    mac.update(datagram);
-    datagram.extend_from_slice(&mac.finalize().into_bytes());
+    wire::BusKey::new(key, &layout)
+}
+
+/// Where a forged datagram goes and with which stamp; the sender's name is a fixed test name.
+fn forged((sender, destination): (u16, u16), incarnation: u32, sequence: u64) -> wire::Address {
+    wire::Address {
+        sender,
+        name: [0x42; 20],
+        destination,
+        incarnation,
+        sequence,
+    }
+}
+
+/// A datagram sealed as a node of that cluster seals it (the node's own wire code).
+fn seal(
+    key: &[u8],
+    route: (u16, u16),
+    incarnation: u32,
+    sequence: u64,
+    msgs: &[slotguard_model::Msg],
+) -> Vec<u8> {
+    wire::seal(&bus_key(key), forged(route, incarnation, sequence), msgs).expect("seals")
 }
 
 fn counter(port: u16, name: &str) -> u64 {
@@ -678,10 +672,11 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     let to_n1 = seal(KEY.as_bytes(), (2, 1), 0, 1 << 42, &fail_n1);
     sock.send_to(&to_n1, &target).expect("send");
     // An authentic datagram whose payload does not decode.
-    let mut junk = seal(KEY.as_bytes(), (2, 0), 0, 1 << 41, &[]);
-    junk.truncate(37);
-    junk.extend_from_slice(&[0xff; 9]);
-    append_tag(KEY.as_bytes(), &mut junk);
+    let junk = wire::seal_payload(
+        &bus_key(KEY.as_bytes()),
+        forged((2, 0), 0, 1 << 41),
+        &[0xff; 9],
+    );
     sock.send_to(&junk, &target).expect("send");
     // A real node's datagram under a forged name: the tag covers the name.
     let mut renamed = seal(KEY.as_bytes(), (1, 0), 0, 1 << 43, &fail_n1);

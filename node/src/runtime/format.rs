@@ -261,7 +261,7 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
     text
 }
 
-/// The runtime's datagram counters that are not rejections (runtime/mod.rs counts them).
+/// The runtime's datagram counters that are not rejections (the driver counts them).
 const DATAGRAM_COUNTERS: [&str; 6] = [
     "datagrams_received",
     "datagrams_accepted",

@@ -11,11 +11,10 @@
 //! are never looked up.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::lookup_host;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::config::{Endpoint, Host};

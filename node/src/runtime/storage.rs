@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use slotguard_model::Persisted;
 use thiserror::Error;
 
+use slotguard::driver::Save;
+
 use super::identity::NodeName;
 
 const MAGIC: &[u8] = b"SLOTGUARD-STATE 3\n";
@@ -238,6 +240,19 @@ impl StateFile {
             .and_then(|d| d.sync_all())
             .map_err(|e| self.io(e))?;
         Ok(())
+    }
+}
+
+/// Where the shell writes a step's [`Save`]: the state file, or in tests a recorder. Called on
+/// a blocking thread; it returns once the write is durable.
+pub(crate) trait Store: Send + Sync {
+    /// Writes `save` durably.
+    fn write(&self, save: &Save) -> Result<(), StorageError>;
+}
+
+impl Store for StateFile {
+    fn write(&self, save: &Save) -> Result<(), StorageError> {
+        self.save(&save.name, &save.peers, save.incarnation, &save.state)
     }
 }
 

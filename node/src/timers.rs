@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slotguard_model::Timer;
-use tokio::time::Instant;
 
 /// Armed timers and their deadlines.
 #[derive(Default)]
@@ -32,9 +31,9 @@ fn draw(range: &Range<Duration>) -> Duration {
 }
 
 impl Timers {
-    /// Arms (or re-arms) `timer`.
-    pub(crate) fn set(&mut self, timer: Timer, range: &Range<Duration>) {
-        self.deadlines.insert(timer, Instant::now() + draw(range));
+    /// Arms (or re-arms) `timer`, counting from `now`.
+    pub(crate) fn set(&mut self, timer: Timer, range: &Range<Duration>, now: Instant) {
+        self.deadlines.insert(timer, now + draw(range));
     }
 
     /// Disarms `timer`.
@@ -67,21 +66,20 @@ impl Timers {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn set_replaces_cancel_removes_fire_removes() {
+    #[test]
+    fn set_replaces_cancel_removes_fire_removes() {
         let mut t = Timers::default();
         let ms = |n| Duration::from_millis(n);
-        t.set(Timer::Tick, &(ms(100)..ms(100)));
-        t.set(Timer::Tick, &(ms(300)..ms(300)));
-        t.set(Timer::ElectionDelay, &(ms(200)..ms(200)));
-        tokio::time::advance(ms(150)).await;
+        let t0 = Instant::now();
+        t.set(Timer::Tick, &(ms(100)..ms(100)), t0);
+        t.set(Timer::Tick, &(ms(300)..ms(300)), t0);
+        t.set(Timer::ElectionDelay, &(ms(200)..ms(200)), t0);
         assert!(
-            t.take_due(Instant::now()).is_empty(),
+            t.take_due(t0 + ms(150)).is_empty(),
             "re-set replaced the deadline"
         );
-        tokio::time::advance(ms(100)).await;
-        assert_eq!(t.take_due(Instant::now()), vec![Timer::ElectionDelay]);
-        assert!(t.take_due(Instant::now()).is_empty(), "firing removed it");
+        assert_eq!(t.take_due(t0 + ms(250)), vec![Timer::ElectionDelay]);
+        assert!(t.take_due(t0 + ms(250)).is_empty(), "firing removed it");
         t.cancel(&Timer::Tick);
         assert_eq!(t.next_deadline(), None);
     }

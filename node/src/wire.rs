@@ -27,7 +27,7 @@ use slotguard_model::layout::Layout;
 use slotguard_model::Msg;
 
 /// Wire format version.
-pub(crate) const VERSION: u8 = 2;
+pub const VERSION: u8 = 2;
 const HEADER: usize = 1 + 2 + NAME + 2 + 4 + 8;
 /// Length of a node's name (identity.rs).
 const NAME: usize = 20;
@@ -36,13 +36,13 @@ const TAG: usize = 32;
 /// of the key never verifies here.
 const DOMAIN: &[u8] = b"slotguard-bus-v2";
 /// Largest datagram accepted or sent.
-pub(crate) const MAX_DATAGRAM: usize = 65_000;
+pub const MAX_DATAGRAM: usize = 65_000;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Why a datagram was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Rejection {
+pub enum Rejection {
     /// Shorter than header and tag.
     Truncated,
     /// Larger than [`MAX_DATAGRAM`].
@@ -63,7 +63,7 @@ pub(crate) enum Rejection {
 
 impl Rejection {
     /// Every reason, for listing counters that are still zero.
-    pub(crate) const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::Truncated,
         Rejection::Oversized,
         Rejection::Version,
@@ -75,7 +75,7 @@ impl Rejection {
     ];
 
     /// Counter name.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Rejection::Truncated => "truncated",
             Rejection::Oversized => "oversized",
@@ -91,23 +91,28 @@ impl Rejection {
 
 /// An authenticated datagram's contents.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Datagram {
-    pub(crate) sender: u16,
-    pub(crate) name: [u8; NAME],
-    pub(crate) incarnation: u32,
-    pub(crate) sequence: u64,
-    pub(crate) messages: Vec<Msg>,
+pub struct Datagram {
+    /// The sending node's id (authenticated by the tag).
+    pub sender: u16,
+    /// The sender's name (identity.rs).
+    pub name: [u8; NAME],
+    /// The sender's start count.
+    pub incarnation: u32,
+    /// The datagram's number within the sender's start.
+    pub sequence: u64,
+    /// The actor messages it carries, in order.
+    pub messages: Vec<Msg>,
 }
 
 /// What a datagram is authenticated under: the shared cluster key and the cluster's identity.
-pub(crate) struct BusKey {
+pub struct BusKey {
     key: Vec<u8>,
     cluster: [u8; 32],
 }
 
 impl BusKey {
     /// The key of the cluster with this layout.
-    pub(crate) fn new(key: &[u8], layout: &Layout) -> BusKey {
+    pub fn new(key: &[u8], layout: &Layout) -> BusKey {
         BusKey {
             key: key.to_vec(),
             cluster: cluster_digest(layout),
@@ -124,44 +129,52 @@ impl BusKey {
 
 /// The cluster's identity: SHA-256 of its layout (who is in it, who starts as what, which
 /// master serves which slots), the value every node of one cluster shares.
-pub(crate) fn cluster_digest(layout: &Layout) -> [u8; 32] {
+pub fn cluster_digest(layout: &Layout) -> [u8; 32] {
     let encoded = postcard::to_allocvec(layout).unwrap_or_default();
     Sha256::digest(&encoded).into()
 }
 
 /// Where a datagram goes and with which stamp.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Address {
-    pub(crate) sender: u16,
-    pub(crate) name: [u8; NAME],
-    pub(crate) destination: u16,
-    pub(crate) incarnation: u32,
-    pub(crate) sequence: u64,
+pub struct Address {
+    /// The sending node's id.
+    pub sender: u16,
+    /// The sender's name (identity.rs).
+    pub name: [u8; NAME],
+    /// The node the datagram is for.
+    pub destination: u16,
+    /// The sender's start count.
+    pub incarnation: u32,
+    /// The datagram's number within the sender's start.
+    pub sequence: u64,
 }
 
 /// Seals messages into one datagram.
-pub(crate) fn seal(
-    key: &BusKey,
-    address: Address,
-    messages: &[Msg],
-) -> Result<Vec<u8>, postcard::Error> {
-    let mut out = Vec::with_capacity(256);
+pub fn seal(key: &BusKey, address: Address, messages: &[Msg]) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_allocvec(messages)?;
+    Ok(seal_payload(key, address, &payload))
+}
+
+/// Seals `payload` as given, whatever it encodes: [`seal`] of encoded messages, and the way to
+/// make an authentic datagram whose payload does not decode (tests of the receiving side).
+pub fn seal_payload(key: &BusKey, address: Address, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len() + TAG);
     out.push(VERSION);
     out.extend_from_slice(&address.sender.to_be_bytes());
     out.extend_from_slice(&address.name);
     out.extend_from_slice(&address.destination.to_be_bytes());
     out.extend_from_slice(&address.incarnation.to_be_bytes());
     out.extend_from_slice(&address.sequence.to_be_bytes());
-    let mut out = postcard::to_extend(messages, out)?;
+    out.extend_from_slice(payload);
     let mut mac = key.mac();
     mac.update(&out);
     out.extend_from_slice(&mac.finalize().into_bytes());
-    Ok(out)
+    out
 }
 
 /// Opens a datagram addressed to node `me`: size, version, tag, destination, then payload.
 /// Does not judge freshness.
-pub(crate) fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Rejection> {
+pub fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Rejection> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(Rejection::Oversized);
     }
@@ -290,6 +303,14 @@ mod tests {
         mac.update(&body);
         body.extend_from_slice(&mac.finalize().into_bytes());
         assert_eq!(open(&key, 4, &body), Err(Rejection::Undecodable));
+        let address = Address {
+            sender: 1,
+            name: [0x11; NAME],
+            destination: 4,
+            incarnation: 0,
+            sequence: 5,
+        };
+        assert_eq!(seal_payload(&key, address, &[0xff; 3]), body);
     }
 
     #[test]

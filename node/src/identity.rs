@@ -5,40 +5,39 @@
 //! though, expect Redis's node ids: a random 160-bit name chosen when the node is created and
 //! kept for its life (Redis's nodes.conf), so that two clusters, or a node rebuilt from scratch,
 //! never show the same id. A name is therefore runtime identity: drawn from the OS CSPRNG at
-//! creation, persisted in the state file (storage.rs), carried beside each datagram
-//! (in every datagram's header, wire.rs), and shown by CLUSTER NODES / SLOTS / SHARDS / MYID. No protocol decision reads
-//! it. `run_id` (INFO) is random per start, as in Redis.
+//! creation, persisted in the state file (the binary's runtime/storage.rs), carried in every
+//! datagram's header (wire.rs), and shown by CLUSTER NODES / SLOTS / SHARDS / MYID. No protocol
+//! decision reads it. `run_id` (INFO) is random per start, as in Redis.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use slotguard_model::NodeId;
 use thiserror::Error;
 
 /// Bytes of a node name (Redis: 160 bits, shown as 40 hex digits).
-pub(crate) const NAME_LEN: usize = 20;
+pub const NAME_LEN: usize = 20;
 
 /// The OS could not give randomness.
 #[derive(Debug, Error)]
 #[error("the operating system gave no randomness for a node name: {0}")]
-pub(crate) struct NoRandomness(String);
+pub struct NoRandomness(String);
 
 /// A node's permanent name.
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
-pub(crate) struct NodeName(pub(crate) [u8; NAME_LEN]);
+pub struct NodeName(pub [u8; NAME_LEN]);
 
 impl NodeName {
     /// A fresh name from the OS CSPRNG.
-    pub(crate) fn random() -> Result<NodeName, NoRandomness> {
+    pub fn random() -> Result<NodeName, NoRandomness> {
         let mut bytes = [0u8; NAME_LEN];
         getrandom::fill(&mut bytes).map_err(|e| NoRandomness(e.to_string()))?;
         Ok(NodeName(bytes))
     }
 
     /// The first 8 hex digits, for logs.
-    pub(crate) fn short(&self) -> String {
+    pub fn short(&self) -> String {
         hex(&self.0[..4])
     }
 }
@@ -60,31 +59,24 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A random 40-hex run id for this start of the process.
-pub(crate) fn run_id() -> Result<String, NoRandomness> {
+pub fn run_id() -> Result<String, NoRandomness> {
     NodeName::random().map(|n| n.to_string())
-}
-
-/// Milliseconds since the Unix epoch (CLUSTER NODES's ping-sent and pong-recv columns).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What this node knows of one peer, outside the protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct PeerInfo {
+pub struct PeerInfo {
     /// Its name, once an authentic datagram from it carried one.
-    pub(crate) name: Option<NodeName>,
+    pub name: Option<NodeName>,
     /// When the PING now awaiting its PONG was sent (ms since epoch), 0 if none is pending.
-    pub(crate) ping_sent_ms: u64,
+    pub ping_sent_ms: u64,
     /// When its last PONG arrived (ms since epoch), 0 if never.
-    pub(crate) pong_recv_ms: u64,
+    pub pong_recv_ms: u64,
 }
 
 /// Every node's name and liveness as this node knows them, indexed by `NodeId`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Directory {
+pub struct Directory {
     me: NodeId,
     name: NodeName,
     peers: Vec<PeerInfo>,
@@ -92,7 +84,7 @@ pub(crate) struct Directory {
 
 /// What learning a name changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Learned {
+pub enum Learned {
     /// The name was already known.
     Same,
     /// First datagram with a name from this peer.
@@ -103,7 +95,7 @@ pub(crate) enum Learned {
 
 impl Directory {
     /// A directory for a cluster of `n` nodes where this node is `me`, named `name`.
-    pub(crate) fn new(me: NodeId, name: NodeName, n: usize) -> Directory {
+    pub fn new(me: NodeId, name: NodeName, n: usize) -> Directory {
         Directory {
             me,
             name,
@@ -112,7 +104,7 @@ impl Directory {
     }
 
     /// A directory that already knows these peers' names (from the state file).
-    pub(crate) fn knowing(mut self, names: &[Option<NodeName>]) -> Directory {
+    pub fn knowing(mut self, names: &[Option<NodeName>]) -> Directory {
         for (p, name) in self.peers.iter_mut().zip(names) {
             p.name = *name;
         }
@@ -120,22 +112,22 @@ impl Directory {
     }
 
     /// Every node's name as far as known, by id (this node's own slot holds nothing).
-    pub(crate) fn peer_names(&self) -> Vec<Option<NodeName>> {
+    pub fn peer_names(&self) -> Vec<Option<NodeName>> {
         self.peers.iter().map(|p| p.name).collect()
     }
 
     /// This node's name.
-    pub(crate) fn my_name(&self) -> NodeName {
+    pub fn my_name(&self) -> NodeName {
         self.name
     }
 
     /// What is known of node `i` (this node's own entry holds nothing).
-    pub(crate) fn peer(&self, i: usize) -> PeerInfo {
+    pub fn peer(&self, i: usize) -> PeerInfo {
         self.peers.get(i).copied().unwrap_or_default()
     }
 
     /// Node `i`'s name, if known (always, for this node).
-    pub(crate) fn name_of(&self, i: usize) -> Option<NodeName> {
+    pub fn name_of(&self, i: usize) -> Option<NodeName> {
         if i == self.me.index() {
             Some(self.name)
         } else {
@@ -145,13 +137,13 @@ impl Directory {
 
     /// The 40-hex id clients see for node `i`: its name, or, until a datagram from it brought
     /// its name, a placeholder of zeros and its index, which CLUSTER NODES flags `handshake`.
-    pub(crate) fn id_of(&self, i: usize) -> String {
+    pub fn id_of(&self, i: usize) -> String {
         self.name_of(i)
             .map_or_else(|| format!("{:040x}", i + 1), |n| n.to_string())
     }
 
     /// How logs name node `i`: `3fa2c1d0(n1)`, or `n1` while its name is unknown.
-    pub(crate) fn label(&self, id: NodeId) -> String {
+    pub fn label(&self, id: NodeId) -> String {
         match self.name_of(id.index()) {
             Some(n) => format!("{}({id})", n.short()),
             None => id.to_string(),
@@ -159,7 +151,7 @@ impl Directory {
     }
 
     /// Records the name an authentic datagram from `from` carried.
-    pub(crate) fn learn(&mut self, from: NodeId, name: NodeName) -> Learned {
+    pub fn learn(&mut self, from: NodeId, name: NodeName) -> Learned {
         let Some(p) = self.peers.get_mut(from.index()) else {
             return Learned::Same;
         };
@@ -172,7 +164,7 @@ impl Directory {
     }
 
     /// A PING left for `to` at `ms`: it is the pending one unless one already is.
-    pub(crate) fn ping_sent(&mut self, to: usize, ms: u64) {
+    pub fn ping_sent(&mut self, to: usize, ms: u64) {
         if let Some(p) = self.peers.get_mut(to) {
             if p.ping_sent_ms == 0 {
                 p.ping_sent_ms = ms;
@@ -181,7 +173,7 @@ impl Directory {
     }
 
     /// A PONG arrived from `from` at `ms`: no PING is pending any more.
-    pub(crate) fn pong_received(&mut self, from: usize, ms: u64) {
+    pub fn pong_received(&mut self, from: usize, ms: u64) {
         if let Some(p) = self.peers.get_mut(from) {
             p.pong_recv_ms = ms;
             p.ping_sent_ms = 0;

@@ -13,7 +13,7 @@ use slotguard_model::state::{Election, Health, NodeState, Role};
 use slotguard_model::{ClusterNode, Msg, NodeId, SlotSet};
 use stateright::actor::{Command, Out};
 
-use super::identity::Directory;
+use crate::identity::Directory;
 
 /// What started a step.
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +135,7 @@ fn slot_lines(before: &NodeState, after: &NodeState, names: &Directory) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::identity::{NodeName, NAME_LEN};
+    use crate::identity::{NodeName, NAME_LEN};
     use slotguard_model::{Epoch, InitialEpochs, Layout};
 
     fn setup() -> (NodeState, Directory) {

@@ -1,0 +1,258 @@
+//! The owner task: reads the socket, the timer deadline, host-name lookups and the shutdown
+//! signal, feeds the [`Driver`], and carries out its effects in order (specs/protocol.md §10).
+//!
+//! Why so little here: every decision is the driver's (or the actor's behind it), so what this
+//! file must get right is only the order of effects — a step's [`Effect::Persist`] finishes,
+//! fsync included, before the next effect is carried out, so no datagram of the step reaches
+//! the socket before its state is durable (§7). The write runs on tokio's blocking pool, not
+//! on a worker, so client connections are served while the step waits for the disk.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use slotguard::driver::{Driver, Effect, Event, Now, Save, Setup};
+use slotguard_model::{Layout, NodeId, Persisted};
+use tokio::net::UdpSocket;
+use tokio::time::{sleep_until, Instant};
+use tracing::{info, warn};
+
+use super::config::NodeConfig;
+use super::identity::{self, NodeName};
+use super::resolve::{self, Resolver};
+use super::storage::{Loaded, StateFile, Store};
+use super::wire::{self, MAX_DATAGRAM};
+use super::{Shared, Snapshot};
+
+/// A running node.
+pub(crate) struct Runtime {
+    config: Arc<NodeConfig>,
+    driver: Driver,
+    /// Where `Persist` effects go: the state file (tests: a recorder).
+    store: Arc<dyn Store>,
+    socket: UdpSocket,
+    /// Peers' bus addresses, host names resolved off the step loop.
+    resolver: Resolver,
+    shared: Shared,
+}
+
+/// The time of an input, read from the system's clocks.
+fn now() -> Now {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Now {
+        at: std::time::Instant::now(),
+        unix_ms,
+    }
+}
+
+impl Runtime {
+    /// Recovers (or creates) the node's state, binds the bus socket and runs the start step.
+    pub(crate) async fn start(config: Arc<NodeConfig>) -> Result<(Runtime, Shared)> {
+        let cluster = wire::cluster_digest(&config.layout);
+        let file = StateFile::new(&config.data_dir, config.id, cluster);
+        let recovered = recover(&file, &config.layout)?;
+        Runtime::start_with(config, recovered, Arc::new(file)).await
+    }
+
+    /// [`Runtime::start`] from a recovered state, saving to `store`.
+    pub(super) async fn start_with(
+        config: Arc<NodeConfig>,
+        (name, peer_names, incarnation, stored): Recovered,
+        store: Arc<dyn Store>,
+    ) -> Result<(Runtime, Shared)> {
+        let bus = config.listen_on(&config.me().bus);
+        let socket = UdpSocket::bind(bus)
+            .await
+            .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
+        let mut resolver = Resolver::new(&config.nodes, bus.is_ipv4());
+        resolver.look_up_all();
+        let setup = Setup {
+            layout: Arc::clone(&config.layout),
+            timing: config.timing,
+            me: NodeId(config.id),
+            key: config.key.clone(),
+            name,
+            peer_names,
+            incarnation,
+            stored,
+            addrs: resolver.addrs().to_vec(),
+        };
+        let driver = Driver::start(setup, now());
+        let shared = Arc::new(RwLock::new(Snapshot {
+            state: driver.state().clone(),
+            incarnation,
+            counters: BTreeMap::new(),
+            names: driver.names().clone(),
+            run_id: identity::run_id()?,
+            addrs: resolver.addrs().to_vec(),
+        }));
+        let mut rt = Runtime {
+            config,
+            driver,
+            store,
+            socket,
+            resolver,
+            shared: Arc::clone(&shared),
+        };
+        rt.carry_out().await?;
+        rt.publish();
+        Ok((rt, shared))
+    }
+
+    fn publish(&self) {
+        if let Ok(mut s) = self.shared.write() {
+            s.state = self.driver.state().clone();
+            s.counters = self.driver.counters().clone();
+            s.names = self.driver.names().clone();
+            s.addrs = self.resolver.addrs().to_vec();
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub(crate) async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let every = self.config.timing.node_timeout;
+        let mut refresh = tokio::time::interval_at(Instant::now() + every, every);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.driver.poll_timeout().map_or_else(
+                || Instant::now() + Duration::from_secs(3600),
+                Instant::from_std,
+            );
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, _from)) => self.driver.handle_datagram(&buf[..n], now()),
+                    Err(e) => warn!(error = %e, "receive failed"),
+                },
+                () = sleep_until(deadline) => self.driver.handle_timeout(now()),
+                Some(found) = self.resolver.next() => {
+                    let node = found.0;
+                    self.resolver.settle(found);
+                    self.driver.set_addr(node, self.resolver.addr(node));
+                }
+                _ = refresh.tick() => self.look_up_silent(),
+                () = &mut shutdown => {
+                    info!("shutting down: state is on disk, closing sockets");
+                    return Ok(());
+                }
+            }
+            self.carry_out().await?;
+            self.publish();
+        }
+    }
+
+    /// Carries out the driver's effects one at a time, in order: each write is durable before
+    /// the next effect starts.
+    async fn carry_out(&mut self) -> Result<()> {
+        while let Some(effect) = self.driver.poll_effect() {
+            match effect {
+                Effect::Persist(save) => self.persist(save).await?,
+                Effect::Transmit(t) => {
+                    let sent = self.socket.send_to(&t.bytes, t.addr).await;
+                    if let Err(e) = &sent {
+                        tracing::debug!(error = %e, addr = %t.addr, "send failed");
+                    }
+                    self.driver.on_transmitted(&t, sent.is_ok(), now());
+                }
+                Effect::Log(event) => log(event),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `save` on the blocking pool and waits until it is durable.
+    async fn persist(&self, save: Save) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.write(&save))
+            .await
+            .context("the state-file writer stopped")??;
+        Ok(())
+    }
+
+    /// Looks up again the names of nodes silent for node_timeout (and this node's own, until
+    /// it has resolved).
+    fn look_up_silent(&mut self) {
+        let due = resolve::due_for_lookup(
+            usize::from(self.config.id),
+            self.driver.last_heard(),
+            self.resolver.addrs(),
+            std::time::Instant::now(),
+            self.config.timing.node_timeout,
+        );
+        for i in due {
+            self.resolver.look_up(i);
+        }
+    }
+}
+
+/// Logs an [`Event`] with the fields operators know.
+fn log(event: Event) {
+    match event {
+        Event::Started {
+            name,
+            role,
+            config_epoch,
+        } => info!(name = %name, role = %role, config_epoch = %config_epoch, "node started"),
+        Event::Step(line) => info!("{line}"),
+        Event::PeerNamed { peer, name } => info!(peer = %peer, %name, "peer name learnt"),
+        Event::PeerRenamed { peer, old, new } => warn!(
+            peer = %peer,
+            %old,
+            new = %new,
+            "peer name changed: the node was recreated without its state file"
+        ),
+    }
+}
+
+/// The node's name, incarnation and stored state from its state file. A new node draws its
+/// name; a state file of format 2, written before nodes had names, gets one too, and the log
+/// says so (the next save writes it).
+fn recover(file: &StateFile, layout: &Layout) -> Result<Recovered> {
+    let path = file.path().display().to_string();
+    let Some(Loaded {
+        name,
+        peers,
+        incarnation: previous,
+        state: p,
+    }) = file.load()?
+    else {
+        let name = NodeName::random()?;
+        info!(file = %path, %name, "no state file: starting as created");
+        return Ok((name, Vec::new(), 0, None));
+    };
+    // Format 2 files carry no cluster identity: the stored state must at least fit the layout.
+    p.fits(layout)
+        .map_err(|mismatch| file.other_cluster(format!(": {mismatch}")))?;
+    // The incarnation counts starts: every datagram is stamped with it, so that receivers
+    // can tell this run's datagrams from the last one's (wire.rs).
+    let incarnation = previous
+        .checked_add(1)
+        .with_context(|| format!("state file {path}: incarnation overflow"))?;
+    let name = match name {
+        Some(name) => name,
+        None => {
+            let name = NodeName::random()?;
+            warn!(file = %path, %name, "state file has no node name (written by an earlier slotguard): named the node now");
+            name
+        }
+    };
+    info!(
+        file = %path,
+        %name,
+        current_epoch = %p.current_epoch,
+        last_vote_epoch = %p.last_vote_epoch,
+        incarnation,
+        "recovered state"
+    );
+    Ok((name, peers, incarnation, Some(p)))
+}
+
+/// What a start recovers: the node's name, its peers' names, its incarnation, its state.
+pub(super) type Recovered = (NodeName, Vec<Option<NodeName>>, u32, Option<Persisted>);
