@@ -1356,3 +1356,176 @@ fn the_local_cluster_command_refuses_impossible_arguments() {
         assert!(err.contains(args[0]), "{err}");
     }
 }
+
+/// Runs `redis-cli` with `args` and returns its output, or panics with its stderr.
+fn cli_output(cli: &Path, args: &[&str]) -> String {
+    let out = Command::new(cli)
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `redis-cli -c` writes keys through any node and reads them through another: every master
+/// ends up holding the keys of its own slots, a node that does not own a key's slot answers
+/// `-MOVED` with the owner's address, and keys of two slots in one command are refused.
+#[test]
+fn keys_are_written_and_read_through_moved_on_every_master() {
+    let Some(cli) = redis_cli() else {
+        return missing("redis-cli", "apt-get install redis-tools");
+    };
+    let mut c = Cluster::new("keys", 3, 0, 40);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let (p0, p2) = (c.port(0).to_string(), c.port(2).to_string());
+    for i in 0..30 {
+        let (key, value) = (format!("key:{i}"), format!("value {i}"));
+        assert_eq!(
+            cli_output(&cli, &["-c", "-p", &p0, "set", &key, &value]),
+            "OK"
+        );
+    }
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        assert_eq!(
+            cli_output(&cli, &["-c", "-p", &p2, "get", &key]),
+            format!("value {i}")
+        );
+    }
+    let sizes: Vec<u64> = (0..3)
+        .map(|i| {
+            let size = resp(c.port(i), &["DBSIZE"]).expect("DBSIZE");
+            size.trim_start_matches("Integer(")
+                .trim_end_matches(')')
+                .parse()
+                .expect("a count")
+        })
+        .collect();
+    assert!(
+        sizes.iter().all(|&n| n > 0),
+        "every master holds keys: {sizes:?}"
+    );
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        30,
+        "each key on one master: {sizes:?}"
+    );
+    // foo is in slot 12182, which the third master serves.
+    let moved = cli_output(&cli, &["-p", &p0, "get", "foo"]);
+    assert_eq!(moved, format!("MOVED 12182 127.0.0.1:{}", c.port(2)));
+    let cross = cli_output(&cli, &["-p", &p0, "mget", "key:1", "key:2"]);
+    assert!(cross.starts_with("CROSSSLOT"), "{cross}");
+    let together = cli_output(&cli, &["-c", "-p", &p0, "mset", "{t}a", "1", "{t}b", "2"]);
+    assert_eq!(together, "OK");
+    let slot = cli_output(&cli, &["-p", &p0, "cluster", "keyslot", "{t}a"]);
+    assert_eq!(slot, "15891");
+    let count = cli_output(&cli, &["-p", &p2, "cluster", "countkeysinslot", "15891"]);
+    assert_eq!(count, "2");
+}
+
+/// The write rule live (specs/protocol.md §5.6): a master that can no longer reach a majority
+/// of the masters refuses commands on its own slots with `-CLUSTERDOWN`, and serves them again
+/// once the majority is back.
+#[test]
+fn a_master_cut_off_from_the_majority_refuses_writes_until_it_is_back() {
+    let mut c = Cluster::new("minority", 3, 0, 41);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    // A key of master 0's slots: the first that master 0 takes without a redirect.
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|k| resp(c.port(0), &["SET", k, "before"]).as_deref() == Some("OK"))
+        .expect("some key of master 0's slots");
+    c.kill9(1);
+    c.kill9(2);
+    wait_until("master 0 refuses the write", || {
+        resp(c.port(0), &["SET", &key, "during"])
+            .is_some_and(|r| r.contains("CLUSTERDOWN The cluster is down"))
+    });
+    assert_eq!(
+        resp(c.port(0), &["GET", &key])
+            .as_deref()
+            .map(|r| r.contains("CLUSTERDOWN")),
+        Some(true)
+    );
+    c.start(1);
+    c.start(2);
+    wait_until("master 0 serves its slots again", || {
+        resp(c.port(0), &["SET", &key, "after"]).as_deref() == Some("OK")
+    });
+    assert_eq!(resp(c.port(0), &["GET", &key]).as_deref(), Some("after"));
+}
+
+/// redis-py's `RedisCluster` routes key commands itself (from COMMAND's key positions and
+/// CLUSTER SLOTS): strings, counters, expiry and several keys of one slot all work.
+#[test]
+fn redis_py_cluster_client_stores_and_reads_keys() {
+    let Some(python) = python_with_redis() else {
+        return missing("python3 with redis-py", "apt-get install python3-redis");
+    };
+    let mut c = Cluster::new("redispy-keys", 3, 0, 42);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let script = format!(
+        "from redis.cluster import RedisCluster\n\
+         rc = RedisCluster(host='127.0.0.1', port={})\n\
+         for i in range(300):\n\
+         \x20   assert rc.set(f'key:{{i}}', i)\n\
+         assert all(rc.get(f'key:{{i}}') == str(i).encode() for i in range(300))\n\
+         assert rc.incr('counter') == 1 and rc.incrby('counter', 41) == 42\n\
+         assert rc.expire('counter', 100) and 99 <= rc.ttl('counter') <= 100\n\
+         assert rc.mset_nonatomic({{'{{u}}a': 'x', '{{u}}b': 'y'}})\n\
+         assert rc.mget('{{u}}a', '{{u}}b') == [b'x', b'y']\n\
+         assert rc.delete('key:1') == 1 and rc.exists('key:1') == 0\n\
+         sizes = [rc.get_redis_connection(n).dbsize() for n in rc.get_primaries()]\n\
+         assert sum(sizes) == 302 and min(sizes) > 0, sizes\n\
+         print('ok')\n",
+        c.port(1)
+    );
+    let out = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+/// `redis-benchmark --cluster` (redis-tools) runs SET and GET against the cluster to the end.
+/// Its figures are not asserted here: they are measured in the benchmarks.
+#[test]
+fn redis_benchmark_cluster_completes() {
+    let bench = Path::new("/usr/bin/redis-benchmark");
+    if !bench.exists() {
+        return missing("redis-benchmark", "apt-get install redis-tools");
+    }
+    let mut c = Cluster::new("benchmark", 3, 0, 43);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let out = Command::new(bench)
+        .args(["--cluster", "-p", &c.port(0).to_string()])
+        .args(["-t", "set,get", "-n", "20000", "-c", "20", "-q"])
+        .output()
+        .expect("redis-benchmark runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("SET:") && stdout.contains("GET:"),
+        "{stdout}"
+    );
+    assert!(!stdout.to_lowercase().contains("error"), "{stdout}");
+    eprintln!("{stdout}");
+}

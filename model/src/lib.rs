@@ -32,7 +32,7 @@ pub use cluster_state::{cluster_status, ClusterStatus, FailReason};
 pub use ids::{Epoch, NodeId};
 pub use layout::{InitialEpochs, InitialRole, Layout, LayoutError, NodeSpec, Timing};
 pub use message::{GossipEntry, Header, Msg, SlotClaim, Suspicion, VoteRequest};
-pub use routing::{accepts_write, route, Access, Down, Route};
+pub use routing::{accepts_write, route, route_in, Access, Down, Route};
 pub use state::{Election, Health, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap};
 pub use timer::Timer;
 pub mod check;

@@ -3,7 +3,7 @@
 //! `getNodeByQuery` (cluster.c); slotguard decides it here, as a pure function of the actor
 //! state, because it is the data plane's safety rule: which node accepts a write for a slot is
 //! what decides whether an acknowledged write can be lost, so the checker must see it
-//! (specs/protocol.md §5.6).
+//! (specs/protocol.md §5.7).
 //!
 //! The rule, in Redis's order:
 //! 1. a slot bound to no node is refused (`CLUSTERDOWN Hash slot not served`);
@@ -65,10 +65,16 @@ impl Down {
 
 /// Where `state`'s node sends a command of kind `access` on a key of `slot`.
 pub fn route(state: &NodeState, layout: &Layout, slot: u16, access: Access) -> Route {
+    route_in(state, cluster_status(state, layout), slot, access)
+}
+
+/// [`route`] with the node's [`cluster_status`] computed once beforehand: it reads every slot,
+/// so a node serving many commands computes it once per change of state, not per command.
+pub fn route_in(state: &NodeState, status: ClusterStatus, slot: u16, access: Access) -> Route {
     let Some(owner) = state.slots.owner(slot) else {
         return Route::Down(Down::Unbound);
     };
-    if let ClusterStatus::Fail(reason) = cluster_status(state, layout) {
+    if let ClusterStatus::Fail(reason) = status {
         return Route::Down(Down::ClusterFail(reason));
     }
     let replica_read = access == Access::ReadFromReplica && state.role.master() == Some(owner);

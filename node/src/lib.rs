@@ -6,12 +6,16 @@
 //!   answering with effects as data.
 //! - [`wire`]: the authenticated cluster-bus datagram (seal and open).
 //! - [`identity`]: node names and what a node knows of its peers' names and liveness.
+//! - [`data`]: the data plane's storage: key slots, the keyspace, the key commands.
+//! - [`reply`]: RESP replies, built once and encoded as RESP2 or RESP3.
 //!
 //! Sockets, files, clocks and the client port are the binary's (`node/src/runtime/`): a thin
 //! tokio shell that carries the driver's effects out in order.
 
+pub mod data;
 pub mod driver;
 mod events;
 pub mod identity;
+pub mod reply;
 mod timers;
 pub mod wire;

@@ -5,9 +5,6 @@
 
 mod check_cmd;
 mod cluster_cmd;
-// Not yet served by the runtime: the data plane is being built (specs/protocol.md §1).
-#[allow(dead_code)]
-mod data;
 #[cfg(test)]
 mod deploy_tests;
 mod explore_cmd;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::runtime::config::{NodeArgs, NodeConfig};
-use crate::runtime::{admin, metrics, Runtime};
+use crate::runtime::{admin, keys, metrics, Runtime};
 
 /// Runs `slotguard node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
@@ -41,9 +41,11 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             let addr = std::net::SocketAddr::new(client.ip(), port);
             metrics::serve(addr, Arc::clone(&server)).await?;
         }
+        let expiry = tokio::spawn(keys::expire_forever(Arc::clone(&server)));
         let admin = tokio::spawn(admin::serve(listener, server));
         let result = node.run(shutdown_signal()).await;
         admin.abort();
+        expiry.abort();
         result
     })
 }

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use super::glob;
 use super::keyslot::{key_slot, SLOT_COUNT};
 use super::keyspace::{parse_i64, IncrError, Keyspace, SetCondition, SetExpiry, Ttl};
-use crate::runtime::reply::Reply;
+use crate::reply::Reply;
 
 /// Why a command was refused before it ran: its error reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum CommandError {
+pub enum CommandError {
     /// A fixed error text.
     Text(&'static str),
     /// `EXPIRE` with an option it does not know (Redis names it).
@@ -30,7 +30,7 @@ impl From<&'static str> for CommandError {
 
 impl CommandError {
     /// The error reply.
-    pub(crate) fn reply(&self) -> Reply {
+    pub fn reply(&self) -> Reply {
         match self {
             CommandError::Text(text) => Reply::error(*text),
             CommandError::UnsupportedOption(option) => {
@@ -46,7 +46,7 @@ const ARITY: &str = "ERR wrong number of arguments for this command";
 /// The key commands and their arities as Redis 7 gives them (arguments including the name;
 /// negative: at least that many). `parse` checks them itself, so that no argument list can make
 /// it index past the end.
-pub(crate) const ARITIES: &[(&str, i64)] = &[
+pub const ARITIES: &[(&str, i64)] = &[
     ("get", 2),
     ("set", -3),
     ("getdel", 2),
@@ -87,7 +87,7 @@ const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
 /// A parsed key command.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum KeyCommand {
+pub enum KeyCommand {
     /// `GET key`.
     Get(Bytes),
     /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]`.
@@ -153,7 +153,7 @@ pub(crate) enum KeyCommand {
 
 /// `EXPIRE`'s conditions (Redis 7): all given must hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ExpireWhen {
+pub struct ExpireWhen {
     /// `NX`: only if the key has no expiry.
     no_expiry: bool,
     /// `XX`: only if the key has an expiry.
@@ -185,17 +185,17 @@ impl ExpireWhen {
 
 /// Limits the commands obey.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// `maxmemory`: commands that may add data are refused above it (0: no limit).
-    pub(crate) max_memory: usize,
+    pub max_memory: usize,
     /// `proto-max-bulk-len`: the longest string `APPEND` may make.
-    pub(crate) max_string: usize,
+    pub max_string: usize,
 }
 
 impl KeyCommand {
     /// Parses `args` (name first) received at `now` (ms since the epoch); `None` if the
     /// command is not a key command.
-    pub(crate) fn parse(args: &[Bytes], now: u64) -> Option<Result<KeyCommand, CommandError>> {
+    pub fn parse(args: &[Bytes], now: u64) -> Option<Result<KeyCommand, CommandError>> {
         let name = args.first()?.to_ascii_lowercase();
         let &(_, arity) = ARITIES
             .iter()
@@ -240,7 +240,7 @@ impl KeyCommand {
     }
 
     /// The keys the command touches (routing sends a command to the owner of their slot).
-    pub(crate) fn keys(&self) -> Vec<&Bytes> {
+    pub fn keys(&self) -> Vec<&Bytes> {
         match self {
             KeyCommand::Get(k)
             | KeyCommand::Set { key: k, .. }
@@ -264,7 +264,7 @@ impl KeyCommand {
 
     /// The one slot of the command's keys: `Ok(None)` without keys, an error if they span
     /// several slots (`CROSSSLOT`).
-    pub(crate) fn slot(&self) -> Result<Option<u16>, CommandError> {
+    pub fn slot(&self) -> Result<Option<u16>, CommandError> {
         let mut slots = self.keys().into_iter().map(|k| key_slot(k));
         let Some(first) = slots.next() else {
             return Ok(None);
@@ -276,7 +276,7 @@ impl KeyCommand {
     }
 
     /// Whether the command may change the keyspace.
-    pub(crate) fn writes(&self) -> bool {
+    pub fn writes(&self) -> bool {
         !matches!(
             self,
             KeyCommand::Get(_)
@@ -304,7 +304,7 @@ impl KeyCommand {
     }
 
     /// Runs the command on `keys` at `now`.
-    pub(crate) fn run(&self, keys: &mut Keyspace, limits: Limits, now: u64) -> Reply {
+    pub fn run(&self, keys: &mut Keyspace, limits: Limits, now: u64) -> Reply {
         if self.grows() && limits.max_memory > 0 && keys.used_memory() > limits.max_memory {
             return Reply::error("OOM command not allowed when used memory > 'maxmemory'.");
         }

@@ -3,7 +3,7 @@
 //! no server), must get the same bytes here.
 
 use super::*;
-use crate::runtime::reply::Protocol;
+use crate::reply::Protocol;
 
 /// The script and Redis's replies (fixtures/key_commands.tsv says how they were made).
 const REDIS_REPLIES: &str = include_str!("fixtures/key_commands.tsv");

@@ -13,11 +13,12 @@
 //! close, as Redis always does (request.rs lists which is which).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::BytesMut;
+use slotguard::data::keyspace::Keyspace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
@@ -39,7 +40,9 @@ const FLUSH_AT: usize = 64 * 1024;
 pub(crate) struct Server {
     pub(crate) config: Arc<NodeConfig>,
     pub(crate) shared: Shared,
-    limits: ClientLimits,
+    /// The node's keys (keys.rs routes and runs the commands on them).
+    pub(crate) keys: Mutex<Keyspace>,
+    pub(crate) limits: ClientLimits,
     started: Instant,
     clients: AtomicUsize,
     next_id: AtomicU64,
@@ -77,6 +80,7 @@ impl Server {
             limits: config.clients,
             config,
             shared,
+            keys: Mutex::new(Keyspace::new()),
             started: Instant::now(),
             clients: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),

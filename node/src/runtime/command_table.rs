@@ -22,6 +22,9 @@ pub(crate) struct Spec {
     complexity: &'static str,
     /// Subcommands of a container command.
     pub(crate) subcommands: &'static [Spec],
+    /// First key, last key (negative: from the end) and step between keys, as `COMMAND INFO`
+    /// gives them: cluster clients find a command's keys, and so its slot, from these.
+    keys: [i64; 3],
 }
 
 const CONN: &[&str] = &["@fast", "@connection"];
@@ -57,8 +60,70 @@ const fn spec(
         group,
         complexity: "O(1)",
         subcommands: &[],
+        keys: [0, 0, 0],
     }
 }
+
+/// A key command: Redis 7's flags and key positions, introduced in `since`.
+#[allow(clippy::too_many_arguments)]
+const fn key_command(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    acl: &'static [&'static str],
+    summary: &'static str,
+    group: &'static str,
+    since: &'static str,
+    keys: [i64; 3],
+) -> Spec {
+    let mut s = spec(name, arity, flags, acl, summary, group);
+    s.since = since;
+    s.keys = keys;
+    s
+}
+
+const READ: &[&str] = &["readonly", "fast"];
+const WRITE_FAST: &[&str] = &["write", "fast"];
+const WRITE_GROW: &[&str] = &["write", "denyoom"];
+const WRITE_GROW_FAST: &[&str] = &["write", "denyoom", "fast"];
+const STRING_READ: &[&str] = &["@read", "@string", "@fast"];
+const STRING_WRITE: &[&str] = &["@write", "@string", "@fast"];
+const STRING_WRITE_SLOW: &[&str] = &["@write", "@string", "@slow"];
+const KEYSPACE_READ: &[&str] = &["@keyspace", "@read", "@fast"];
+const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@fast"];
+const ONE_KEY: [i64; 3] = [1, 1, 1];
+const EVERY_KEY: [i64; 3] = [1, -1, 1];
+const NO_KEY: [i64; 3] = [0, 0, 0];
+
+/// The key commands (`slotguard::data::commands`), served by keys.rs.
+const KEY_COMMANDS: &[Spec] = &[
+    key_command("append", 3, WRITE_GROW_FAST, STRING_WRITE, "Appends a string to the value of a key. Creates the key if it doesn't exist.", "string", "2.0.0", ONE_KEY),
+    key_command("decr", 2, WRITE_GROW_FAST, STRING_WRITE, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "string", "1.0.0", ONE_KEY),
+    key_command("decrby", 3, WRITE_GROW_FAST, STRING_WRITE, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "string", "1.0.0", ONE_KEY),
+    key_command("del", -2, &["write"], &["@keyspace", "@write", "@slow"], "Deletes one or more keys.", "generic", "1.0.0", EVERY_KEY),
+    key_command("exists", -2, READ, KEYSPACE_READ, "Determines whether one or more keys exist.", "generic", "1.0.0", EVERY_KEY),
+    key_command("expire", -3, WRITE_FAST, KEYSPACE_WRITE, "Sets the expiration time of a key in seconds.", "generic", "1.0.0", ONE_KEY),
+    key_command("expireat", -3, WRITE_FAST, KEYSPACE_WRITE, "Sets the expiration time of a key to a Unix timestamp.", "generic", "1.2.0", ONE_KEY),
+    key_command("flushall", -1, &["write"], &["@keyspace", "@write", "@slow", "@dangerous"], "Removes all keys from all databases.", "server", "1.0.0", NO_KEY),
+    key_command("flushdb", -1, &["write"], &["@keyspace", "@write", "@slow", "@dangerous"], "Remove all keys from the current database.", "server", "1.0.0", NO_KEY),
+    key_command("get", 2, READ, STRING_READ, "Returns the string value of a key.", "string", "1.0.0", ONE_KEY),
+    key_command("getdel", 2, WRITE_FAST, STRING_WRITE, "Returns the string value of a key after deleting the key.", "string", "6.2.0", ONE_KEY),
+    key_command("incr", 2, WRITE_GROW_FAST, STRING_WRITE, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "string", "1.0.0", ONE_KEY),
+    key_command("incrby", 3, WRITE_GROW_FAST, STRING_WRITE, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "string", "1.0.0", ONE_KEY),
+    key_command("keys", 2, &["readonly"], &["@keyspace", "@read", "@slow", "@dangerous"], "Returns all key names that match a pattern.", "generic", "1.0.0", NO_KEY),
+    key_command("mget", -2, READ, STRING_READ, "Atomically returns the string values of one or more keys.", "string", "1.0.0", EVERY_KEY),
+    key_command("mset", -3, WRITE_GROW, STRING_WRITE_SLOW, "Atomically creates or modifies the string values of one or more keys.", "string", "1.0.1", [1, -1, 2]),
+    key_command("persist", 2, WRITE_FAST, KEYSPACE_WRITE, "Removes the expiration time of a key.", "generic", "2.2.0", ONE_KEY),
+    key_command("pexpire", -3, WRITE_FAST, KEYSPACE_WRITE, "Sets the expiration time of a key in milliseconds.", "generic", "2.6.0", ONE_KEY),
+    key_command("pexpireat", -3, WRITE_FAST, KEYSPACE_WRITE, "Sets the expiration time of a key to a Unix milliseconds timestamp.", "generic", "2.6.0", ONE_KEY),
+    key_command("pttl", 2, READ, KEYSPACE_READ, "Returns the expiration time in milliseconds of a key.", "generic", "2.6.0", ONE_KEY),
+    key_command("scan", -2, &["readonly"], &["@keyspace", "@read", "@slow"], "Iterates over the key names in the database.", "generic", "2.8.0", NO_KEY),
+    key_command("set", -3, WRITE_GROW, STRING_WRITE_SLOW, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "string", "1.0.0", ONE_KEY),
+    key_command("strlen", 2, READ, STRING_READ, "Returns the length of a string value.", "string", "2.2.0", ONE_KEY),
+    key_command("ttl", 2, READ, KEYSPACE_READ, "Returns the expiration time in seconds of a key.", "generic", "1.0.0", ONE_KEY),
+    key_command("type", 2, READ, KEYSPACE_READ, "Determines the type of value stored at a key.", "generic", "1.0.0", ONE_KEY),
+    key_command("unlink", -2, WRITE_FAST, KEYSPACE_WRITE, "Asynchronously deletes one or more keys.", "generic", "4.0.0", EVERY_KEY),
+];
 
 const fn since(mut s: Spec, version: &'static str) -> Spec {
     s.since = version;
@@ -151,6 +216,39 @@ const CLUSTER_SUBS: &[Spec] = &[
             "3.0.0",
         ),
         "O(N) where N is the total number of Cluster nodes",
+    ),
+    since(
+        spec(
+            "cluster|countkeysinslot",
+            3,
+            &["stale"],
+            &["@slow"],
+            "Returns the number of keys in a hash slot.",
+            "cluster",
+        ),
+        "3.0.0",
+    ),
+    since(
+        spec(
+            "cluster|getkeysinslot",
+            4,
+            &["stale"],
+            &["@slow"],
+            "Returns the key names in a hash slot.",
+            "cluster",
+        ),
+        "3.0.0",
+    ),
+    since(
+        spec(
+            "cluster|keyslot",
+            3,
+            &["stale"],
+            &["@slow"],
+            "Returns the hash slot for a key.",
+            "cluster",
+        ),
+        "3.0.0",
     ),
 ];
 
@@ -395,7 +493,12 @@ pub(crate) const COMMANDS: &[Spec] = &[
 /// The command named `name` (any case).
 pub(crate) fn find(name: &str) -> Option<&'static Spec> {
     let name = name.to_ascii_lowercase();
-    COMMANDS.iter().find(|c| c.name == name)
+    all().find(|c| c.name == name)
+}
+
+/// Every command: the node's own, then the key commands.
+fn all() -> impl Iterator<Item = &'static Spec> {
+    COMMANDS.iter().chain(KEY_COMMANDS)
 }
 
 impl Spec {
@@ -416,16 +519,17 @@ impl Spec {
     }
 
     /// The `COMMAND INFO` entry: name, arity, flags, first key, last key, step, ACL
-    /// categories, tips, key specs, subcommands (no command here has keys).
+    /// categories, tips, key specs (none: the first/last/step fields say where the keys are),
+    /// subcommands.
     pub(crate) fn info(&self) -> Reply {
         let status = |v: &[&str]| v.iter().map(|s| Reply::Simple((*s).into())).collect();
         Reply::Array(vec![
             Reply::text(self.name),
             Reply::Int(self.arity),
             Reply::Set(status(self.flags)),
-            Reply::Int(0),
-            Reply::Int(0),
-            Reply::Int(0),
+            Reply::Int(self.keys[0]),
+            Reply::Int(self.keys[1]),
+            Reply::Int(self.keys[2]),
             Reply::Set(status(self.acl)),
             Reply::Array(self.tips.iter().map(|t| Reply::text(*t)).collect()),
             Reply::Array(vec![]),
@@ -457,8 +561,8 @@ pub(crate) fn command(args: &[String]) -> Reply {
     let sub = args.first().map(|s| s.to_ascii_uppercase());
     let named = args.get(1..).unwrap_or_default();
     match sub.as_deref() {
-        None => Reply::Array(COMMANDS.iter().map(Spec::info).collect()),
-        Some("COUNT") => Reply::Int(i64::try_from(COMMANDS.len()).unwrap_or(i64::MAX)),
+        None => Reply::Array(all().map(Spec::info).collect()),
+        Some("COUNT") => Reply::Int(i64::try_from(all().count()).unwrap_or(i64::MAX)),
         Some("INFO") if named.is_empty() => command(&[]),
         Some("INFO") => Reply::Array(
             named
@@ -467,9 +571,8 @@ pub(crate) fn command(args: &[String]) -> Reply {
                 .collect(),
         ),
         Some("DOCS") => {
-            let all = || COMMANDS.iter().collect::<Vec<_>>();
-            let chosen = if named.is_empty() {
-                all()
+            let chosen: Vec<&Spec> = if named.is_empty() {
+                all().collect()
             } else {
                 named.iter().filter_map(|n| find(n)).collect()
             };
@@ -500,7 +603,17 @@ mod tests {
                 assert!(s.arity.abs() >= 2, "{}", s.name);
             }
         }
-        assert_eq!(command(&["count".into()]), Reply::Int(12));
+        assert_eq!(command(&["count".into()]), Reply::Int(38));
+    }
+
+    #[test]
+    fn the_key_commands_are_described_with_the_arities_they_are_parsed_with() {
+        for &(name, arity) in slotguard::data::commands::ARITIES {
+            let spec = find(name).unwrap_or_else(|| panic!("{name} is described"));
+            assert_eq!(spec.arity, arity, "{name}");
+            let keyless = matches!(name, "dbsize" | "keys" | "scan" | "flushall" | "flushdb");
+            assert_eq!(spec.keys[0] == 0, keyless, "{name}'s first key");
+        }
     }
 
     #[test]

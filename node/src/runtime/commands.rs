@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::admin::Server;
 use super::command_table::{self, Spec};
+use super::keys;
 use super::reply::{Protocol, Reply};
 use super::{format, Snapshot};
 
@@ -18,6 +19,8 @@ pub(crate) struct Session {
     /// The protocol replies are encoded in.
     pub(crate) protocol: Protocol,
     name: Option<String>,
+    /// `READONLY` was sent: a replica answers reads of its master's slots.
+    pub(crate) readonly: bool,
 }
 
 impl Session {
@@ -27,6 +30,7 @@ impl Session {
             id,
             protocol: Protocol::Resp2,
             name: None,
+            readonly: false,
         }
     }
 }
@@ -47,8 +51,8 @@ impl From<Reply> for Outcome {
 }
 
 /// Answers one command (`args` is not empty: the parser never yields an empty command).
-pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> Outcome {
-    let args: Vec<String> = args
+pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> Outcome {
+    let args: Vec<String> = raw
         .iter()
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
@@ -61,7 +65,13 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
     if let Err(e) = check_arity(spec, &args) {
         return Reply::error(e).into();
     }
+    if keys::is_key_command(spec.name) {
+        return keys::answer(server, session, raw).into();
+    }
     let sub = args.get(1).map(|s| s.to_ascii_uppercase());
+    if let Some(reply) = keys::cluster_keys(server, spec.name, sub.as_deref(), raw) {
+        return reply.into();
+    }
     match spec.name {
         "quit" => Outcome {
             reply: Reply::ok(),
@@ -71,8 +81,10 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
         "client" => client(session, &args[1..]).into(),
         "command" => command_table::command(&args[1..]).into(),
         "select" => select(&args[1]).into(),
-        "dbsize" => Reply::Int(0).into(),
-        "readonly" | "readwrite" => Reply::ok().into(),
+        "readonly" | "readwrite" => {
+            session.readonly = spec.name == "readonly";
+            Reply::ok().into()
+        }
         "ping" => match &args[1..] {
             [] => Reply::Simple("PONG".into()),
             [msg] => Reply::text(msg.clone()),
@@ -341,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             check_arity(cluster, &args(&["cluster", "meet"])),
-            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: INFO, MYID, NODES, SHARDS, SLOTS.".into())
+            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT.".into())
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));

@@ -19,6 +19,7 @@
 //! max_multibulk_len = 1048576              # most arguments in one request
 //! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
 //! query_buffer_total = 268435456           # bytes all connections together may (256 MB)
+//! maxmemory = 0                            # bytes of keys above which writes that add data get -OOM; 0 = no limit
 //!
 //! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
 //! bind_ip = "0.0.0.0"      # where to listen; default: own address if an IP, else 0.0.0.0
@@ -164,6 +165,7 @@ struct FileConfig {
     max_multibulk_len: Option<usize>,
     client_query_buffer_limit: Option<usize>,
     query_buffer_total: Option<usize>,
+    maxmemory: Option<usize>,
     metrics_port: Option<u16>,
     bind_ip: Option<IpAddr>,
 }
@@ -185,6 +187,9 @@ pub(crate) struct ClientLimits {
     pub(crate) query_buffer: usize,
     /// Bytes all connections together may hold unparsed.
     pub(crate) query_buffer_total: usize,
+    /// Bytes of keys above which commands that add data are refused with `-OOM` (Redis
+    /// `maxmemory`, counted over the keyspace only); 0: no limit.
+    pub(crate) maxmemory: usize,
 }
 
 impl Default for ClientLimits {
@@ -196,6 +201,7 @@ impl Default for ClientLimits {
             max_multibulk_len: 1 << 20,
             query_buffer: 1 << 30,
             query_buffer_total: 256 << 20,
+            maxmemory: 0,
         }
     }
 }
@@ -211,6 +217,7 @@ impl ClientLimits {
             max_multibulk_len: file.max_multibulk_len.unwrap_or(d.max_multibulk_len),
             query_buffer: file.client_query_buffer_limit.unwrap_or(d.query_buffer),
             query_buffer_total: file.query_buffer_total.unwrap_or(d.query_buffer_total),
+            maxmemory: file.maxmemory.unwrap_or(d.maxmemory),
         };
         let zero = [
             ("maxclients", limits.maxclients),

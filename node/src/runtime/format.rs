@@ -35,7 +35,7 @@ fn health_of(s: &Snapshot, i: usize) -> Health {
 
 /// The IP clients are told to reach node `i` on: its IP literal, or what its host name
 /// resolved to, or the name itself until then.
-fn ip_text(cfg: &NodeConfig, s: &Snapshot, i: usize) -> String {
+pub(crate) fn ip_text(cfg: &NodeConfig, s: &Snapshot, i: usize) -> String {
     let ep = &cfg.nodes[i];
     match &ep.client.host {
         Host::Ip(ip) => ip.to_string(),
@@ -241,7 +241,7 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
             Health::Fail { .. } => fail += 1,
         }
     }
-    let state = slotguard_model::cluster_status(&s.state, &cfg.layout).as_str();
+    let state = s.status.as_str();
     let mut text = format!(
         "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\n\
          cluster_slots_ok:{ok}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\
@@ -354,8 +354,10 @@ mod tests {
 
     fn snapshot(cfg: &NodeConfig) -> Snapshot {
         let me = NodeName([0x3f; NAME_LEN]);
+        let state = NodeState::fresh(&cfg.layout, NodeId(0));
         Snapshot {
-            state: NodeState::fresh(&cfg.layout, NodeId(0)),
+            status: slotguard_model::cluster_status(&state, &cfg.layout),
+            state,
             incarnation: 0,
             counters: Default::default(),
             names: Directory::new(NodeId(0), me, 3),

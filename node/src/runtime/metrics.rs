@@ -261,6 +261,7 @@ mod tests {
         state.peers[1].health = Health::PFail;
         state.peers[2].health = Health::Fail { undo_ready: false };
         let s = Snapshot {
+            status: slotguard_model::cluster_status(&state, &layout),
             state,
             incarnation: 2,
             counters: [("datagrams_sent", 41), ("bad_mac", 3)]

@@ -18,10 +18,10 @@ pub(crate) mod command_table;
 pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod format;
+pub(crate) mod keys;
 pub(crate) mod metrics;
 #[cfg(test)]
 mod ordering_tests;
-pub(crate) mod reply;
 pub(crate) mod request;
 pub(crate) mod resolve;
 mod shell;
@@ -32,9 +32,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use slotguard_model::state::NodeState;
+use slotguard_model::ClusterStatus;
 
 pub(crate) use self::shell::Runtime;
-pub(crate) use slotguard::{identity, wire};
+pub(crate) use slotguard::{identity, reply, wire};
 
 use self::identity::Directory;
 
@@ -43,6 +44,9 @@ use self::identity::Directory;
 pub(crate) struct Snapshot {
     /// The actor state.
     pub(crate) state: NodeState,
+    /// The node's verdict on the cluster in that state (what `CLUSTER INFO` says and key
+    /// commands are routed by), computed once per step rather than per command.
+    pub(crate) status: ClusterStatus,
     /// Starts of this node before this one.
     pub(crate) incarnation: u32,
     /// Datagram counters: received, sent, and drops by reason.

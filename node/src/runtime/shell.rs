@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use slotguard::driver::{Driver, Effect, Event, Now, Save, Setup};
-use slotguard_model::{Layout, NodeId, Persisted};
+use slotguard_model::{cluster_status, Layout, NodeId, Persisted};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
@@ -83,6 +83,7 @@ impl Runtime {
         let driver = Driver::start(setup, now());
         let shared = Arc::new(RwLock::new(Snapshot {
             state: driver.state().clone(),
+            status: cluster_status(driver.state(), &config.layout),
             incarnation,
             counters: BTreeMap::new(),
             names: driver.names().clone(),
@@ -105,6 +106,7 @@ impl Runtime {
     fn publish(&self) {
         if let Ok(mut s) = self.shared.write() {
             s.state = self.driver.state().clone();
+            s.status = cluster_status(&s.state, &self.config.layout);
             s.counters = self.driver.counters().clone();
             s.names = self.driver.names().clone();
             s.addrs = self.resolver.addrs().to_vec();

@@ -11,7 +11,7 @@ use redis_protocol::resp3::types::{
 
 /// A reply in RESP3's shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Reply {
+pub enum Reply {
     /// `+text`.
     Simple(String),
     /// `-text` (the text starts with the error code, e.g. `ERR`).
@@ -34,7 +34,7 @@ pub(crate) enum Reply {
 
 /// The protocol of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Protocol {
+pub enum Protocol {
     /// RESP2, the default.
     Resp2,
     /// RESP3, after `HELLO 3`.
@@ -43,22 +43,22 @@ pub(crate) enum Protocol {
 
 impl Reply {
     /// `+OK`.
-    pub(crate) fn ok() -> Reply {
+    pub fn ok() -> Reply {
         Reply::Simple("OK".into())
     }
 
     /// A bulk string of text.
-    pub(crate) fn text(s: impl Into<String>) -> Reply {
+    pub fn text(s: impl Into<String>) -> Reply {
         Reply::Bulk(s.into().into_bytes())
     }
 
     /// An error reply; `msg` starts with its code (`ERR ...`).
-    pub(crate) fn error(msg: impl Into<String>) -> Reply {
+    pub fn error(msg: impl Into<String>) -> Reply {
         Reply::Error(msg.into())
     }
 
     /// The bytes of this reply in `protocol`.
-    pub(crate) fn encode(self, protocol: Protocol) -> Vec<u8> {
+    pub fn encode(self, protocol: Protocol) -> Vec<u8> {
         let encoded = match protocol {
             Protocol::Resp2 => encode2(&self.into_resp2()),
             Protocol::Resp3 => encode3(&self.into_resp3()),

@@ -1,0 +1,163 @@
+//! Key commands on the client port: each is routed by the protocol's rule
+//! (`slotguard_model::route_in`, specs/protocol.md §5.7) on the node's state after its last
+//! step, and, if this node serves it, run on the node's keyspace (`slotguard::data`; §11).
+//!
+//! The route is decided and the command run while the published state is held for reading, so
+//! a write is accepted under the same view of the cluster it was routed by: the node task
+//! cannot publish a step (a lost slot, a cluster gone `fail`) between the two.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use slotguard::data::commands::{KeyCommand, Limits, ARITIES};
+use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
+use slotguard::reply::Reply;
+use slotguard_model::{route_in, Access, Role, Route};
+
+use super::admin::Server;
+use super::commands::Session;
+use super::format;
+use super::Snapshot;
+
+/// How often expired keys nobody reads are removed, and how many at most each time.
+const ACTIVE_EXPIRY: (Duration, usize) = (Duration::from_millis(100), 2_000);
+
+/// Whether `name` (lower case, as the command table names it) is a key command.
+pub(crate) fn is_key_command(name: &str) -> bool {
+    ARITIES.iter().any(|(n, _)| *n == name)
+}
+
+/// Answers a key command (`args` with its name first).
+pub(crate) fn answer(server: &Server, session: &Session, args: &[Bytes]) -> Reply {
+    let now = unix_ms();
+    let command = match KeyCommand::parse(args, now) {
+        Some(Ok(command)) => command,
+        Some(Err(e)) => return e.reply(),
+        None => return Reply::error("ERR not a key command"),
+    };
+    let slot = match command.slot() {
+        Ok(slot) => slot,
+        Err(e) => return e.reply(),
+    };
+    let Ok(snapshot) = server.shared.read() else {
+        return Reply::error("ERR node state unavailable");
+    };
+    if let Err(refusal) = admit(server, &snapshot, session, &command, slot) {
+        return refusal;
+    }
+    let Ok(mut keys) = server.keys.lock() else {
+        return Reply::error("ERR keyspace unavailable");
+    };
+    let limits = Limits {
+        max_memory: server.limits.maxmemory,
+        max_string: server.limits.max_bulk_len,
+    };
+    command.run(&mut keys, limits, now)
+}
+
+/// Whether this node runs `command` (on a key of `slot`, if any), or the reply that refuses it.
+fn admit(
+    server: &Server,
+    s: &Snapshot,
+    session: &Session,
+    command: &KeyCommand,
+    slot: Option<u16>,
+) -> Result<(), Reply> {
+    let access = match (command.writes(), session.readonly) {
+        (true, _) => Access::Write,
+        (false, true) => Access::ReadFromReplica,
+        (false, false) => Access::Read,
+    };
+    let Some(slot) = slot else {
+        // Commands without keys (DBSIZE, KEYS, SCAN, FLUSHALL) act on this node's own keys, as
+        // in Redis; a replica takes no write of its own.
+        return match command.writes() && s.state.role != Role::Master {
+            true => Err(Reply::error(
+                "READONLY You can't write against a read only replica.",
+            )),
+            false => Ok(()),
+        };
+    };
+    match route_in(&s.state, s.status, slot, access) {
+        Route::Serve => Ok(()),
+        Route::Moved(owner) => Err(moved(server, s, slot, owner.index())),
+        Route::Down(down) => Err(Reply::error(down.message())),
+    }
+}
+
+/// `-MOVED <slot> <ip>:<port>`: the owner's client address, as CLUSTER SLOTS shows it.
+fn moved(server: &Server, s: &Snapshot, slot: u16, owner: usize) -> Reply {
+    let port = server.config.nodes[owner].client.port;
+    let ip = format::ip_text(&server.config, s, owner);
+    Reply::error(format!("MOVED {slot} {ip}:{port}"))
+}
+
+/// `CLUSTER KEYSLOT`, `COUNTKEYSINSLOT` and `GETKEYSINSLOT`; `None` for any other command.
+pub(crate) fn cluster_keys(
+    server: &Server,
+    name: &str,
+    sub: Option<&str>,
+    args: &[Bytes],
+) -> Option<Reply> {
+    if name != "cluster" {
+        return None;
+    }
+    let reply = match (sub?, args) {
+        ("KEYSLOT", [_, _, key]) => Reply::Int(i64::from(key_slot(key))),
+        ("COUNTKEYSINSLOT", [_, _, slot]) => match parse_slot(slot) {
+            Some(slot) => with_keys(server, |keys| Reply::Int(keys.count_in_slot(slot) as i64)),
+            None => Reply::error("ERR Invalid slot"),
+        },
+        ("GETKEYSINSLOT", [_, _, slot, count]) => {
+            let count = std::str::from_utf8(count)
+                .ok()
+                .and_then(|c| c.parse::<i64>().ok());
+            match (parse_slot(slot), count) {
+                (None, _) => Reply::error("ERR Invalid slot"),
+                (_, None) => Reply::error("ERR value is not an integer or out of range"),
+                (_, Some(n)) if n < 0 => Reply::error("ERR Invalid number of keys"),
+                (Some(slot), Some(n)) => with_keys(server, |keys| {
+                    let found = keys.keys_in_slot(slot, n as usize, unix_ms());
+                    Reply::Array(found.into_iter().map(|k| Reply::Bulk(k.to_vec())).collect())
+                }),
+            }
+        }
+        _ => return None,
+    };
+    Some(reply)
+}
+
+fn parse_slot(arg: &[u8]) -> Option<u16> {
+    let slot = std::str::from_utf8(arg).ok()?.parse::<i64>().ok()?;
+    u16::try_from(slot).ok().filter(|&s| s < SLOT_COUNT)
+}
+
+fn with_keys(
+    server: &Server,
+    f: impl FnOnce(&slotguard::data::keyspace::Keyspace) -> Reply,
+) -> Reply {
+    match server.keys.lock() {
+        Ok(keys) => f(&keys),
+        Err(_) => Reply::error("ERR keyspace unavailable"),
+    }
+}
+
+/// Removes expired keys that nobody reads, a bounded number at a time, until the task is
+/// dropped (Redis's active expiry cycle).
+pub(crate) async fn expire_forever(server: std::sync::Arc<Server>) {
+    let (every, budget) = ACTIVE_EXPIRY;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Ok(mut keys) = server.keys.lock() {
+            keys.remove_expired(unix_ms(), budget);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (expiry times are kept in it, as Redis keeps them).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
