@@ -199,8 +199,11 @@ pub fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Rejection> 
     incarnation.copy_from_slice(&body[at + 2..at + 6]);
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&body[at + 6..HEADER]);
-    let messages: Vec<Msg> =
-        postcard::from_bytes(&body[HEADER..]).map_err(|_| Rejection::Undecodable)?;
+    // Every byte must belong to the messages: postcard's `from_bytes` would ignore a tail.
+    let messages = match postcard::take_from_bytes::<Vec<Msg>>(&body[HEADER..]) {
+        Ok((messages, [])) => messages,
+        _ => return Err(Rejection::Undecodable),
+    };
     Ok(Datagram {
         sender: be16(1),
         name,
@@ -209,6 +212,10 @@ pub fn open(key: &BusKey, me: u16, bytes: &[u8]) -> Result<Datagram, Rejection> 
         messages,
     })
 }
+
+#[cfg(test)]
+#[path = "wire_proptests.rs"]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
