@@ -1529,3 +1529,112 @@ fn redis_benchmark_cluster_completes() {
     assert!(!stdout.to_lowercase().contains("error"), "{stdout}");
     eprintln!("{stdout}");
 }
+
+/// Sends `commands` on one connection and returns each reply, as `resp` renders one.
+fn resp_pipeline(port: u16, commands: &[&[&str]]) -> Option<Vec<String>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = String::new();
+    for args in commands {
+        req.push_str(&format!("*{}\r\n", args.len()));
+        for a in *args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+    }
+    s.write_all(req.as_bytes()).ok()?;
+    let (mut buf, mut replies, mut chunk) = (Vec::new(), Vec::new(), [0u8; 65536]);
+    while replies.len() < commands.len() {
+        match redis_protocol::resp2::decode::decode(&buf) {
+            Ok(Some((frame, used))) => {
+                replies.push(match frame {
+                    redis_protocol::resp2::types::OwnedFrame::BulkString(b)
+                    | redis_protocol::resp2::types::OwnedFrame::SimpleString(b) => {
+                        String::from_utf8_lossy(&b).into_owned()
+                    }
+                    other => format!("{other:?}"),
+                });
+                buf.drain(..used);
+            }
+            _ => {
+                let n = s.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+    Some(replies)
+}
+
+/// The port a `-MOVED <slot> <ip>:<port>` reply names.
+fn moved_to(reply: &str) -> Option<u16> {
+    reply
+        .strip_prefix("Error(\"MOVED ")?
+        .split(':')
+        .nth(1)?
+        .trim_end_matches("\")")
+        .parse()
+        .ok()
+}
+
+/// `commands` run on the owner of their key's slot, found by following MOVED from `port`.
+fn on_owner(port: u16, commands: &[&[&str]]) -> Option<Vec<String>> {
+    let mut port = port;
+    for _ in 0..3 {
+        let replies = resp_pipeline(port, commands)?;
+        match moved_to(&replies[0]) {
+            Some(owner) => port = owner,
+            None => return Some(replies),
+        }
+    }
+    None
+}
+
+/// Writes acknowledged by the master and by a replica (`WAIT 1`) survive a kill -9 of the
+/// master: its replica is promoted with every one of them, and the old master, restarted,
+/// rejoins as a replica of the winner and copies its keys.
+#[test]
+fn replicated_writes_survive_a_kill_9_failover_and_the_old_master_resyncs() {
+    let mut c = Cluster::new("replicated", 3, 1, 44);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
+    });
+    let mut replicated = 0;
+    for i in 0..300 {
+        let (key, value) = (format!("key:{i}"), format!("value {i}"));
+        let replies = on_owner(c.port(1), &[&["SET", &key, &value], &["WAIT", "1", "2000"]])
+            .expect("the owner answers");
+        assert_eq!(replies[0], "OK", "{key}");
+        replicated += usize::from(replies[1] == "Integer(1)");
+    }
+    assert_eq!(
+        replicated, 300,
+        "every write reached the replica within WAIT's 2 s"
+    );
+    let before = resp(c.port(0), &["DBSIZE"]).expect("DBSIZE");
+    c.kill9(0);
+    let n3 = myid(c.port(3));
+    let live: Vec<usize> = (1..c.len()).collect();
+    wait_until("node 3 takes over node 0's slots", || {
+        agree(&c, &live).is_some_and(|owners| owners.values().any(|(owner, _)| *owner == n3))
+    });
+    for i in 0..300 {
+        let key = format!("key:{i}");
+        let got = on_owner(c.port(1), &[&["GET", &key]]).expect("the owner answers");
+        assert_eq!(got[0], format!("value {i}"), "{key} after the failover");
+    }
+    assert_eq!(
+        resp(c.port(3), &["DBSIZE"]),
+        Some(before),
+        "the promoted replica has them all"
+    );
+    c.start(0);
+    wait_until("node 0 follows node 3 and copies its keys", || {
+        info_field(c.port(3), "connected_slaves") == Some(1)
+            && resp(c.port(0), &["DBSIZE"]) == resp(c.port(3), &["DBSIZE"])
+    });
+}

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::runtime::config::{NodeArgs, NodeConfig};
-use crate::runtime::{admin, keys, metrics, Runtime};
+use crate::runtime::{admin, keys, metrics, replication, Runtime};
 
 /// Runs `slotguard node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
@@ -42,10 +42,12 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             metrics::serve(addr, Arc::clone(&server)).await?;
         }
         let expiry = tokio::spawn(keys::expire_forever(Arc::clone(&server)));
+        let follower = tokio::spawn(replication::follow_forever(Arc::clone(&server)));
         let admin = tokio::spawn(admin::serve(listener, server));
         let result = node.run(shutdown_signal()).await;
         admin.abort();
         expiry.abort();
+        follower.abort();
         result
     })
 }

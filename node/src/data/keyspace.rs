@@ -257,6 +257,31 @@ impl Keyspace {
         (keys, next)
     }
 
+    /// The value and expiry time of `key`, unless it is missing or expired.
+    pub fn entry(&mut self, key: &[u8], now: u64) -> Option<(Bytes, Option<u64>)> {
+        self.live(key, now).map(|e| (e.value.clone(), e.expires_at))
+    }
+
+    /// Every live key with its value and expiry time (a replica's full copy).
+    pub fn entries(&self, now: u64) -> Vec<(Bytes, Bytes, Option<u64>)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !expired(e, now))
+            .map(|(k, e)| (k.clone(), e.value.clone(), e.expires_at))
+            .collect()
+    }
+
+    /// Stores `value` under `key` as given: a change a master streamed (`SetCondition` and
+    /// options were applied there).
+    pub fn put(&mut self, key: Bytes, value: Bytes, expires_at: Option<u64>) {
+        self.insert(key, Entry { value, expires_at });
+    }
+
+    /// Removes `key`, expired or not: a change a master streamed.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.take(key);
+    }
+
     /// Removes every key (`FLUSHALL`).
     pub fn clear(&mut self) {
         *self = Keyspace::new();

@@ -6,3 +6,4 @@ pub mod commands;
 pub mod glob;
 pub mod keyslot;
 pub mod keyspace;
+pub mod replication;

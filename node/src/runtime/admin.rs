@@ -12,20 +12,25 @@
 //! gets an error reply and the connection lives; otherwise the error reply is followed by a
 //! close, as Redis always does (request.rs lists which is which).
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::BytesMut;
 use slotguard::data::keyspace::Keyspace;
+use slotguard::data::replication::Backlog;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tracing::debug;
 
-use super::commands::{self, Session};
+use super::commands::{self, Session, Then};
 use super::config::{ClientLimits, NodeConfig};
-use super::format::ServerStats;
+use super::format::{Replication, ServerStats};
+use super::replication;
 use super::reply::Reply;
 use super::request::{Limits, Parser};
 use super::Shared;
@@ -36,12 +41,39 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Replies are flushed once this many bytes wait (pipelined requests are answered in batches).
 const FLUSH_AT: usize = 64 * 1024;
 
+/// Bytes of changes a master keeps for replicas that fall behind (Redis's `repl-backlog-size`).
+const BACKLOG: usize = 1 << 20;
+
+/// The node's keys and the changes it streams to its replicas, locked together: a write and
+/// its change enter the stream in the same order (keys.rs, replication.rs).
+pub(crate) struct Store {
+    /// The keys.
+    pub(crate) keys: Keyspace,
+    /// The recent changes.
+    pub(crate) log: Backlog,
+}
+
+/// A replica attached to this node, as `INFO` and `WAIT` see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attached {
+    /// Where it connects from.
+    pub(crate) addr: Option<SocketAddr>,
+    /// The offset it last said it has applied.
+    pub(crate) acked: u64,
+}
+
 /// What every connection shares.
 pub(crate) struct Server {
     pub(crate) config: Arc<NodeConfig>,
     pub(crate) shared: Shared,
-    /// The node's keys (keys.rs routes and runs the commands on them).
-    pub(crate) keys: Mutex<Keyspace>,
+    /// The node's keys and changes (keys.rs routes and runs the commands on them).
+    store: Mutex<Store>,
+    /// Woken whenever a change enters the backlog (replication.rs).
+    pub(crate) appended: Notify,
+    /// Replicas attached, by connection id.
+    replicas: Mutex<BTreeMap<u64, Attached>>,
+    /// As a replica: the master offset applied, while the link to the master is up.
+    link: Mutex<Option<u64>>,
     pub(crate) limits: ClientLimits,
     started: Instant,
     clients: AtomicUsize,
@@ -59,6 +91,20 @@ impl Server {
             maxclients: self.limits.maxclients,
             query_buffers: self.buffered.load(Ordering::Relaxed),
             used_memory: resident_bytes(),
+            replication: self.replication(),
+        }
+    }
+
+    fn replication(&self) -> Replication {
+        let link = self.link();
+        let offset = match link {
+            Some(applied) => applied,
+            None => self.lock_store().map_or(0, |s| s.log.end()),
+        };
+        Replication {
+            offset,
+            replicas: self.attached().iter().map(|r| (r.addr, r.acked)).collect(),
+            link_up: link.is_some(),
         }
     }
 }
@@ -74,13 +120,71 @@ fn resident_bytes() -> u64 {
 }
 
 impl Server {
+    /// The keys and the backlog, locked.
+    pub(crate) fn lock_store(&self) -> anyhow::Result<MutexGuard<'_, Store>> {
+        self.store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the keyspace lock is poisoned"))
+    }
+
+    /// Replica `id` (a connection) has applied the stream up to `offset`.
+    pub(crate) fn replica_acked(&self, id: u64, addr: Option<SocketAddr>, offset: u64) {
+        if let Ok(mut replicas) = self.replicas.lock() {
+            replicas.insert(
+                id,
+                Attached {
+                    addr,
+                    acked: offset,
+                },
+            );
+        }
+    }
+
+    /// Replica `id` is gone.
+    pub(crate) fn replica_gone(&self, id: u64) {
+        if let Ok(mut replicas) = self.replicas.lock() {
+            replicas.remove(&id);
+        }
+    }
+
+    /// The replicas attached now.
+    pub(crate) fn attached(&self) -> Vec<Attached> {
+        self.replicas
+            .lock()
+            .map(|r| r.values().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many attached replicas have applied the stream up to `offset` (`WAIT`).
+    pub(crate) fn replicas_at(&self, offset: u64) -> usize {
+        self.attached().iter().filter(|r| r.acked >= offset).count()
+    }
+
+    /// As a replica: the link to the master is up with `offset` applied, or down.
+    pub(crate) fn set_link(&self, offset: Option<u64>) {
+        if let Ok(mut link) = self.link.lock() {
+            *link = offset;
+        }
+    }
+
+    /// As a replica: the offset applied, if the link to the master is up.
+    pub(crate) fn link(&self) -> Option<u64> {
+        self.link.lock().ok().and_then(|l| *l)
+    }
+
     /// What the client port (and the metrics endpoint) serve from; `started` is now.
     pub(crate) fn new(config: Arc<NodeConfig>, shared: Shared) -> Arc<Server> {
         Arc::new(Server {
             limits: config.clients,
             config,
             shared,
-            keys: Mutex::new(Keyspace::new()),
+            store: Mutex::new(Store {
+                keys: Keyspace::new(),
+                log: Backlog::new(BACKLOG),
+            }),
+            appended: Notify::new(),
+            replicas: Mutex::new(BTreeMap::new()),
+            link: Mutex::new(None),
             started: Instant::now(),
             clients: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -246,8 +350,16 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
         }
         stream.write_all(&out).await?;
         out.clear();
-        if let Batch::Flush = batch {
-            continue;
+        match batch {
+            Batch::Flush => continue,
+            Batch::Replicate => return replication::feed(stream, server, id).await,
+            Batch::Wait { replicas, timeout } => {
+                let acked = wait(server, session.last_write, replicas, timeout).await;
+                let reply = Reply::Int(i64::try_from(acked).unwrap_or(i64::MAX));
+                out.extend_from_slice(&reply.encode(session.protocol));
+                continue;
+            }
+            Batch::Read | Batch::Stop(_) => {}
         }
         let n = match read(&mut stream, &mut chunk, server.limits.timeout_secs).await? {
             0 => break Stop::Close,
@@ -310,6 +422,31 @@ enum Batch {
     Flush,
     /// The connection must stop.
     Stop(Stop),
+    /// The client is a replica (`SYNC`): the connection becomes its replication stream.
+    Replicate,
+    /// `WAIT`: answer once enough replicas have this client's writes, or at the timeout.
+    Wait {
+        /// Replicas wanted.
+        replicas: usize,
+        /// How long to wait at most; `None`: forever.
+        timeout: Option<Duration>,
+    },
+}
+
+/// How often `WAIT` looks at the replicas' offsets.
+const WAIT_POLL: Duration = Duration::from_millis(5);
+
+/// Waits until `replicas` replicas have applied the stream up to `offset`, or `timeout`;
+/// returns how many have (Redis's `WAIT`).
+async fn wait(server: &Server, offset: u64, replicas: usize, timeout: Option<Duration>) -> usize {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let acked = server.replicas_at(offset);
+        if acked >= replicas || deadline.is_some_and(|d| Instant::now() >= d) {
+            return acked;
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
 }
 
 /// A connection's request state, borrowed for a batch of answers.
@@ -330,6 +467,13 @@ impl Conn<'_, '_> {
             match next {
                 Ok(Some(args)) => {
                     let outcome = commands::answer(server, self.session, &args);
+                    match outcome.then {
+                        Then::Replicate => return Batch::Replicate,
+                        Then::Wait { replicas, timeout } => {
+                            return Batch::Wait { replicas, timeout }
+                        }
+                        Then::Nothing => {}
+                    }
                     out.extend_from_slice(&outcome.reply.encode(self.session.protocol));
                     if outcome.close {
                         return Batch::Stop(Stop::Close);

@@ -488,6 +488,28 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "Changes the selected database.",
         "connection",
     ),
+    spec(
+        "sync",
+        1,
+        &["admin", "noscript", "no_async_loading", "no_multi"],
+        &["@admin", "@slow", "@dangerous"],
+        "An internal command used in replication.",
+        "server",
+    ),
+    tips(
+        since(
+            spec(
+                "wait",
+                3,
+                &["noscript"],
+                &["@slow", "@connection"],
+                "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+                "generic",
+            ),
+            "3.0.0",
+        ),
+        &["request_policy:all_shards", "response_policy:agg_min"],
+    ),
 ];
 
 /// The command named `name` (any case).
@@ -603,7 +625,7 @@ mod tests {
                 assert!(s.arity.abs() >= 2, "{}", s.name);
             }
         }
-        assert_eq!(command(&["count".into()]), Reply::Int(38));
+        assert_eq!(command(&["count".into()]), Reply::Int(40));
     }
 
     #[test]

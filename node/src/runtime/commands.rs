@@ -21,6 +21,8 @@ pub(crate) struct Session {
     name: Option<String>,
     /// `READONLY` was sent: a replica answers reads of its master's slots.
     pub(crate) readonly: bool,
+    /// The replication offset after this client's last write (what its `WAIT` waits for).
+    pub(crate) last_write: u64,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
             protocol: Protocol::Resp2,
             name: None,
             readonly: false,
+            last_write: 0,
         }
     }
 }
@@ -39,6 +42,21 @@ impl Session {
 pub(crate) struct Outcome {
     pub(crate) reply: Reply,
     pub(crate) close: bool,
+    /// What the connection does instead of sending `reply`, if anything.
+    pub(crate) then: Then,
+}
+
+/// Commands the connection carries out itself (admin.rs), since they outlast one answer.
+pub(crate) enum Then {
+    /// Nothing: send the reply.
+    Nothing,
+    /// `SYNC`: become a replica's stream.
+    Replicate,
+    /// `WAIT`: wait for this many replicas, at most this long (`None`: forever).
+    Wait {
+        replicas: usize,
+        timeout: Option<std::time::Duration>,
+    },
 }
 
 impl From<Reply> for Outcome {
@@ -46,6 +64,17 @@ impl From<Reply> for Outcome {
         Outcome {
             reply,
             close: false,
+            then: Then::Nothing,
+        }
+    }
+}
+
+impl From<Then> for Outcome {
+    fn from(then: Then) -> Outcome {
+        Outcome {
+            reply: Reply::Null,
+            close: false,
+            then,
         }
     }
 }
@@ -76,7 +105,10 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
         "quit" => Outcome {
             reply: Reply::ok(),
             close: true,
+            then: Then::Nothing,
         },
+        "sync" => Then::Replicate.into(),
+        "wait" => wait(&args[1], &args[2]),
         "hello" => hello(server, session, &args[1..]),
         "client" => client(session, &args[1..]).into(),
         "command" => command_table::command(&args[1..]).into(),
@@ -97,6 +129,26 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             None => Reply::error("ERR node state unavailable").into(),
         },
     }
+}
+
+/// `WAIT numreplicas timeout` (milliseconds; 0: forever).
+fn wait(replicas: &str, timeout: &str) -> Outcome {
+    let not_integer = || Reply::error("ERR value is not an integer or out of range").into();
+    let Ok(replicas) = replicas.parse::<i64>() else {
+        return not_integer();
+    };
+    let Ok(timeout) = timeout.parse::<i64>() else {
+        return not_integer();
+    };
+    if timeout < 0 {
+        return Reply::error("ERR timeout is negative").into();
+    }
+    let timeout = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
+    Then::Wait {
+        replicas: usize::try_from(replicas).unwrap_or(0),
+        timeout,
+    }
+    .into()
 }
 
 fn snapshot(server: &Server) -> Option<Snapshot> {

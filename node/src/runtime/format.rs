@@ -282,7 +282,7 @@ pub(crate) fn counter_names(s: &Snapshot) -> Vec<&'static str> {
 }
 
 /// Process figures for `INFO`, kept by the client port.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ServerStats {
     /// Seconds since the client port opened.
     pub(crate) uptime_secs: u64,
@@ -294,16 +294,44 @@ pub(crate) struct ServerStats {
     pub(crate) query_buffers: usize,
     /// Resident memory of the process, in bytes.
     pub(crate) used_memory: u64,
+    /// Replication as this node sees it.
+    pub(crate) replication: Replication,
+}
+
+/// `INFO replication`'s figures.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Replication {
+    /// As a master: where its stream ends; as a replica: the master offset applied.
+    pub(crate) offset: u64,
+    /// As a master: replicas attached, with the offsets they last acknowledged.
+    pub(crate) replicas: Vec<(Option<std::net::SocketAddr>, u64)>,
+    /// As a replica: whether the link to its master is up.
+    pub(crate) link_up: bool,
 }
 
 /// `INFO`.
 pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> String {
+    let r = &stats.replication;
     let role = match s.state.role {
-        Role::Master => "master".to_string(),
+        Role::Master => {
+            let mut text = format!("master\r\nconnected_slaves:{}", r.replicas.len());
+            for (i, (addr, acked)) in r.replicas.iter().enumerate() {
+                let (ip, port) =
+                    addr.map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+                text.push_str(&format!(
+                    "\r\nslave{i}:ip={ip},port={port},state=online,offset={acked},lag=0"
+                ));
+            }
+            format!("{text}\r\nmaster_repl_offset:{}", r.offset)
+        }
         Role::Replica { of } => format!(
-            "slave\r\nmaster_host:{}\r\nmaster_port:{}",
+            "slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
+             slave_repl_offset:{}\r\nmaster_repl_offset:{}",
             ip_text(cfg, s, of.index()),
-            cfg.nodes[of.index()].client.port
+            cfg.nodes[of.index()].client.port,
+            if r.link_up { "up" } else { "down" },
+            r.offset,
+            r.offset
         ),
     };
     format!(
@@ -393,6 +421,7 @@ mod tests {
                 maxclients: 1,
                 query_buffers: 0,
                 used_memory: 0,
+                replication: Replication::default(),
             },
         );
         assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));

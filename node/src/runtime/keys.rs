@@ -11,10 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use slotguard::data::commands::{KeyCommand, Limits, ARITIES};
 use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
+use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
 use slotguard_model::{route_in, Access, Role, Route};
 
-use super::admin::Server;
+use super::admin::{Server, Store};
 use super::commands::Session;
 use super::format;
 use super::Snapshot;
@@ -28,7 +29,7 @@ pub(crate) fn is_key_command(name: &str) -> bool {
 }
 
 /// Answers a key command (`args` with its name first).
-pub(crate) fn answer(server: &Server, session: &Session, args: &[Bytes]) -> Reply {
+pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> Reply {
     let now = unix_ms();
     let command = match KeyCommand::parse(args, now) {
         Some(Ok(command)) => command,
@@ -45,14 +46,31 @@ pub(crate) fn answer(server: &Server, session: &Session, args: &[Bytes]) -> Repl
     if let Err(refusal) = admit(server, &snapshot, session, &command, slot) {
         return refusal;
     }
-    let Ok(mut keys) = server.keys.lock() else {
+    let Ok(mut store) = server.lock_store() else {
         return Reply::error("ERR keyspace unavailable");
     };
     let limits = Limits {
         max_memory: server.limits.maxmemory,
         max_string: server.limits.max_bulk_len,
     };
-    command.run(&mut keys, limits, now)
+    let reply = command.run(&mut store.keys, limits, now);
+    if command.writes() && !matches!(reply, Reply::Error(_)) {
+        session.last_write = propagate(&mut store, &command, now);
+        server.appended.notify_waiters();
+    }
+    reply
+}
+
+/// Puts what `command` left its keys as into the replication stream; returns the offset after.
+fn propagate(store: &mut Store, command: &KeyCommand, now: u64) -> u64 {
+    if let KeyCommand::FlushAll = command {
+        return store.log.append(Change::Flush);
+    }
+    for key in command.keys() {
+        let change = change_of(&mut store.keys, key, now);
+        store.log.append(change);
+    }
+    store.log.end()
 }
 
 /// Whether this node runs `command` (on a key of `slot`, if any), or the reply that refuses it.
@@ -136,8 +154,8 @@ fn with_keys(
     server: &Server,
     f: impl FnOnce(&slotguard::data::keyspace::Keyspace) -> Reply,
 ) -> Reply {
-    match server.keys.lock() {
-        Ok(keys) => f(&keys),
+    match server.lock_store() {
+        Ok(store) => f(&store.keys),
         Err(_) => Reply::error("ERR keyspace unavailable"),
     }
 }
@@ -149,14 +167,14 @@ pub(crate) async fn expire_forever(server: std::sync::Arc<Server>) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        if let Ok(mut keys) = server.keys.lock() {
-            keys.remove_expired(unix_ms(), budget);
+        if let Ok(mut store) = server.lock_store() {
+            store.keys.remove_expired(unix_ms(), budget);
         }
     }
 }
 
 /// Milliseconds since the Unix epoch (expiry times are kept in it, as Redis keeps them).
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

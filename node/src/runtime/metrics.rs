@@ -277,6 +277,7 @@ mod tests {
             maxclients: 10,
             query_buffers: 0,
             used_memory: 0,
+            replication: Default::default(),
         };
         let text = render(&s, &stats)?;
         let at = |k: &str| sample(&text, k);

@@ -22,6 +22,7 @@ pub(crate) mod keys;
 pub(crate) mod metrics;
 #[cfg(test)]
 mod ordering_tests;
+pub(crate) mod replication;
 pub(crate) mod request;
 pub(crate) mod resolve;
 mod shell;

@@ -1,0 +1,108 @@
+//! A replica that attaches at any moment and receives the stream in any cuts ends with exactly
+//! the master's keys and offset; a broken stream is an error, never a panic or half a change.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const NOW: u64 = 1_000;
+
+fn change() -> impl Strategy<Value = Change> {
+    let key = (0u8..6).prop_map(|k| vec![b'k', k]);
+    prop_oneof![
+        4 => (key.clone(), proptest::collection::vec(any::<u8>(), 0..8), proptest::option::of(NOW + 1..NOW + 50))
+            .prop_map(|(key, value, expires_at)| Change::Set { key, value, expires_at }),
+        2 => key.prop_map(|key| Change::Del { key }),
+        1 => Just(Change::Flush),
+    ]
+}
+
+/// Applies `change` to the master's keys and backlog, as the node does after a write.
+fn write(keys: &mut Keyspace, log: &mut Backlog, change: Change) {
+    let propagated = match &change {
+        Change::Flush => Change::Flush,
+        Change::Set { key, .. } | Change::Del { key } => {
+            apply_change(keys, change.clone());
+            change_of(keys, key, NOW)
+        }
+    };
+    if propagated == Change::Flush {
+        keys.clear();
+    }
+    log.append(propagated);
+}
+
+fn sorted(keys: &Keyspace) -> Vec<(Bytes, Bytes, Option<u64>)> {
+    let mut all = keys.entries(NOW);
+    all.sort();
+    all
+}
+
+proptest! {
+    #[test]
+    fn a_replica_ends_with_the_masters_keys(
+        before in proptest::collection::vec(change(), 0..20),
+        after in proptest::collection::vec(change(), 0..20),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let (mut master, mut log) = (Keyspace::new(), Backlog::new(1 << 20));
+        for c in before {
+            write(&mut master, &mut log, c);
+        }
+        let attached_at = log.end();
+        let mut stream = full_copy(&master, attached_at, NOW);
+        for c in after {
+            write(&mut master, &mut log, c);
+        }
+        stream.extend(log.since(attached_at).expect("the backlog reaches back"));
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        cuts.extend([0, stream.len()]);
+        cuts.sort_unstable();
+        let (mut replica, mut follower) = (Keyspace::new(), Follower::default());
+        replica.put(Bytes::from_static(b"stale"), Bytes::new(), None);
+        for w in cuts.windows(2) {
+            follower.receive(&stream[w[0]..w[1]], &mut replica).expect("a valid stream");
+        }
+        prop_assert_eq!(sorted(&replica), sorted(&master));
+        prop_assert_eq!(follower.offset(), Some(log.end()));
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_an_error_or_wait_never_a_panic(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..6),
+    ) {
+        let (mut keys, mut follower) = (Keyspace::new(), Follower::default());
+        for chunk in chunks {
+            if follower.receive(&chunk, &mut keys).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_replica_too_far_behind_needs_a_new_copy() {
+    let mut log = Backlog::new(64);
+    for i in 0..20u8 {
+        log.append(Change::Del { key: vec![i] });
+    }
+    assert!(log.since(0).is_none(), "the start was dropped");
+    assert_eq!(log.since(log.end()), Some(Vec::new()));
+    assert!(log.since(log.end() + 1).is_none());
+}
+
+#[test]
+fn a_change_before_any_copy_is_out_of_order() {
+    let (mut keys, mut follower) = (Keyspace::new(), Follower::default());
+    let frame = Frame::Change(Change::Flush).encode();
+    assert_eq!(
+        follower.receive(&frame, &mut keys),
+        Err(StreamError::OutOfOrder)
+    );
+    let oversized = (MAX_FRAME as u32 + 1).to_be_bytes();
+    let mut fresh = Follower::default();
+    assert!(matches!(
+        fresh.receive(&oversized, &mut keys),
+        Err(StreamError::Oversized(_))
+    ));
+}
