@@ -1638,3 +1638,67 @@ fn replicated_writes_survive_a_kill_9_failover_and_the_old_master_resyncs() {
             && resp(c.port(0), &["DBSIZE"]) == resp(c.port(3), &["DBSIZE"])
     });
 }
+
+/// A client keeps writing (each `SET` followed by `WAIT 1 1000` on the owner's connection)
+/// while a master is killed with kill -9: some writes fail (refused connections,
+/// `CLUSTERDOWN`, and after the failover every write to the promoted replica's shard, which has
+/// no replica left to confirm it), and at the end every write the owner acknowledged and `WAIT`
+/// reported on a replica reads back with its value.
+#[test]
+fn writes_confirmed_by_wait_survive_a_failover_under_load() {
+    let mut c = Cluster::new("underload", 3, 1, 45);
+    c.start_all();
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
+    });
+    let entry = c.port(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut confirmed, mut failed, mut i) = (Vec::new(), 0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let (key, value) = (format!("key:{i}"), format!("value {i}"));
+                match on_owner(entry, &[&["SET", &key, &value], &["WAIT", "1", "1000"]]) {
+                    Some(r) if r[0] == "OK" && r[1] == "Integer(1)" => confirmed.push(i),
+                    _ => {
+                        failed += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                i += 1;
+            }
+            (confirmed, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    c.kill9(0);
+    let n3 = myid(c.port(3));
+    let live: Vec<usize> = (1..c.len()).collect();
+    wait_until("node 3 takes over node 0's slots", || {
+        agree(&c, &live).is_some_and(|owners| owners.values().any(|(owner, _)| *owner == n3))
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let (confirmed, failed) = writer.join().expect("the writer ends");
+    eprintln!(
+        "{} writes confirmed by WAIT, {failed} attempts failed during the failover",
+        confirmed.len()
+    );
+    assert!(
+        confirmed.len() > 50,
+        "the writer made progress: {}",
+        confirmed.len()
+    );
+    for i in confirmed {
+        let key = format!("key:{i}");
+        let got = on_owner(entry, &[&["GET", &key]]).expect("the owner answers");
+        assert_eq!(
+            got[0],
+            format!("value {i}"),
+            "{key}, confirmed before or after the kill"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Replication on the client port (specs/protocol.md §11.1): a replica connects to its master's
 //! client port and sends `SYNC`; the master answers with a full copy of its keys and then every
-//! change (`slotguard::data::replication`), and the replica sends back, every 100 ms, the
-//! offset it has applied, which `WAIT` counts.
+//! change (`slotguard::data::replication`), and the replica sends back the offset it has
+//! applied, after every batch it applies and every 100 ms, which `WAIT` counts.
 //!
 //! Who replicates whom is the protocol's decision, read from the published node state: a node
 //! follows the master its state names, stops when it is promoted, and starts again (with a new
@@ -120,8 +120,13 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 if n == 0 {
                     anyhow::bail!("the master closed the link");
                 }
-                let mut store = server.lock_store()?;
-                follower.receive(&chunk[..n], &mut store.keys)?;
+                let before = follower.offset();
+                follower.receive(&chunk[..n], &mut server.lock_store()?.keys)?;
+                // Acknowledge at once what was applied, so that WAIT takes a round trip.
+                if let Some(offset) = follower.offset().filter(|o| Some(*o) != before) {
+                    server.set_link(Some(offset));
+                    stream.write_all(&offset.to_be_bytes()).await?;
+                }
             }
             _ = tick.tick() => {
                 if master_of(server) != Some(master) {
