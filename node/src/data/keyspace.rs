@@ -102,6 +102,11 @@ impl Keyspace {
         self.entries.len()
     }
 
+    /// Keys stored with an expiry time (`INFO keyspace`'s `expires`).
+    pub fn expiring(&self) -> usize {
+        self.by_expiry.len()
+    }
+
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -92,6 +92,9 @@ impl Server {
             query_buffers: self.buffered.load(Ordering::Relaxed),
             used_memory: resident_bytes(),
             replication: self.replication(),
+            keys: self
+                .lock_store()
+                .map_or((0, 0), |s| (s.keys.len(), s.keys.expiring())),
         }
     }
 

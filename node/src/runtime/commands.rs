@@ -108,6 +108,9 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             then: Then::Nothing,
         },
         "sync" => Then::Replicate.into(),
+        "wait" if is_replica(server) => {
+            Reply::error("ERR WAIT cannot be used with replica instances.").into()
+        }
         "wait" => wait(&args[1], &args[2]),
         "hello" => hello(server, session, &args[1..]),
         "client" => client(session, &args[1..]).into(),
@@ -129,6 +132,13 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             None => Reply::error("ERR node state unavailable").into(),
         },
     }
+}
+
+fn is_replica(server: &Server) -> bool {
+    server
+        .shared
+        .read()
+        .is_ok_and(|s| s.state.role != slotguard_model::Role::Master)
 }
 
 /// `WAIT numreplicas timeout` (milliseconds; 0: forever).

@@ -296,6 +296,8 @@ pub(crate) struct ServerStats {
     pub(crate) used_memory: u64,
     /// Replication as this node sees it.
     pub(crate) replication: Replication,
+    /// Keys stored, and how many of them have an expiry time.
+    pub(crate) keys: (usize, usize),
 }
 
 /// `INFO replication`'s figures.
@@ -307,6 +309,14 @@ pub(crate) struct Replication {
     pub(crate) replicas: Vec<(Option<std::net::SocketAddr>, u64)>,
     /// As a replica: whether the link to its master is up.
     pub(crate) link_up: bool,
+}
+
+/// `INFO keyspace`: Redis lists `db0` only when it has keys.
+fn keyspace((keys, expires): (usize, usize)) -> String {
+    match keys {
+        0 => String::new(),
+        _ => format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"),
+    }
 }
 
 /// `INFO`.
@@ -339,7 +349,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
          uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_query_buffers_bytes:{}\r\n\r\n\
          # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
-         # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}",
+         # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}\r\n# Keyspace\r\n{}",
         env!("CARGO_PKG_VERSION"),
         s.run_id,
         cfg.nodes[s.state.me.index()].client.port,
@@ -350,7 +360,8 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         stats.query_buffers,
         stats.used_memory,
         stats.used_memory,
-        cluster_info(cfg, s)
+        cluster_info(cfg, s),
+        keyspace(stats.keys)
     )
 }
 
@@ -422,6 +433,7 @@ mod tests {
                 query_buffers: 0,
                 used_memory: 0,
                 replication: Replication::default(),
+                keys: (0, 0),
             },
         );
         assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));

@@ -278,6 +278,7 @@ mod tests {
             query_buffers: 0,
             used_memory: 0,
             replication: Default::default(),
+            keys: (0, 0),
         };
         let text = render(&s, &stats)?;
         let at = |k: &str| sample(&text, k);
