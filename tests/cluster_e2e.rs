@@ -1075,25 +1075,36 @@ fn query_buffers_are_bounded_per_client_and_in_total() {
     let c = one_node(
         "qbuf",
         10,
-        "client_query_buffer_limit = 50000\nquery_buffer_total = 70000",
+        "proto_max_bulk_len = 40000\nclient_query_buffer_limit = 50000\nquery_buffer_total = 70000",
     );
     let port = c.port(0);
-    // One client past its own limit.
+    // Bulk strings within proto_max_bulk_len, but a request of three of them is past the
+    // client's own limit before it is complete.
+    let bulk = |fill: u8, len: usize| {
+        let mut b = b"$40000\r\n".to_vec();
+        b.extend(std::iter::repeat_n(fill, len));
+        if len == 40_000 {
+            b.extend_from_slice(b"\r\n");
+        }
+        b
+    };
     let mut s = connect(port);
-    s.write_all(b"*1\r\n$100000\r\n").expect("write");
-    let _ = s.write_all(&[b'a'; 60_000]);
+    s.write_all(b"*3\r\n").expect("write");
+    s.write_all(&bulk(b'a', 40_000)).expect("write");
+    let _ = s.write_all(&bulk(b'a', 20_000));
     let got = read_to_close(&mut s);
     assert!(got.starts_with("-ERR query buffer limit reached"), "{got}");
     // Two clients within their own limit, past the total together.
     let mut a = connect(port);
-    a.write_all(b"*1\r\n$100000\r\n").expect("write");
-    a.write_all(&[b'a'; 45_000]).expect("write");
+    a.write_all(b"*2\r\n").expect("write");
+    a.write_all(&bulk(b'a', 40_000)).expect("write");
+    a.write_all(&bulk(b'a', 5_000)).expect("write");
     wait_until("the first client's bytes are held", || {
         info_field(port, "client_query_buffers_bytes").is_some_and(|b| b >= 45_000)
     });
     let mut b = connect(port);
-    b.write_all(b"*1\r\n$100000\r\n").expect("write");
-    let _ = b.write_all(&[b'b'; 30_000]);
+    b.write_all(b"*1\r\n").expect("write");
+    let _ = b.write_all(&bulk(b'b', 30_000));
     let got = read_to_close(&mut b);
     assert!(got.contains("query_buffer_total"), "{got}");
     drop(a);

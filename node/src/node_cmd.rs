@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::info;
 
 use crate::runtime::config::{NodeArgs, NodeConfig};
@@ -31,9 +31,8 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let client = config.listen_on(&config.me().client);
-        let listener = TcpListener::bind(client)
-            .await
-            .with_context(|| format!("cannot listen for clients on {client}"))?;
+        let listener =
+            listen(client).with_context(|| format!("cannot listen for clients on {client}"))?;
         let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
         info!(id = config.id, %client, bus = %config.me().bus, "serving");
         let server = admin::Server::new(Arc::clone(&config), shared);
@@ -50,6 +49,20 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         follower.abort();
         result
     })
+}
+
+/// Connections the kernel queues for the client port before the node accepts them (Redis's
+/// `tcp-backlog`): a burst of connecting clients must not wait for a retransmission.
+const CLIENT_BACKLOG: u32 = 511;
+
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(CLIENT_BACKLOG)
 }
 
 /// Descriptors the node needs besides client connections: the bus socket, the listeners, the

@@ -497,7 +497,11 @@ fn parse_scan(rest: &[Bytes]) -> Result<KeyCommand, CommandError> {
         match option.to_ascii_uppercase().as_slice() {
             b"MATCH" => pattern = Some(value.clone()),
             b"COUNT" => {
-                count = parse_i64(value).filter(|&n| n >= 1).ok_or(SYNTAX)? as usize;
+                let n = parse_i64(value).ok_or(NOT_INTEGER)?;
+                if n < 1 {
+                    return Err(SYNTAX.into());
+                }
+                count = n as usize;
             }
             b"TYPE" => strings = value.eq_ignore_ascii_case(b"string"),
             _ => return Err(SYNTAX.into()),

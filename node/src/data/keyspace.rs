@@ -11,12 +11,11 @@
 //! up to a budget that bounds the pause.
 //!
 //! The slot index serves `CLUSTER COUNTKEYSINSLOT` and `GETKEYSINSLOT`, and a cursor of `SCAN`
-//! that survives writes between calls (a slot at a time). Keys live in a hash map with Rust's
-//! default SipHash, whose per-process random key keeps clients from choosing keys that collide
-//! (Redis uses SipHash for the same reason). A key's bytes are shared, not copied, between the
-//! map and the two indexes.
+//! that survives writes between calls (a slot at a time). A key's bytes are shared, not copied,
+//! between the map ([`Map`]) and the two indexes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
@@ -26,6 +25,13 @@ use super::keyslot::{key_slot, SLOT_COUNT};
 /// An estimate, as Redis's `used_memory` is for its own structures; it makes `maxmemory` count
 /// a million empty strings as more than nothing.
 pub const ENTRY_OVERHEAD: usize = 96;
+
+/// The keys' map. A hash map that doubles by moving every entry at once stops the node for
+/// as long as that takes (over a second at two million keys, long enough for its peers to time
+/// it out and fail it over), so the map grows as Redis's dict does: the old table is moved into
+/// the new one a few entries per insert. SipHash with a per-process random key keeps clients
+/// from choosing keys that collide.
+type Map = griddle::HashMap<Bytes, Entry, RandomState>;
 
 /// A value and when it expires.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +87,7 @@ pub enum IncrError {
 /// The keys of one node.
 #[derive(Debug, Default)]
 pub struct Keyspace {
-    entries: HashMap<Bytes, Entry>,
+    entries: Map,
     by_expiry: BTreeSet<(u64, Bytes)>,
     by_slot: BTreeSet<(u16, Bytes)>,
     slot_counts: Vec<u32>,

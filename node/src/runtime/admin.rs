@@ -95,6 +95,10 @@ impl Server {
             keys: self
                 .lock_store()
                 .map_or((0, 0), |s| (s.keys.len(), s.keys.expiring())),
+            dataset: (
+                self.lock_store().map_or(0, |s| s.keys.used_memory()),
+                self.limits.maxmemory,
+            ),
         }
     }
 

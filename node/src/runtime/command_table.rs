@@ -408,7 +408,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec(
         "echo",
         2,
-        &["fast"],
+        &["loading", "stale", "fast"],
         CONN,
         "Returns the given string.",
         "connection",

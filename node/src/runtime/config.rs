@@ -18,7 +18,7 @@
 //! proto_max_bulk_len = 536870912           # largest bulk string of a request (512 MB)
 //! max_multibulk_len = 1048576              # most arguments in one request
 //! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
-//! query_buffer_total = 268435456           # bytes all connections together may (256 MB)
+//! query_buffer_total = 1073741824          # bytes all connections together may (1 GB)
 //! maxmemory = 0                            # bytes of keys above which writes that add data get -OOM; 0 = no limit
 //!
 //! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
@@ -200,7 +200,7 @@ impl Default for ClientLimits {
             max_bulk_len: 512 << 20,
             max_multibulk_len: 1 << 20,
             query_buffer: 1 << 30,
-            query_buffer_total: 256 << 20,
+            query_buffer_total: 1 << 30,
             maxmemory: 0,
         }
     }
@@ -230,6 +230,16 @@ impl ClientLimits {
         .find(|(_, v)| *v == 0);
         if let Some((name, _)) = zero {
             bail!("{name} must be at least 1");
+        }
+        let buffers = [
+            ("client_query_buffer_limit", limits.query_buffer),
+            ("query_buffer_total", limits.query_buffer_total),
+        ];
+        if let Some((name, value)) = buffers.into_iter().find(|(_, v)| *v <= limits.max_bulk_len) {
+            bail!(
+                "{name} ({value}) must be larger than proto_max_bulk_len ({}): a request with a bulk string of the largest allowed size could never be read",
+                limits.max_bulk_len
+            );
         }
         Ok(limits)
     }
@@ -429,6 +439,12 @@ mod tests {
         let l = limits(
             "maxclients = 3\ntimeout = 7\nproto_max_bulk_len = 10\nquery_buffer_total = 99",
         )?;
+        let err =
+            limits("proto_max_bulk_len = 100\nquery_buffer_total = 100").expect_err("refused");
+        assert!(
+            err.to_string().contains("query_buffer_total (100)"),
+            "{err}"
+        );
         assert_eq!((l.maxclients, l.timeout_secs), (3, 7));
         assert_eq!((l.max_bulk_len, l.query_buffer_total), (10, 99));
         assert_eq!(l.query_buffer, d.query_buffer);

@@ -298,6 +298,8 @@ pub(crate) struct ServerStats {
     pub(crate) replication: Replication,
     /// Keys stored, and how many of them have an expiry time.
     pub(crate) keys: (usize, usize),
+    /// Bytes the keys take as `maxmemory` counts them, and the `maxmemory` limit (0: none).
+    pub(crate) dataset: (usize, usize),
 }
 
 /// `INFO replication`'s figures.
@@ -348,7 +350,7 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         "# Server\r\nslotguard_version:{}\r\nredis_mode:cluster\r\nrun_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_query_buffers_bytes:{}\r\n\r\n\
-         # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\n\r\n\
+         # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\nused_memory_dataset:{}\r\nmaxmemory:{}\r\n\r\n\
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}\r\n# Keyspace\r\n{}",
         env!("CARGO_PKG_VERSION"),
         s.run_id,
@@ -360,6 +362,8 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
         stats.query_buffers,
         stats.used_memory,
         stats.used_memory,
+        stats.dataset.0,
+        stats.dataset.1,
         cluster_info(cfg, s),
         keyspace(stats.keys)
     )
@@ -434,6 +438,7 @@ mod tests {
                 used_memory: 0,
                 replication: Replication::default(),
                 keys: (0, 0),
+                dataset: (0, 0),
             },
         );
         assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use slotguard::data::commands::{KeyCommand, Limits, ARITIES};
 use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
+use slotguard::data::keyspace::parse_i64;
 use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
 use slotguard_model::{route_in, Access, Role, Route};
@@ -20,8 +21,11 @@ use super::commands::Session;
 use super::format;
 use super::Snapshot;
 
-/// How often expired keys nobody reads are removed, and how many at most each time.
-const ACTIVE_EXPIRY: (Duration, usize) = (Duration::from_millis(100), 2_000);
+/// How often expired keys nobody reads are removed; how many at most while the keys are held
+/// at once; and how long each round may go on while due keys remain (a quarter of the period,
+/// as Redis's active expiry cycle allows itself a quarter of the CPU).
+const ACTIVE_EXPIRY: (Duration, usize, Duration) =
+    (Duration::from_millis(100), 2_000, Duration::from_millis(25));
 
 /// Whether `name` (lower case, as the command table names it) is a key command.
 pub(crate) fn is_key_command(name: &str) -> bool {
@@ -122,31 +126,31 @@ pub(crate) fn cluster_keys(
     }
     let reply = match (sub?, args) {
         ("KEYSLOT", [_, _, key]) => Reply::Int(i64::from(key_slot(key))),
-        ("COUNTKEYSINSLOT", [_, _, slot]) => match parse_slot(slot) {
-            Some(slot) => with_keys(server, |keys| Reply::Int(keys.count_in_slot(slot) as i64)),
-            None => Reply::error("ERR Invalid slot"),
+        ("COUNTKEYSINSLOT", [_, _, slot]) => match parse_i64(slot).map(slot_in_range) {
+            None => Reply::error(NOT_INTEGER),
+            Some(None) => Reply::error("ERR Invalid slot"),
+            Some(Some(slot)) => {
+                with_keys(server, |keys| Reply::Int(keys.count_in_slot(slot) as i64))
+            }
         },
-        ("GETKEYSINSLOT", [_, _, slot, count]) => {
-            let count = std::str::from_utf8(count)
-                .ok()
-                .and_then(|c| c.parse::<i64>().ok());
-            match (parse_slot(slot), count) {
-                (None, _) => Reply::error("ERR Invalid slot"),
-                (_, None) => Reply::error("ERR value is not an integer or out of range"),
-                (_, Some(n)) if n < 0 => Reply::error("ERR Invalid number of keys"),
-                (Some(slot), Some(n)) => with_keys(server, |keys| {
-                    let found = keys.keys_in_slot(slot, n as usize, unix_ms());
+        ("GETKEYSINSLOT", [_, _, slot, count]) => match (parse_i64(slot), parse_i64(count)) {
+            (Some(slot), Some(count)) => match (slot_in_range(slot), usize::try_from(count)) {
+                (Some(slot), Ok(count)) => with_keys(server, |keys| {
+                    let found = keys.keys_in_slot(slot, count, unix_ms());
                     Reply::Array(found.into_iter().map(|k| Reply::Bulk(k.to_vec())).collect())
                 }),
-            }
-        }
+                _ => Reply::error("ERR Invalid slot or number of keys"),
+            },
+            _ => Reply::error(NOT_INTEGER),
+        },
         _ => return None,
     };
     Some(reply)
 }
 
-fn parse_slot(arg: &[u8]) -> Option<u16> {
-    let slot = std::str::from_utf8(arg).ok()?.parse::<i64>().ok()?;
+const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+
+fn slot_in_range(slot: i64) -> Option<u16> {
     u16::try_from(slot).ok().filter(|&s| s < SLOT_COUNT)
 }
 
@@ -160,15 +164,24 @@ fn with_keys(
     }
 }
 
-/// Removes expired keys that nobody reads, a bounded number at a time, until the task is
-/// dropped (Redis's active expiry cycle).
+/// Removes expired keys that nobody reads until the task is dropped (Redis's active expiry
+/// cycle): each round takes batches while due keys remain, within its time, letting clients in
+/// between batches.
 pub(crate) async fn expire_forever(server: std::sync::Arc<Server>) {
-    let (every, budget) = ACTIVE_EXPIRY;
+    let (every, batch, round) = ACTIVE_EXPIRY;
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        if let Ok(mut store) = server.lock_store() {
-            store.keys.remove_expired(unix_ms(), budget);
+        let started = std::time::Instant::now();
+        loop {
+            let removed = match server.lock_store() {
+                Ok(mut store) => store.keys.remove_expired(unix_ms(), batch),
+                Err(_) => 0,
+            };
+            if removed < batch || started.elapsed() >= round {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
     }
 }

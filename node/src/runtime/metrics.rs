@@ -279,6 +279,7 @@ mod tests {
             used_memory: 0,
             replication: Default::default(),
             keys: (0, 0),
+            dataset: (0, 0),
         };
         let text = render(&s, &stats)?;
         let at = |k: &str| sample(&text, k);
