@@ -257,7 +257,7 @@ fn hello(server: &Server, session: &mut Session, args: &[String]) -> Outcome {
 
 fn hello_reply(server: &Server, session: &Session) -> Reply {
     let role = match snapshot(server).map(|s| s.state.role) {
-        Some(slotguard_model::state::Role::Replica { .. }) => "replica",
+        Some(slotguard_protocol::state::Role::Replica { .. }) => "replica",
         _ => "master",
     };
     let proto = match session.protocol {

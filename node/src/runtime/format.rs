@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use redis_protocol::resp2::types::OwnedFrame;
-use slotguard_model::state::{Health, Role};
-use slotguard_model::NodeId;
+use slotguard_protocol::state::{Health, Role};
+use slotguard_protocol::NodeId;
 
 use super::config::{Host, NodeConfig};
 use super::wire::Rejection;
@@ -241,7 +241,7 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
             Health::Fail { .. } => fail += 1,
         }
     }
-    let state = slotguard_model::cluster_status(&s.state, &cfg.layout).as_str();
+    let state = slotguard_protocol::cluster_status(&s.state, &cfg.layout).as_str();
     let mut text = format!(
         "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\n\
          cluster_slots_ok:{ok}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\n\
@@ -331,7 +331,7 @@ mod tests {
     use super::*;
     use crate::runtime::config::{ClientLimits, Endpoint};
     use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
-    use slotguard_model::{InitialEpochs, Layout, NodeState, Timing};
+    use slotguard_protocol::{InitialEpochs, Layout, NodeState, Timing};
     use std::sync::Arc;
 
     fn config() -> NodeConfig {

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use slotguard_model::NodeId;
+use slotguard_protocol::NodeId;
 use thiserror::Error;
 
 /// Bytes of a node name (Redis: 160 bits, shown as 40 hex digits).

@@ -37,9 +37,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
-use slotguard_model::state::NodeState;
-use slotguard_model::validate::message_is_valid;
-use slotguard_model::{ClusterNode, Msg, NodeId, Timer};
+use slotguard_protocol::state::NodeState;
+use slotguard_protocol::validate::message_is_valid;
+use slotguard_protocol::{ClusterNode, Msg, NodeId, Timer};
 use stateright::actor::{Actor, Command, Id, Out};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep_until, Instant};
@@ -423,7 +423,7 @@ impl IntoOwnedIfChanged for Cow<'_, NodeState> {
 /// The node's name, incarnation and stored state from its state file. A new node draws its
 /// name; a state file of format 2, written before nodes had names, gets one too, and the log
 /// says so (the next save writes it).
-fn recover(file: &StateFile, layout: &slotguard_model::Layout) -> Result<Recovered> {
+fn recover(file: &StateFile, layout: &slotguard_protocol::Layout) -> Result<Recovered> {
     let path = file.path().display().to_string();
     let Some(Loaded {
         name,
@@ -466,5 +466,5 @@ type Recovered = (
     NodeName,
     Vec<Option<NodeName>>,
     u32,
-    Option<slotguard_model::Persisted>,
+    Option<slotguard_protocol::Persisted>,
 );

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use slotguard_model::Timer;
+use slotguard_protocol::Timer;
 use tokio::time::Instant;
 
 /// Armed timers and their deadlines.
