@@ -16,7 +16,7 @@ use serde::Serialize;
 use slotguard_check::config::{CheckConfig, NetworkKind, Replicas, EMBEDDED};
 use slotguard_check::properties::Witness;
 use slotguard_check::run::{self, AuditOutcome, Kind, RunOptions, RunReport, Status, Strategy};
-use slotguard_check::ClusterModel;
+use slotguard_check::{ClusterModel, Reductions};
 use slotguard_protocol::layout::InitialEpochs;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
@@ -109,13 +109,11 @@ impl ConfigArgs {
     /// The model of the loaded configuration, with this selection's checking options.
     pub(crate) fn model(&self, config: &CheckConfig) -> Result<ClusterModel> {
         let mut model = config.model().context("invalid cluster")?;
-        model.canonical_network = !(self.exact_network || self.exact);
-        model.urgent_fail_undo = !self.exact;
-        model.forget_settled_grants = !self.exact;
-        model.atomic_restart = !self.exact;
-        model.skip_noop_crashes = !self.exact;
-        model.skip_crash_twins = !self.exact;
-        model.skip_ping_twins = !self.exact;
+        model.reductions = match (self.exact, self.exact_network) {
+            (true, _) => Reductions::exact(),
+            (false, true) => Reductions::exact_network(),
+            (false, false) => Reductions::all(),
+        };
         Ok(model)
     }
 }

@@ -18,6 +18,7 @@ use stateright::Model;
 
 use crate::model::{Action, ClusterModel, ClusterState, Envelope};
 use crate::network::Shared;
+use crate::reductions::Reduction;
 use crate::residual::Residual;
 use slotguard_protocol::ids::NodeId;
 use slotguard_protocol::timer::Timer;
@@ -70,10 +71,12 @@ impl AuditReport {
 /// model without it.
 pub fn audit_canonical_network(model: &ClusterModel, options: AuditOptions) -> AuditReport {
     let mut exact = model.clone();
-    exact.canonical_network = false;
     exact.symmetry = None;
     // Every delivery runs the handlers: no memo of deliveries known to change nothing.
-    exact.skip_known_noops = false;
+    exact.reductions = exact
+        .reductions
+        .without(Reduction::CanonicalNetwork)
+        .without(Reduction::SkipKnownNoops);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut report = AuditReport::default();
     for _ in 0..options.walks {

@@ -11,6 +11,7 @@ use crate::crash_twins::CrashTwins;
 use crate::model::ClusterModel;
 use crate::noop_cache::NoopCache;
 use crate::properties::Witness;
+use crate::reductions::Reductions;
 use crate::repeats::Repeats;
 use crate::settle_memo::SettleMemo;
 use slotguard_protocol::actor::ClusterNode;
@@ -203,22 +204,13 @@ impl CheckConfig {
                     .collect()
             }),
             max_epoch,
-            canonical_network: true,
-            urgent_fail_undo: true,
-            forget_settled_grants: true,
-            atomic_restart: true,
-            skip_noop_crashes: true,
-            skip_crash_twins: true,
+            reductions: Reductions::all(),
             crash_twins: CrashTwins::new(),
-            skip_ping_twins: true,
-            skip_known_noops: true,
             noop_cache: NoopCache::new(),
             rewrites: crate::network::RewriteMemo::new(),
-            skip_repeats: true,
             repeats: Repeats::new(),
-            verify_early_fingerprints: false,
-            memoise_settle: true,
             settle_memo: SettleMemo::new(),
+            verify_early_fingerprints: false,
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
             witnesses: self.witnesses.clone(),

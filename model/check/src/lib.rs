@@ -41,6 +41,7 @@ pub mod model;
 pub mod network;
 pub mod noop_cache;
 pub mod properties;
+pub mod reductions;
 pub mod render;
 pub mod repeats;
 pub mod residual;
@@ -53,3 +54,4 @@ pub mod walks;
 
 pub use config::{CheckConfig, ConfigError, NetworkKind};
 pub use model::{Action, ClusterModel, ClusterState, Envelope};
+pub use reductions::{Reduction, Reductions};

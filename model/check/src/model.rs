@@ -32,6 +32,7 @@ use crate::hashed::Hashed;
 pub use crate::network::{Envelope, Network, RewriteMemo, Shared};
 use crate::noop_cache::{DeliveryKey, NoopCache};
 use crate::properties;
+use crate::reductions::{Reduction, Reductions};
 use crate::repeats::Repeats;
 use crate::residual::{residual, residual_inputs_changed, Outlook, Residual};
 use crate::settle_memo::SettleMemo;
@@ -211,68 +212,31 @@ pub struct ClusterModel {
     /// The actor every node runs.
     pub actor: ClusterNode,
     /// How many crashes a behaviour may contain (each may be followed by a restart).
-    pub crash_budget: u8,
+    pub(crate) crash_budget: u8,
     /// How many PFAIL events (peer timeouts firing) a behaviour may contain.
-    pub suspicion_budget: u8,
+    pub(crate) suspicion_budget: u8,
     /// Whether envelopes may be dropped.
-    pub lossy: bool,
+    pub(crate) lossy: bool,
     /// Nodes whose peer timeouts may fire (`None`: every node may be suspected). A bound for
     /// targeted checks, stated with every result that uses it.
-    pub suspectable: Option<slotguard_protocol::bitset::NodeSet>,
+    pub(crate) suspectable: Option<slotguard_protocol::bitset::NodeSet>,
     /// Behaviours are explored while no node's currentEpoch exceeds this (bounds elections).
-    pub max_epoch: Epoch,
-    /// Keep each message in flight in its canonical form for its receiver, and drop the ones
-    /// that can no longer change it (`residual`, specs/protocol.md §8.4). Off: every
-    /// message stays exactly as sent (for cross-checking the reduction).
-    pub canonical_network: bool,
-    /// Fire a node's FAIL-undo timer in the step that arms it, instead of at any later moment
-    /// (specs/protocol.md §8.6). Exact only on a network that never loses a PING without its
-    /// PONG: ignored when `lossy`.
-    pub urgent_fail_undo: bool,
-    /// Forget the vote grants, and the candidates of vote grants, that can no longer take part
-    /// in a violation: no more vote or promotion is possible for them (specs/protocol.md §8.7).
-    pub forget_settled_grants: bool,
-    /// A crash is followed at once by the restart (specs/protocol.md §8.8): no state has a
-    /// node down.
-    pub atomic_restart: bool,
-    /// With `atomic_restart`: a crash-restart that leaves the state as it was, but for the
-    /// count of crashes, has no successor (specs/protocol.md §8.8): every state reachable after
-    /// it is reachable without it, with the crash still to spend.
-    pub skip_noop_crashes: bool,
-    /// Do not explore a state when a state equal to it but for the count of crashes, with fewer
-    /// crashes spent, is explored (`check/crash_twins.rs`, specs/protocol.md §8.10). Acts only
-    /// while a run has [`ClusterModel::crash_twins`] switched on.
-    pub skip_crash_twins: bool,
-    /// The memo `skip_crash_twins` reads (empty and switched off in every clone).
-    pub crash_twins: CrashTwins,
-    /// Do not offer a PING whose PONG twin (same sender, receiver and header) is in flight when
-    /// delivering either reaches the same state (`ping_twin_in_flight`, specs/protocol.md
-    /// §8.9). The successors of every state stay the same; fewer of them are computed twice.
-    pub skip_ping_twins: bool,
-    /// Do not run again a delivery already found to change nothing at a state that agrees with
-    /// this one on everything the delivery reads (`check/noop_cache.rs`). The successors of every
-    /// state stay the same; the search runs fewer no-op steps.
-    pub skip_known_noops: bool,
-    /// The memo `skip_known_noops` reads (empty in every clone).
-    pub noop_cache: NoopCache,
-    /// The canonical inboxes `skip_known_noops` remembers (`settle_network_to`; empty in every
-    /// clone).
-    pub rewrites: RewriteMemo,
-    /// Refuse, before looking it up, a generated state that is an exact repeat of one generated
-    /// before (`check/repeats.rs`). The states explored stay the same; fewer representatives
-    /// are computed.
-    pub skip_repeats: bool,
-    /// The filter `skip_repeats` reads (empty and switched off in every clone).
-    pub repeats: Repeats,
+    pub(crate) max_epoch: Epoch,
+    /// The reductions this model applies (`reductions.rs`, specs/protocol.md §8.4–§8.10).
+    pub reductions: Reductions,
+    /// The memo of crash twins (`crash_twins.rs`; empty and switched off in every clone).
+    pub(crate) crash_twins: CrashTwins,
+    /// The memo of deliveries known to change nothing (`noop_cache.rs`; empty in every clone).
+    pub(crate) noop_cache: NoopCache,
+    /// The canonical inboxes remembered (`settle_network_to`; empty in every clone).
+    pub(crate) rewrites: RewriteMemo,
+    /// The filter of recent states (`repeats.rs`; empty and switched off in every clone).
+    pub(crate) repeats: Repeats,
+    /// The memo of convergence continuations (`settle_memo.rs`; empty in every clone).
+    pub(crate) settle_memo: SettleMemo,
     /// For tests: build every successor whose fingerprint was computed before it was built
     /// (`finish_step`), and panic if the two differ.
-    pub verify_early_fingerprints: bool,
-    /// Remember how many rounds the convergence continuation takes from the clusters it passes
-    /// through, and reuse that when another continuation meets one (`check/settle_memo.rs`).
-    /// Verdicts stay the same; continuations are shorter.
-    pub memoise_settle: bool,
-    /// The memo `memoise_settle` reads and writes (empty in every clone).
-    pub settle_memo: SettleMemo,
+    pub(crate) verify_early_fingerprints: bool,
     /// Set by the run when its time is up: from then on no state has successors, so the
     /// search ends at once. (stateright checks its own timeout only when a worker runs out of
     /// work, which a single-threaded depth-first search never does until it is complete.) The
@@ -435,7 +399,9 @@ impl ClusterModel {
         let outlook = step
             .state
             .as_ref()
-            .filter(|state| self.canonical_network && residual_inputs_changed(before, state))
+            .filter(|state| {
+                self.has(Reduction::CanonicalNetwork) && residual_inputs_changed(before, state)
+            })
             .map(|_| self.outlook(last, node));
         // The parts carry their hashes, so a successor that was generated shortly before is
         // recognised by its fingerprint before the cluster state is copied (check/repeats.rs).
@@ -467,7 +433,7 @@ impl ClusterModel {
         if let Some(timers) = step.timers {
             next.timers[n] = timers;
         }
-        if self.forget_settled_grants
+        if self.has(Reduction::ForgetSettledGrants)
             && !next.ghost.grants.is_empty()
             && !self
                 .actor
@@ -505,7 +471,7 @@ impl ClusterModel {
         step: &Changes,
         outlook: Option<&Outlook>,
     ) -> Option<u64> {
-        if !self.skip_repeats || !self.repeats.is_active() {
+        if !self.has(Reduction::SkipRepeats) || !self.repeats.is_active() {
             return None;
         }
         let n = step.node.index();
@@ -514,7 +480,7 @@ impl ClusterModel {
             return None;
         }
         let timers = step.timers.as_ref().unwrap_or(&last.timers[n]);
-        if self.urgent_fail_undo
+        if self.has(Reduction::UrgentFailUndo)
             && !self.lossy
             && timers.iter().any(|t| matches!(t, Timer::FailUndo(_)))
         {
@@ -522,7 +488,7 @@ impl ClusterModel {
         }
         let ghost = step.ghost.as_ref().unwrap_or(&last.ghost);
         let mut ghost_hash = ghost.hash_value();
-        if self.forget_settled_grants
+        if self.has(Reduction::ForgetSettledGrants)
             && !ghost.grants.is_empty()
             && !self
                 .actor
@@ -636,7 +602,7 @@ impl ClusterModel {
     /// `msg` as it goes in flight to `dst` from `state`: in its canonical form for the
     /// receiver, or `None` if it can no longer change it (with `canonical_network`).
     fn as_sent(&self, state: &ClusterState, dst: NodeId, msg: Msg) -> Option<Msg> {
-        if !self.canonical_network {
+        if !self.has(Reduction::CanonicalNetwork) {
             return Some(msg);
         }
         let outlook = self.outlook(state, dst);
@@ -658,7 +624,7 @@ impl ClusterModel {
         let Msg::Ping(h) = &env.msg else {
             return false;
         };
-        if !self.skip_ping_twins {
+        if !self.has(Reduction::SkipPingTwins) {
             return false;
         }
         let receiver = &state.nodes[env.dst.index()];
@@ -739,7 +705,7 @@ impl ClusterModel {
         outlook: &Outlook,
         inbox_hash: u64,
     ) -> Option<u64> {
-        self.skip_known_noops.then(|| {
+        self.has(Reduction::SkipKnownNoops).then(|| {
             crate::hashed::stable_hash(&(
                 receiver.hash_value(),
                 &outlook.may_suspect,
@@ -749,38 +715,61 @@ impl ClusterModel {
         })
     }
 
-    /// The exact reductions this model applies, by name (specs/protocol.md §8.4, §8.6–§8.10), for
-    /// reports: every result says what it was computed with.
-    pub fn reductions(&self) -> Vec<&'static str> {
-        let mut on = Vec::new();
-        if self.canonical_network {
-            on.push("canonical-network");
-        }
-        if self.urgent_fail_undo && !self.lossy {
-            on.push("urgent-fail-undo");
-        }
-        if self.forget_settled_grants {
-            on.push("settled-grants");
-        }
-        if self.atomic_restart && self.crash_budget > 0 {
-            on.push("atomic-restart");
-            if self.skip_noop_crashes {
-                on.push("no-op-crashes");
+    /// The rules among the reductions that take effect in this model, by name (specs/protocol.md
+    /// §8.4, §8.6–§8.10), for reports: every result says what it was computed with. Caches,
+    /// which change no successor, are not named.
+    pub fn rules_in_effect(&self) -> Vec<&'static str> {
+        self.reductions
+            .iter()
+            .filter(|r| !r.is_cache() && self.takes_effect(*r))
+            .map(Reduction::name)
+            .collect()
+    }
+
+    /// Whether a reduction that is on changes anything in this model: FAIL-undo is urgent only
+    /// on a network that never loses messages, and restarts matter only with crashes.
+    fn takes_effect(&self, reduction: Reduction) -> bool {
+        match reduction {
+            Reduction::UrgentFailUndo => !self.lossy,
+            Reduction::AtomicRestart => self.crash_budget > 0,
+            Reduction::SkipNoopCrashes | Reduction::SkipCrashTwins => {
+                self.crash_budget > 0 && self.reductions.has(Reduction::AtomicRestart)
             }
-            if self.skip_crash_twins {
-                on.push("crash-twins");
-            }
+            _ => true,
         }
-        if self.skip_ping_twins {
-            on.push("ping-twins");
-        }
-        on
+    }
+
+    /// Whether `reduction` is on.
+    #[inline]
+    pub(crate) fn has(&self, reduction: Reduction) -> bool {
+        self.reductions.has(reduction)
+    }
+
+    /// The crash-twin memo (`crash_twins.rs`), for tests and reports.
+    pub fn crash_twins(&self) -> &CrashTwins {
+        &self.crash_twins
+    }
+
+    /// The memo of deliveries known to change nothing (`noop_cache.rs`), for tests.
+    pub fn noop_cache(&self) -> &NoopCache {
+        &self.noop_cache
+    }
+
+    /// The memo of convergence continuations (`settle_memo.rs`), for tests.
+    pub fn settle_memo(&self) -> &SettleMemo {
+        &self.settle_memo
+    }
+
+    /// For tests: whether every successor whose fingerprint is computed before it is built is
+    /// built anyway and compared with it (a mismatch panics).
+    pub fn verify_early_fingerprints(&mut self, on: bool) {
+        self.verify_early_fingerprints = on;
     }
 
     /// With `urgent_fail_undo`: fires the FAIL-undo timers the step just armed at `node`, as
     /// part of the same step (specs/protocol.md §8.6).
     fn fire_urgent_timers(&self, mut next: ClusterState, node: NodeId) -> ClusterState {
-        if !self.urgent_fail_undo || self.lossy {
+        if !self.has(Reduction::UrgentFailUndo) || self.lossy {
             return next;
         }
         let n = node.index();
@@ -816,7 +805,7 @@ impl ClusterModel {
 
     /// Whether crash-twin refusals are on now (check/crash_twins.rs).
     fn crash_twins_on(&self) -> bool {
-        self.skip_crash_twins && self.crash_budget > 0 && self.crash_twins.is_active()
+        self.has(Reduction::SkipCrashTwins) && self.crash_budget > 0 && self.crash_twins.is_active()
     }
 
     /// Whether `state` is to be explored, as far as the crash-twin memo knows now; records it
@@ -906,7 +895,7 @@ impl Model for ClusterModel {
             }
             state.timers[node.index()] = Hashed::new(timers);
         }
-        if self.canonical_network {
+        if self.has(Reduction::CanonicalNetwork) {
             self.settle_network(&mut state);
         }
         vec![state]
@@ -930,7 +919,7 @@ impl Model for ClusterModel {
             if crashed {
                 actions.push(Action::Recover(node));
             } else if state.crashes < self.crash_budget {
-                actions.push(if self.atomic_restart {
+                actions.push(if self.has(Reduction::AtomicRestart) {
                     Action::CrashRestart(node)
                 } else {
                     Action::Crash(node)
@@ -981,7 +970,9 @@ impl Model for ClusterModel {
                 }
                 // Looked up here, not in `actions`: the checker rebuilds paths from action
                 // indices, so the actions of a state must not depend on what was memoised.
-                if self.skip_known_noops && self.noop_cache.contains(&delivery_key(last, &env)) {
+                if self.has(Reduction::SkipKnownNoops)
+                    && self.noop_cache.contains(&delivery_key(last, &env))
+                {
                     return None;
                 }
                 let mut state = Cow::Borrowed(&*last.nodes[dst.index()]);
@@ -993,7 +984,7 @@ impl Model for ClusterModel {
                     .all(|c| !matches!(c, Command::Send(..) | Command::Save(..)));
                 match self.finish_step(last, dst, state, out, None, EarlyRepeats::Look) {
                     Finished::NoChange => {
-                        if pure && self.skip_known_noops {
+                        if pure && self.has(Reduction::SkipKnownNoops) {
                             self.noop_cache.insert(delivery_key(last, &env));
                         }
                         None
@@ -1020,7 +1011,9 @@ impl Model for ClusterModel {
                     next.suspicions += 1;
                     // The last suspicion of the behaviour: reports and FAIL messages to nodes
                     // that do not suspect their subject now can never count again.
-                    if self.canonical_network && next.suspicions >= self.suspicion_budget {
+                    if self.has(Reduction::CanonicalNetwork)
+                        && next.suspicions >= self.suspicion_budget
+                    {
                         self.settle_network(&mut next);
                     }
                 }
@@ -1036,7 +1029,7 @@ impl Model for ClusterModel {
             Action::CrashRestart(node) => {
                 let crashed = self.next_state(last, Action::Crash(node))?;
                 let next = self.next_state(&crashed, Action::Recover(node))?;
-                if self.skip_noop_crashes && next.equal_but_for_crashes(last) {
+                if self.has(Reduction::SkipNoopCrashes) && next.equal_but_for_crashes(last) {
                     return None;
                 }
                 Some(next)
@@ -1103,7 +1096,7 @@ impl Model for ClusterModel {
         }
         // Called once for every generated state, before the search looks it up: the one place
         // where a state can be refused without touching the paths stateright replays.
-        if self.skip_repeats
+        if self.has(Reduction::SkipRepeats)
             && self.repeats.is_active()
             && self.repeats.seen(crate::hashed::stable_hash(state))
         {

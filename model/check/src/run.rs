@@ -25,6 +25,7 @@ use stateright::{Checker, Expectation, Model};
 
 use crate::audit::{audit_canonical_network, AuditOptions, AuditReport};
 use crate::model::ClusterModel;
+use crate::reductions::Reduction;
 use crate::symmetry;
 use crate::trace::{self, Trace};
 use crate::walks::{self, WalkCounters};
@@ -265,16 +266,18 @@ pub fn run(
         model.symmetry = None;
     }
     let symmetric = model.symmetry.is_some();
-    let reductions = model.reductions();
+    let reductions = model.rules_in_effect();
     let properties = model.properties();
     // A fresh flag: this run alone stops it.
     let stop = Arc::new(AtomicBool::new(false));
     model.stop = Arc::clone(&stop);
     // The crash-twin memo refuses states during the search only (check/crash_twins.rs).
     model.crash_twins = Default::default();
-    model.crash_twins.set_active(model.skip_crash_twins);
+    model
+        .crash_twins
+        .set_active(model.has(Reduction::SkipCrashTwins));
     model.repeats = Default::default();
-    model.repeats.set_active(model.skip_repeats);
+    model.repeats.set_active(model.has(Reduction::SkipRepeats));
     let mut builder = model.checker().threads(options.threads.max(1));
     if symmetric {
         builder = builder.symmetry_fn(symmetry::representative_fingerprint);
@@ -367,7 +370,9 @@ pub fn run(
             .map(|path| path.clone().into_actions())
     });
     let seconds = elapsed.as_secs_f64();
-    let audit = model.canonical_network.then(|| audit(model, options.audit));
+    let audit = model
+        .has(Reduction::CanonicalNetwork)
+        .then(|| audit(model, options.audit));
     RunReport {
         complete,
         incomplete_reason,
@@ -458,7 +463,7 @@ fn run_walks(
     model.symmetry = None;
     model.crash_twins = Default::default();
     model.repeats = Default::default();
-    let mut reductions = model.reductions();
+    let mut reductions = model.rules_in_effect();
     reductions.retain(|r| *r != "crash-twins");
     let properties = model.properties();
     let stop = Arc::new(AtomicBool::new(false));

@@ -52,6 +52,7 @@ use stateright::actor::{Actor, Command, Id, Out};
 
 use crate::hashed::stable_hash;
 use crate::model::{ClusterModel, ClusterState, Envelope, Shared};
+use crate::reductions::Reduction;
 use crate::settle_memo::{NodeRound, SettleMemo};
 use slotguard_protocol::actor::ClusterNode;
 use slotguard_protocol::ids::NodeId;
@@ -483,7 +484,7 @@ pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) 
             .any(|t| t.iter().any(|t| matches!(t, Timer::FailUndo(_))));
     // The first round's start when it was looked up here (and not found).
     let mut first_start = None;
-    if model.memoise_settle && starts_from_origin {
+    if model.has(Reduction::MemoiseSettle) && starts_from_origin {
         let fingerprint = round_start_fingerprint(
             s.nodes.iter().map(|n| n.hash_value()).collect(),
             s.timers.iter().map(|t| t.hash_value()).collect(),
@@ -533,7 +534,7 @@ pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) 
     }
     // When the first round starts from the origin's nodes, timers and messages (nothing
     // restarted, no FAIL-undo fired), it can go node by node, from the memo.
-    let by_node = model.memoise_settle && starts_from_origin;
+    let by_node = model.has(Reduction::MemoiseSettle) && starts_from_origin;
     debug_assert!(
         !by_node
             || (cluster.node_as_origin.iter().all(|&same| same)
@@ -547,7 +548,7 @@ pub fn settle_from(model: &ClusterModel, s: &ClusterState, in_flight: InFlight) 
     for round in 1..=MAX_ROUNDS {
         if let (1, Some(fingerprint)) = (round, first_start) {
             starts.push((fingerprint, round));
-        } else if model.memoise_settle {
+        } else if model.has(Reduction::MemoiseSettle) {
             let fingerprint = cluster.fingerprint();
             if let Some(remaining) = memo.remaining(fingerprint) {
                 let rounds = round - 1 + remaining;

@@ -14,6 +14,7 @@ mod common;
 
 use slotguard_check::hashed::stable_hash;
 use slotguard_check::settle::settle;
+use slotguard_check::Reduction;
 use slotguard_check::{Action, CheckConfig, ClusterModel, ClusterState};
 use slotguard_protocol::NodeId;
 use stateright::{Expectation, Model};
@@ -38,11 +39,11 @@ fn atomic_restarts_reach_the_same_states_with_every_node_up() {
 
 fn compare(config: &CheckConfig) {
     let mut atomic = config.model().expect("valid");
-    assert!(atomic.atomic_restart);
+    assert!(atomic.reductions.has(Reduction::AtomicRestart));
     // Compared below, separately: the separate model has its no-op restarts too.
-    atomic.skip_noop_crashes = false;
+    atomic.reductions = atomic.reductions.without(Reduction::SkipNoopCrashes);
     let mut separate = atomic.clone();
-    separate.atomic_restart = false;
+    separate.reductions = separate.reductions.without(Reduction::AtomicRestart);
     let properties = separate.properties();
 
     let mut a = HashSet::new();
@@ -93,9 +94,12 @@ fn skipping_no_op_crash_restarts_loses_no_state() {
 
 fn compare_noop_crashes(config: &CheckConfig) {
     let pruned = config.model().expect("valid");
-    assert!(pruned.atomic_restart && pruned.skip_noop_crashes);
+    assert!(
+        pruned.reductions.has(Reduction::AtomicRestart)
+            && pruned.reductions.has(Reduction::SkipNoopCrashes)
+    );
     let mut plain = pruned.clone();
-    plain.skip_noop_crashes = false;
+    plain.reductions = plain.reductions.without(Reduction::SkipNoopCrashes);
     let verdicts = |s: &ClusterState| common::verdicts(&plain, s);
 
     let mut reached = std::collections::HashMap::new();

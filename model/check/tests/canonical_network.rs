@@ -16,6 +16,7 @@ mod common;
 use slotguard_check::audit::{audit_canonical_network, AuditOptions};
 use slotguard_check::config::Replicas;
 use slotguard_check::hashed::stable_hash;
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel};
 use slotguard_protocol::InitialEpochs;
 
@@ -59,7 +60,7 @@ fn reduced_and_exact_networks_reach_the_same_node_states() {
     for config in [crash_free, collisions] {
         let reduced = config.model().expect("valid");
         let mut exact = reduced.clone();
-        exact.canonical_network = false;
+        exact.reductions = exact.reductions.without(Reduction::CanonicalNetwork);
         let (reduced_states, a) = explore(&reduced);
         let (exact_states, b) = explore(&exact);
         assert!(

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use slotguard_check::config::Replicas;
 use slotguard_check::hashed::stable_hash;
 use slotguard_check::run::{self, RunOptions, Status, Strategy};
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel, ClusterState};
 use stateright::Model;
 
@@ -56,7 +57,7 @@ fn tiny_is_complete_and_every_property_has_its_expected_result() {
 
     let counted = |threads: usize, twins: bool| {
         let mut model = tiny().model().expect("valid");
-        model.skip_crash_twins = twins;
+        model.reductions = model.reductions.set(Reduction::SkipCrashTwins, twins);
         let options = RunOptions {
             strategy: Strategy::Dfs,
             threads,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use slotguard_check::hashed::stable_hash;
 use slotguard_check::symmetry::{representative, representative_fingerprint};
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel, ClusterState};
 
 mod common;
@@ -21,13 +22,13 @@ fn refusing_crash_twins_loses_no_state() {
 
 fn compare(config: &CheckConfig, symmetric: bool) {
     let mut pruned = config.model().expect("valid");
-    assert!(pruned.skip_crash_twins);
+    assert!(pruned.reductions.has(Reduction::SkipCrashTwins));
     if symmetric {
         pruned.symmetry = Some(Arc::new(pruned.symmetry_classes()));
     }
     let mut plain = pruned.clone();
-    plain.skip_crash_twins = false;
-    pruned.crash_twins.set_active(true);
+    plain.reductions = plain.reductions.without(Reduction::SkipCrashTwins);
+    pruned.crash_twins().set_active(true);
     // What the search deduplicates by (as stateright does), and the state but for its count of
     // crashes (up to renaming, under symmetry).
     let key = |s: &ClusterState| {
@@ -68,7 +69,7 @@ fn compare(config: &CheckConfig, symmetric: bool) {
     });
     assert_eq!(reached.len(), plain_twins.len(), "{}", config.name);
     assert!(
-        pruned.crash_twins.refused() > 0 && pruned_states < plain_states,
+        pruned.crash_twins().refused() > 0 && pruned_states < plain_states,
         "{}: nothing was refused ({pruned_states} states of {plain_states})",
         config.name
     );
@@ -85,7 +86,7 @@ fn the_memo_refuses_nothing_unless_a_run_switches_it_on() {
         .model()
         .expect("valid");
     let n = common::search(&model, stable_hash, |_| {});
-    assert_eq!(model.crash_twins.refused(), 0);
-    assert_eq!(model.crash_twins.recorded(), 0);
+    assert_eq!(model.crash_twins().refused(), 0);
+    assert_eq!(model.crash_twins().recorded(), 0);
     assert!(n > 0);
 }

@@ -10,6 +10,7 @@ use slotguard_check::properties::{convergence_failure, names};
 use slotguard_check::run::{self, RunOptions, Status};
 use slotguard_check::settle::{settle_from, InFlight, Settled};
 use slotguard_check::trace::{describe_action, replay};
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel, ClusterState};
 use slotguard_protocol::{Bug, Bugs};
 use stateright::{Checker, HasDiscoveries, Model};
@@ -369,7 +370,7 @@ fn mutant_count_earlier_epoch_acks() {
     let mut exact = config
         .model_with(Bugs::only(Bug::CountEarlierEpochAcks))
         .expect("valid");
-    exact.canonical_network = false;
+    exact.reductions = exact.reductions.without(Reduction::CanonicalNetwork);
     bites_model(exact, names::WINNER_HAS_QUORUM);
     let model = config
         .model_with(Bugs::only(Bug::CountEarlierEpochAcks))

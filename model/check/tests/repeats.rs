@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use slotguard_check::run::{self, RunOptions, RunReport, Strategy};
 use slotguard_check::CheckConfig;
+use slotguard_check::Reduction;
 
 mod common;
 
@@ -20,15 +21,15 @@ fn refusing_repeats_changes_no_figure_of_the_search() {
 
 fn run_with(config: &CheckConfig, symmetric: bool, skip_repeats: bool) -> RunReport {
     let mut model = config.model().expect("valid");
-    assert!(model.skip_repeats);
-    model.skip_repeats = skip_repeats;
+    assert!(model.reductions.has(Reduction::SkipRepeats));
+    model.reductions = model.reductions.set(Reduction::SkipRepeats, skip_repeats);
     // Every successor whose fingerprint is computed before it is built is built anyway and
     // compared (`finish_step`).
-    model.verify_early_fingerprints = skip_repeats;
+    model.verify_early_fingerprints(skip_repeats);
     // Crash-twin refusals depend on the order in which states are met, which the filter
     // changes (a refused repeat is not handed to the memo again): off, so that both runs must
     // explore exactly the reachable states.
-    model.skip_crash_twins = false;
+    model.reductions = model.reductions.without(Reduction::SkipCrashTwins);
     if symmetric {
         model.symmetry = Some(Arc::new(model.symmetry_classes()));
     }

@@ -8,6 +8,7 @@
 use slotguard_check::hashed::stable_hash;
 use slotguard_check::settle::{settle_from, InFlight, Settled};
 use slotguard_check::CheckConfig;
+use slotguard_check::Reduction;
 use slotguard_protocol::bugs::{Bug, Bugs};
 
 mod common;
@@ -28,9 +29,9 @@ fn the_memo_changes_no_continuation() {
 fn compare(config: &CheckConfig, bug: Option<Bug>) {
     let bugs = bug.map_or_else(Bugs::default, Bugs::only);
     let memoised = config.model_with(bugs).expect("valid");
-    assert!(memoised.memoise_settle);
+    assert!(memoised.reductions.has(Reduction::MemoiseSettle));
     let mut plain = memoised.clone();
-    plain.memoise_settle = false;
+    plain.reductions = plain.reductions.without(Reduction::MemoiseSettle);
     let mut outcomes = [0usize; 3];
     common::search(&memoised, stable_hash, |s| {
         for in_flight in [InFlight::Delivered, InFlight::Lost] {
@@ -48,15 +49,15 @@ fn compare(config: &CheckConfig, bug: Option<Bug>) {
             );
         }
     });
-    let (hits, lookups) = memoised.settle_memo.hits_and_lookups();
+    let (hits, lookups) = memoised.settle_memo().hits_and_lookups();
     assert!(hits > 0, "{}: the memo was never used", config.name);
-    let (node_hits, node_recorded) = memoised.settle_memo.node_rounds_found_and_recorded();
+    let (node_hits, node_recorded) = memoised.settle_memo().node_rounds_found_and_recorded();
     assert!(
         node_hits > 0 && node_recorded > 0,
         "{}: no node's first round was taken from the memo",
         config.name
     );
-    assert_eq!(plain.settle_memo.hits_and_lookups(), (0, 0));
+    assert_eq!(plain.settle_memo().hits_and_lookups(), (0, 0));
     eprintln!(
         "{} {bug:?}: {hits} of {lookups} round starts found, {node_hits} nodes' first rounds found ({node_recorded} recorded); outcomes (agreed, disagreed, none) {outcomes:?}",
         config.name

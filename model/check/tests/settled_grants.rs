@@ -8,6 +8,7 @@ use std::collections::HashSet;
 mod common;
 
 use slotguard_check::hashed::{stable_hash, Hashed};
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterState};
 use slotguard_protocol::{Bug, Bugs};
 use stateright::Model;
@@ -53,9 +54,11 @@ fn forgetting_settled_grants_reaches_the_same_states_less_their_settled_grants()
 
 fn compare(config: &CheckConfig, bugs: Bugs) {
     let forgetting = config.model_with(bugs).expect("valid");
-    assert!(forgetting.forget_settled_grants);
+    assert!(forgetting.reductions.has(Reduction::ForgetSettledGrants));
     let mut remembering = forgetting.clone();
-    remembering.forget_settled_grants = false;
+    remembering.reductions = remembering
+        .reductions
+        .without(Reduction::ForgetSettledGrants);
     let (a, (b, settled)) = std::thread::scope(|scope| {
         let forgetting = scope.spawn(|| {
             let mut a = HashSet::new();

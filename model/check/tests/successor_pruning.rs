@@ -13,6 +13,7 @@ mod common;
 
 use slotguard_check::config::Replicas;
 use slotguard_check::hashed::stable_hash;
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel, ClusterState, NetworkKind};
 use stateright::Model;
 
@@ -30,10 +31,13 @@ fn successors(model: &ClusterModel, s: &ClusterState) -> (BTreeSet<u64>, usize) 
 
 fn compare(config: &CheckConfig) {
     let pruned = config.model().expect("valid");
-    assert!(pruned.skip_ping_twins && pruned.skip_known_noops);
+    assert!(
+        pruned.reductions.has(Reduction::SkipPingTwins)
+            && pruned.reductions.has(Reduction::SkipKnownNoops)
+    );
     let mut plain = pruned.clone();
-    plain.skip_ping_twins = false;
-    plain.skip_known_noops = false;
+    plain.reductions = plain.reductions.without(Reduction::SkipPingTwins);
+    plain.reductions = plain.reductions.without(Reduction::SkipKnownNoops);
 
     let (mut offered_plain, mut offered_pruned) = (0usize, 0usize);
     let states = common::search(&plain, stable_hash, |s| {
@@ -55,14 +59,14 @@ fn compare(config: &CheckConfig) {
         config.name
     );
     assert!(
-        pruned.noop_cache.hits() > 0,
+        pruned.noop_cache().hits() > 0,
         "{}: the no-op memo never answered",
         config.name
     );
     eprintln!(
         "{}: {states} states, {offered_plain} steps offered plain, {offered_pruned} pruned, {} memo hits",
         config.name,
-        pruned.noop_cache.hits()
+        pruned.noop_cache().hits()
     );
 }
 

@@ -10,6 +10,7 @@ use slotguard_check::hashed::stable_hash;
 use slotguard_check::network::Shared;
 use slotguard_check::run::{self, RunOptions, Strategy};
 use slotguard_check::symmetry::{representative, representative_fingerprint, SymmetryClasses};
+use slotguard_check::Reduction;
 use slotguard_check::{Action, CheckConfig, ClusterModel, ClusterState, Envelope};
 use slotguard_protocol::protocol::heartbeat::header;
 use slotguard_protocol::timer::Timer;
@@ -121,7 +122,7 @@ fn runs_agree(config: CheckConfig) {
     // Without crash-twin refusals, which depend on the order of the search: the plain DFS and
     // the BFS below must count the same states.
     let without_twins = |mut model: ClusterModel| {
-        model.skip_crash_twins = false;
+        model.reductions = model.reductions.without(Reduction::SkipCrashTwins);
         model
     };
     let plain = run::run(

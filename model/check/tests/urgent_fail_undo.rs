@@ -10,6 +10,7 @@ mod common;
 
 use slotguard_check::hashed::{stable_hash, Hashed};
 use slotguard_check::settle::settle;
+use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterState};
 use slotguard_protocol::{Health, Timer};
 
@@ -55,9 +56,9 @@ fn urgent_fail_undo_reaches_the_lazy_states_with_their_fail_undo_fired() {
     };
     for config in [crash_free, tiny] {
         let urgent = config.model().expect("valid");
-        assert!(urgent.urgent_fail_undo);
+        assert!(urgent.reductions.has(Reduction::UrgentFailUndo));
         let mut lazy = urgent.clone();
-        lazy.urgent_fail_undo = false;
+        lazy.reductions = lazy.reductions.without(Reduction::UrgentFailUndo);
 
         let (mut urgent_states, mut urgent_fired) = (HashSet::new(), HashSet::new());
         common::search(&urgent, stable_hash, |s| {
