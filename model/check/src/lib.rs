@@ -32,6 +32,7 @@ macro_rules! memo_impls {
 }
 
 pub mod audit;
+mod commands;
 pub mod config;
 pub mod counter;
 pub mod crash_twins;

@@ -23,9 +23,10 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use stateright::actor::{Actor, Command, Id, Out};
+use stateright::actor::{Actor, Id, Out};
 use stateright::{Model, Property};
 
+use crate::commands::{self, Effects};
 use crate::crash_twins::CrashTwins;
 use crate::ghost::{Ghost, Observed};
 use crate::hashed::Hashed;
@@ -264,11 +265,6 @@ fn delivery_key(state: &ClusterState, env: &Shared) -> DeliveryKey {
     ]
 }
 
-fn node_of(id: Id) -> NodeId {
-    // Only ids of the layout ever reach the model: actors address nodes by NodeId.
-    NodeId(usize::from(id) as u16)
-}
-
 impl ClusterModel {
     /// Whether the history records election retries: only for the witness that reads them.
     fn tracks_retries(&self) -> bool {
@@ -287,8 +283,9 @@ impl ClusterModel {
         SymmetryClasses::of(&self.actor.layout, self.suspectable.as_ref())
     }
 
-    /// The common tail of a node step: new node state, history, commands (applied in order);
-    /// `None` if nothing changed (a no-op the checker prunes).
+    /// The common tail of a node step: new node state, history, commands (applied in order).
+    /// A step that changes nothing is a no-op the checker prunes; a successor generated shortly
+    /// before is recognised, where it can be, before it is built (`repeats.rs`).
     fn finish_step(
         &self,
         last: &ClusterState,
@@ -298,113 +295,16 @@ impl ClusterModel {
         fired: Option<&Timer>,
         early: EarlyRepeats,
     ) -> Finished {
-        let n = node.index();
-        let before = &*last.nodes[n];
-
-        let sent: Vec<(NodeId, &Msg)> = out
-            .iter()
-            .filter_map(|c| match c {
-                Command::Send(dst, msg) => Some((node_of(*dst), msg)),
-                _ => None,
-            })
-            .collect();
-        let timed_out = match fired {
-            Some(Timer::PeerTimeout(peer)) => Some(*peer),
-            _ => None,
-        };
-        let election_timed_out =
-            self.tracks_retries() && matches!(fired, Some(Timer::ElectionTimeout));
-        let step = Observed {
-            node,
-            before,
-            after: &after,
-            timed_out,
-            sent,
-            election_timed_out,
-        };
-        let ghost = Ghost::observe(&last.ghost, &self.actor.layout, &step);
+        let before = &*last.nodes[node.index()];
+        let ghost = self.observe(last, node, before, &after, &out, fired);
         let state = match after {
             Cow::Owned(state) if state != *before => Some(state),
             _ => None,
         };
-
-        // Work out what the commands change before copying the cluster state: most deliveries
-        // on a duplicating network change nothing, and the checker prunes them.
-        let mut timers = Cow::Borrowed(&*last.timers[n]);
-        if let Some(timer) = fired {
-            timers.to_mut().remove(timer);
-        }
-        let mut new_envelopes: Vec<Shared> = Vec::new();
-        let mut saved = None;
-        for command in out {
-            match command {
-                Command::Send(dst, msg) => {
-                    let dst = node_of(dst);
-                    let Some(msg) = self.as_sent(last, dst, msg) else {
-                        continue;
-                    };
-                    let env = Envelope {
-                        src: node,
-                        dst,
-                        msg,
-                    };
-                    let hash = crate::hashed::stable_hash(&env);
-                    if !last.network.contains_hashed(&env, hash)
-                        && !crate::network::holds(&new_envelopes, &env, hash)
-                    {
-                        new_envelopes.push(Shared::with_hash(env, hash));
-                    }
-                }
-                Command::SetTimer(timer, _) => {
-                    if !timers.contains(&timer) {
-                        timers.to_mut().insert(timer);
-                    }
-                }
-                Command::CancelTimer(timer) => {
-                    if timers.contains(&timer) {
-                        timers.to_mut().remove(&timer);
-                    }
-                }
-                Command::Save(storage) => saved = Some(storage),
-                Command::ChooseRandom(..) => {
-                    // The protocol declares no random choices (Random = ()).
-                }
-            }
-        }
-        let saved = saved.filter(|s| last.storage[n].as_deref() != Some(s));
-        let timers = match timers {
-            Cow::Owned(t) if t != *last.timers[n] => Some(t),
-            _ => None,
-        };
-        if ghost.is_none()
-            && state.is_none()
-            && new_envelopes.is_empty()
-            && saved.is_none()
-            && timers.is_none()
-        {
+        let Some(step) = self.changes(last, node, ghost, state, out, fired) else {
             return Finished::NoChange;
-        }
-
-        let step = Changes {
-            node,
-            ghost: ghost.map(Hashed::new),
-            state: state.map(Hashed::new),
-            saved: saved.map(Hashed::new),
-            timers: timers.map(Hashed::new),
-            sent: new_envelopes,
         };
-        // What messages to this node can still do depends on its epochs, its election, its
-        // slot map, the configEpochs it knows and whom it has PFAIL
-        // (`residual_inputs_changed`).
-        let outlook = step
-            .state
-            .as_ref()
-            .filter(|state| {
-                self.has(Reduction::CanonicalNetwork) && residual_inputs_changed(before, state)
-            })
-            .map(|_| self.outlook(last, node));
-        // The parts carry their hashes, so a successor that was generated shortly before is
-        // recognised by its fingerprint before the cluster state is copied (check/repeats.rs).
+        let outlook = self.inbox_outlook(last, before, &step);
         let early_fingerprint = match early {
             EarlyRepeats::Look => self.early_fingerprint(last, &step, outlook.as_ref()),
             EarlyRepeats::No => None,
@@ -413,13 +313,132 @@ impl ClusterModel {
         if repeat && !self.verify_early_fingerprints {
             return Finished::Repeat;
         }
+        let next = self.successor(last, step, outlook.as_ref());
+        if let Some(fp) = early_fingerprint.filter(|_| self.verify_early_fingerprints) {
+            assert_eq!(
+                fp,
+                crate::hashed::stable_hash(&next),
+                "fingerprint computed before the successor was built\n{next:?}"
+            );
+        }
+        match repeat {
+            true => Finished::Repeat,
+            false => Finished::State(next),
+        }
+    }
 
+    /// The history after `node`'s step from `before` to `after` (`None`: unchanged).
+    fn observe(
+        &self,
+        last: &ClusterState,
+        node: NodeId,
+        before: &NodeState,
+        after: &NodeState,
+        out: &Out<ClusterNode>,
+        fired: Option<&Timer>,
+    ) -> Option<Ghost> {
+        let timed_out = match fired {
+            Some(Timer::PeerTimeout(peer)) => Some(*peer),
+            _ => None,
+        };
+        let step = Observed {
+            node,
+            before,
+            after,
+            timed_out,
+            sent: commands::sent(out),
+            election_timed_out: self.tracks_retries()
+                && matches!(fired, Some(Timer::ElectionTimeout)),
+        };
+        Ghost::observe(&last.ghost, &self.actor.layout, &step)
+    }
+
+    /// What `node`'s step changes, its commands carried out, before the cluster state is
+    /// copied: most deliveries on a duplicating network change nothing, and the checker prunes
+    /// them (`None`).
+    fn changes(
+        &self,
+        last: &ClusterState,
+        node: NodeId,
+        ghost: Option<Ghost>,
+        state: Option<NodeState>,
+        out: Out<ClusterNode>,
+        fired: Option<&Timer>,
+    ) -> Option<Changes> {
+        let n = node.index();
+        let mut effects = StepEffects {
+            model: self,
+            last,
+            node,
+            timers: Cow::Borrowed(&*last.timers[n]),
+            sent: Vec::new(),
+            saved: None,
+        };
+        if let Some(timer) = fired {
+            effects.timers.to_mut().remove(timer);
+        }
+        commands::interpret(out, &mut effects);
+        let StepEffects {
+            timers,
+            sent,
+            saved,
+            ..
+        } = effects;
+        let saved = saved.filter(|s| last.storage[n].as_deref() != Some(s));
+        let timers = match timers {
+            Cow::Owned(t) if t != *last.timers[n] => Some(t),
+            _ => None,
+        };
+        if ghost.is_none()
+            && state.is_none()
+            && sent.is_empty()
+            && saved.is_none()
+            && timers.is_none()
+        {
+            return None;
+        }
+        Some(Changes {
+            node,
+            ghost: ghost.map(Hashed::new),
+            state: state.map(Hashed::new),
+            saved: saved.map(Hashed::new),
+            timers: timers.map(Hashed::new),
+            sent,
+        })
+    }
+
+    /// When `step` changes what messages to its node can still do (its epochs, its election,
+    /// its slot map, the configEpochs it knows, whom it has PFAIL: `residual_inputs_changed`),
+    /// the node's outlook, with which its inbox is put in canonical form again (§8.4).
+    fn inbox_outlook(
+        &self,
+        last: &ClusterState,
+        before: &NodeState,
+        step: &Changes,
+    ) -> Option<Outlook> {
+        step.state
+            .as_ref()
+            .filter(|state| {
+                self.has(Reduction::CanonicalNetwork) && residual_inputs_changed(before, state)
+            })
+            .map(|_| self.outlook(last, step.node))
+    }
+
+    /// The successor `step` makes of `last`: its changes in place, the receiver's inbox in
+    /// canonical form again when `outlook` says so, and settled grants forgotten.
+    fn successor(
+        &self,
+        last: &ClusterState,
+        step: Changes,
+        outlook: Option<&Outlook>,
+    ) -> ClusterState {
+        let n = step.node.index();
         let mut next = last.clone();
         if let Some(ghost) = step.ghost {
             next.ghost = ghost;
         }
         if let Some(state) = step.state {
-            if let Some(outlook) = &outlook {
+            if let Some(outlook) = outlook {
                 self.settle_network_to(&mut next.network, &state, outlook);
             }
             next.nodes[n] = state;
@@ -433,13 +452,7 @@ impl ClusterModel {
         if let Some(timers) = step.timers {
             next.timers[n] = timers;
         }
-        if self.has(Reduction::ForgetSettledGrants)
-            && !next.ghost.grants.is_empty()
-            && !self
-                .actor
-                .bugs
-                .has(slotguard_protocol::bugs::Bug::UnpersistedEpochBump)
-        {
+        if self.forgets_settled_grants(&next.ghost) {
             if let Some(ghost) = next
                 .ghost
                 .without_settled_grants(&next.nodes, &next.crashed)
@@ -447,17 +460,17 @@ impl ClusterModel {
                 next.ghost = Hashed::new(ghost);
             }
         }
-        if let Some(fp) = early_fingerprint.filter(|_| self.verify_early_fingerprints) {
-            assert_eq!(
-                fp,
-                crate::hashed::stable_hash(&next),
-                "fingerprint computed before the successor was built\n{next:?}"
-            );
-        }
-        match repeat {
-            true => Finished::Repeat,
-            false => Finished::State(next),
-        }
+        next
+    }
+
+    /// Whether settled vote grants are to be forgotten from `ghost` (specs/protocol.md §8.7):
+    /// the argument rests on currentEpoch surviving restarts, which one mutant breaks.
+    fn forgets_settled_grants(&self, ghost: &Ghost) -> bool {
+        self.has(Reduction::ForgetSettledGrants)
+            && !ghost.grants.is_empty()
+            && !self
+                .actor
+                .bug(slotguard_protocol::bugs::Bug::UnpersistedEpochBump)
     }
 
     /// With the repeats filter on, the fingerprint of the successor that `step` makes of
@@ -488,13 +501,7 @@ impl ClusterModel {
         }
         let ghost = step.ghost.as_ref().unwrap_or(&last.ghost);
         let mut ghost_hash = ghost.hash_value();
-        if self.has(Reduction::ForgetSettledGrants)
-            && !ghost.grants.is_empty()
-            && !self
-                .actor
-                .bugs
-                .has(slotguard_protocol::bugs::Bug::UnpersistedEpochBump)
-        {
+        if self.forgets_settled_grants(ghost) {
             let node = |i: usize| match i == n {
                 true => Some(&**state),
                 false => last.nodes.get(i).map(|s| &**s),
@@ -552,6 +559,82 @@ struct Changes {
     timers: Option<Hashed<BTreeSet<Timer>>>,
     /// Envelopes not in flight before, to other nodes.
     sent: Vec<Shared>,
+}
+
+/// A search step's commands carried out on what the step changes (`commands.rs`): messages
+/// in canonical form for their receivers and not already in flight, the node's timers, its
+/// last save.
+struct StepEffects<'a> {
+    model: &'a ClusterModel,
+    last: &'a ClusterState,
+    node: NodeId,
+    timers: Cow<'a, BTreeSet<Timer>>,
+    sent: Vec<Shared>,
+    saved: Option<Persisted>,
+}
+
+impl Effects for StepEffects<'_> {
+    fn send(&mut self, dst: NodeId, msg: Msg) {
+        let Some(msg) = self.model.as_sent(self.last, dst, msg) else {
+            return;
+        };
+        let env = Envelope {
+            src: self.node,
+            dst,
+            msg,
+        };
+        let hash = crate::hashed::stable_hash(&env);
+        if !self.last.network.contains_hashed(&env, hash)
+            && !crate::network::holds(&self.sent, &env, hash)
+        {
+            self.sent.push(Shared::with_hash(env, hash));
+        }
+    }
+
+    fn set_timer(&mut self, timer: Timer) {
+        if !self.timers.contains(&timer) {
+            self.timers.to_mut().insert(timer);
+        }
+    }
+
+    fn cancel_timer(&mut self, timer: Timer) {
+        if self.timers.contains(&timer) {
+            self.timers.to_mut().remove(&timer);
+        }
+    }
+
+    fn save(&mut self, persisted: Persisted) {
+        self.saved = Some(persisted);
+    }
+}
+
+/// An initial state's commands carried out on the state being built.
+struct InitEffects<'a> {
+    state: &'a mut ClusterState,
+    node: NodeId,
+    timers: BTreeSet<Timer>,
+}
+
+impl Effects for InitEffects<'_> {
+    fn send(&mut self, dst: NodeId, msg: Msg) {
+        self.state.network.insert(Envelope {
+            src: self.node,
+            dst,
+            msg,
+        });
+    }
+
+    fn set_timer(&mut self, timer: Timer) {
+        self.timers.insert(timer);
+    }
+
+    fn cancel_timer(&mut self, timer: Timer) {
+        self.timers.remove(&timer);
+    }
+
+    fn save(&mut self, persisted: Persisted) {
+        self.state.storage[self.node.index()] = Some(Hashed::new(persisted));
+    }
 }
 
 /// Whether `finish_step` may recognise a repeat before building the successor: only for a
@@ -871,29 +954,14 @@ impl Model for ClusterModel {
             let mut out = slotguard_protocol::actor::out_buffer();
             let s = self.actor.on_start(Id::from(node), &None, &mut out);
             state.nodes.push(Hashed::new(s));
-            let mut timers = BTreeSet::new();
-            for command in out {
-                match command {
-                    Command::Send(dst, msg) => {
-                        state.network.insert(Envelope {
-                            src: node,
-                            dst: node_of(dst),
-                            msg,
-                        });
-                    }
-                    Command::SetTimer(timer, _) => {
-                        timers.insert(timer);
-                    }
-                    Command::CancelTimer(timer) => {
-                        timers.remove(&timer);
-                    }
-                    Command::Save(storage) => {
-                        state.storage[node.index()] = Some(Hashed::new(storage));
-                    }
-                    Command::ChooseRandom(..) => {}
-                }
-            }
-            state.timers[node.index()] = Hashed::new(timers);
+            let mut effects = InitEffects {
+                state: &mut state,
+                node,
+                timers: BTreeSet::new(),
+            };
+            commands::interpret(out, &mut effects);
+            let timers = Hashed::new(effects.timers);
+            state.timers[node.index()] = timers;
         }
         if self.has(Reduction::CanonicalNetwork) {
             self.settle_network(&mut state);
@@ -979,9 +1047,7 @@ impl Model for ClusterModel {
                 let mut out = slotguard_protocol::actor::out_buffer();
                 self.actor
                     .on_msg_ref(&mut state, Id::from(env.src), &env.msg, &mut out);
-                let pure = out
-                    .iter()
-                    .all(|c| !matches!(c, Command::Send(..) | Command::Save(..)));
+                let pure = !commands::sends_or_saves(&out);
                 match self.finish_step(last, dst, state, out, None, EarlyRepeats::Look) {
                     Finished::NoChange => {
                         if pure && self.has(Reduction::SkipKnownNoops) {

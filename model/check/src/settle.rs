@@ -48,15 +48,17 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use stateright::actor::{Actor, Command, Id, Out};
+use stateright::actor::{Actor, Id, Out};
 
+use crate::commands::{self, Effects};
 use crate::hashed::stable_hash;
 use crate::model::{ClusterModel, ClusterState, Envelope, Shared};
 use crate::reductions::Reduction;
 use crate::settle_memo::{NodeRound, SettleMemo};
 use slotguard_protocol::actor::ClusterNode;
 use slotguard_protocol::ids::NodeId;
-use slotguard_protocol::state::{Health, NodeState, Role};
+use slotguard_protocol::message::Msg;
+use slotguard_protocol::state::{Health, NodeState, Persisted, Role};
 use slotguard_protocol::timer::Timer;
 
 /// Rounds a continuation may take before it counts as not converging.
@@ -120,6 +122,42 @@ impl PartialEq for Queued {
     }
 }
 
+/// A continuation step's commands carried out on the continuation's cluster (`commands.rs`):
+/// what is sent waits for the next round.
+struct RoundEffects<'c, 'm> {
+    cluster: &'c mut Cluster<'m>,
+    node: NodeId,
+}
+
+impl Effects for RoundEffects<'_, '_> {
+    fn send(&mut self, dst: NodeId, msg: Msg) {
+        self.cluster.queue_set_hash = None;
+        self.cluster.queue.push(Queued::Sent(Envelope {
+            src: self.node,
+            dst,
+            msg,
+        }));
+    }
+
+    fn set_timer(&mut self, timer: Timer) {
+        let n = self.node.index();
+        if self.cluster.timers[n].insert(timer) {
+            self.cluster.timers_as_origin[n] = false;
+        }
+    }
+
+    fn cancel_timer(&mut self, timer: Timer) {
+        let n = self.node.index();
+        if self.cluster.timers[n].remove(&timer) {
+            self.cluster.timers_as_origin[n] = false;
+        }
+    }
+
+    fn save(&mut self, _: Persisted) {
+        // The continuation never crashes a node, so no state file it writes is read again.
+    }
+}
+
 /// The order in which a round delivers its messages: by receiver, then sender, then content.
 /// It is the order in which the network keeps its envelopes, so the first round's messages come
 /// sorted.
@@ -139,29 +177,13 @@ impl Cluster<'_> {
                 changed = true;
             }
         }
-        for command in out {
-            match command {
-                Command::Send(dst, msg) => {
-                    self.queue_set_hash = None;
-                    self.queue.push(Queued::Sent(Envelope {
-                        src: node,
-                        dst: NodeId(usize::from(dst) as u16),
-                        msg,
-                    }));
-                }
-                Command::SetTimer(t, _) => {
-                    if self.timers[n].insert(t) {
-                        self.timers_as_origin[n] = false;
-                    }
-                }
-                Command::CancelTimer(t) => {
-                    if self.timers[n].remove(&t) {
-                        self.timers_as_origin[n] = false;
-                    }
-                }
-                Command::Save(_) | Command::ChooseRandom(..) => {}
-            }
-        }
+        commands::interpret(
+            out,
+            &mut RoundEffects {
+                cluster: self,
+                node,
+            },
+        );
         changed | self.fire_fail_undo(node)
     }
 
