@@ -242,7 +242,7 @@ pub struct ClusterModel {
     /// search ends at once. (stateright checks its own timeout only when a worker runs out of
     /// work, which a single-threaded depth-first search never does until it is complete.) The
     /// run is then reported INCOMPLETE. Shared by clones.
-    pub stop: Arc<AtomicBool>,
+    pub(crate) stop: Arc<AtomicBool>,
     /// Symmetry reduction over interchangeable shards and replicas (check/symmetry.rs,
     /// specs/protocol.md §8.5); `None`: off. Read by DFS runs only.
     pub symmetry: Option<Arc<SymmetryClasses>>,
@@ -894,13 +894,14 @@ impl ClusterModel {
     /// Whether `state` is to be explored, as far as the crash-twin memo knows now; records it
     /// as a twin of later states (check/crash_twins.rs).
     ///
-    /// `generated`: called for a state just generated, whose representative the search asks
-    /// for next (so it is remembered for it).
+    /// `generated`: called for a state just generated, whose representative the search's
+    /// symmetry hook asks for too (so it is kept in the state for it, check/symmetry.rs:
+    /// `Classes`).
     fn admitted_by_crash_twins(&self, state: &ClusterState, generated: bool) -> bool {
-        use crate::symmetry::{remembered_representative_fingerprint, representative_fingerprint};
+        use crate::symmetry::{kept_representative_fingerprint, representative_fingerprint};
         let key = match &self.symmetry {
             Some(_) => if generated {
-                remembered_representative_fingerprint(state)
+                kept_representative_fingerprint(state)
             } else {
                 representative_fingerprint(state)
             }
@@ -948,7 +949,7 @@ impl Model for ClusterModel {
             crashes: 0,
             suspicions: 0,
             ghost: Hashed::new(Ghost::new(n)),
-            symmetry: Classes(self.symmetry.clone()),
+            symmetry: Classes::new(self.symmetry.clone()),
         };
         for node in self.actor.layout.ids() {
             let mut out = slotguard_protocol::actor::out_buffer();

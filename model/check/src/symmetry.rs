@@ -21,11 +21,10 @@
 //!
 //! [`Ghost::asymmetric_collision`]: crate::ghost::Ghost::asymmetric_collision
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 
@@ -451,10 +450,56 @@ fn orderings<T: Copy>(items: &[T]) -> Vec<Vec<T>> {
     out
 }
 
-/// The symmetry classes as a state carries them: not part of the state's identity (equal and
-/// hashed as nothing), only read by [`representative`].
-#[derive(Clone, Default)]
-pub struct Classes(pub Option<Arc<SymmetryClasses>>);
+/// The symmetry classes as a state carries them, with the representative computed for this
+/// very state: not part of the state's identity (equal and hashed as nothing).
+///
+/// The representative is kept here because two of stateright's callbacks need it for every
+/// generated state: `within_boundary`, where the crash-twin memo keys states by their
+/// representative (check/crash_twins.rs), and the symmetry hook, which stateright takes as a
+/// plain `fn` pointer. Computing it twice cost a fifth of a symmetric run. Kept in the state
+/// that both receive, whichever runs first computes it and the other finds it, in any order
+/// and on any thread; a clone (a successor being built) starts without it.
+#[derive(Default)]
+pub struct Classes {
+    classes: Option<Arc<SymmetryClasses>>,
+    /// [`representative_fingerprint`] of the state that holds this, with that state's
+    /// fingerprint (a guard: the state is not changed after it is computed).
+    representative: Mutex<Option<(u64, Box<ClusterState>)>>,
+}
+
+impl Classes {
+    /// The classes a run with `classes` (`None`: no symmetry reduction) gives its states.
+    pub fn new(classes: Option<Arc<SymmetryClasses>>) -> Classes {
+        Classes {
+            classes,
+            representative: Mutex::new(None),
+        }
+    }
+
+    /// The classes, when the run uses symmetry reduction.
+    pub fn classes(&self) -> Option<&Arc<SymmetryClasses>> {
+        self.classes.as_ref()
+    }
+
+    /// Keeps `representative` as that of the state with `fingerprint` that holds these classes.
+    fn keep(&self, fingerprint: u64, representative: ClusterState) {
+        if let Ok(mut kept) = self.representative.lock() {
+            *kept = Some((fingerprint, Box::new(representative)));
+        }
+    }
+
+    /// Takes the representative kept for the state with `fingerprint`, if any.
+    fn take(&self, fingerprint: u64) -> Option<ClusterState> {
+        let kept = self.representative.lock().ok()?.take()?;
+        (kept.0 == fingerprint).then_some(*kept.1)
+    }
+}
+
+impl Clone for Classes {
+    fn clone(&self) -> Classes {
+        Classes::new(self.classes.clone())
+    }
+}
 
 impl PartialEq for Classes {
     fn eq(&self, _: &Self) -> bool {
@@ -467,7 +512,7 @@ impl Hash for Classes {
 }
 impl fmt::Debug for Classes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
+        match &self.classes {
             Some(c) if c.shard_symmetric => {
                 write!(f, "symmetry over shards and replicas {:?}", c.groups())
             }
@@ -807,28 +852,20 @@ pub fn representative(state: &ClusterState) -> ClusterState {
 /// result only to fingerprint it and explores `state` itself; building the renamed network,
 /// sorted, was most of the cost of a symmetric run. Tests check that both fingerprints agree.
 pub fn representative_fingerprint(state: &ClusterState) -> ClusterState {
-    let remembered = REMEMBERED.with(|r| r.borrow_mut().take());
-    if let Some((fingerprint, representative)) = remembered {
-        if fingerprint == stable_hash(state) {
-            return representative;
-        }
+    match state.symmetry.take(stable_hash(state)) {
+        Some(representative) => representative,
+        None => compute_representative_fingerprint(state),
     }
-    compute_representative_fingerprint(state)
 }
 
-thread_local! {
-    /// The last result of [`remembered_representative_fingerprint`] in this thread, with the
-    /// fingerprint of the state it is for: taken by the next [`representative_fingerprint`].
-    static REMEMBERED: RefCell<Option<(u64, ClusterState)>> = const { RefCell::new(None) };
-}
-
-/// [`representative_fingerprint`], remembered for the next call of it in this thread if that
-/// call is for the same state. The crash-twin memo needs the representative of every generated
-/// state in `within_boundary`, just before stateright's symmetry hook asks for it again
-/// (check/crash_twins.rs); computing it twice cost a fifth of a symmetric run.
-pub fn remembered_representative_fingerprint(state: &ClusterState) -> ClusterState {
+/// [`representative_fingerprint`], also kept in `state` for the next call of it for `state`
+/// (see [`Classes`]). The crash-twin memo needs the representative of every generated state in
+/// `within_boundary`, and stateright's symmetry hook asks for it too (check/crash_twins.rs).
+pub fn kept_representative_fingerprint(state: &ClusterState) -> ClusterState {
     let representative = compute_representative_fingerprint(state);
-    REMEMBERED.with(|r| *r.borrow_mut() = Some((stable_hash(state), representative.clone())));
+    state
+        .symmetry
+        .keep(stable_hash(state), representative.clone());
     representative
 }
 
@@ -848,7 +885,7 @@ fn compute_representative_fingerprint(state: &ClusterState) -> ClusterState {
 /// ([`SymmetryClasses::renamed_core`]): it hashes like the renamed core, and holds the original
 /// values.
 fn choose(state: &ClusterState) -> Option<(&Permutation, Core, u64)> {
-    let classes = state.symmetry.0.as_ref()?;
+    let classes = state.symmetry.classes.as_ref()?;
     let positions = classes.candidates(state);
     let permutations = positions.iter().filter_map(|&i| classes.group.get(i));
     if let [only] = &positions[..] {
