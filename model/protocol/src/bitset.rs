@@ -32,6 +32,7 @@ macro_rules! bitset_ops {
     ($ty:ident, $item:ty, $to:expr, $from:expr) => {
         impl $ty {
             /// An empty set.
+            #[inline]
             pub fn new() -> Self {
                 Self::default()
             }
@@ -44,6 +45,7 @@ macro_rules! bitset_ops {
             }
 
             /// Adds `item`; returns whether it was new. Grows if needed.
+            #[inline]
             pub fn insert(&mut self, item: $item) -> bool {
                 let i: usize = $to(item);
                 let (w, b) = (i / 64, i % 64);
@@ -56,6 +58,7 @@ macro_rules! bitset_ops {
             }
 
             /// Removes `item`; returns whether it was present.
+            #[inline]
             pub fn remove(&mut self, item: $item) -> bool {
                 let i: usize = $to(item);
                 let (w, b) = (i / 64, i % 64);
@@ -71,6 +74,7 @@ macro_rules! bitset_ops {
             }
 
             /// Whether `item` is a member.
+            #[inline]
             pub fn contains(&self, item: $item) -> bool {
                 let i: usize = $to(item);
                 self.words
@@ -79,21 +83,25 @@ macro_rules! bitset_ops {
             }
 
             /// Number of members.
+            #[inline]
             pub fn len(&self) -> usize {
                 self.words.iter().map(|w| w.count_ones() as usize).sum()
             }
 
             /// Whether the set has no members.
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 self.words.iter().all(|w| *w == 0)
             }
 
             /// Removes every member.
+            #[inline]
             pub fn clear(&mut self) {
                 self.words.clear();
             }
 
             /// Members in increasing order.
+            #[inline]
             pub fn iter(&self) -> impl Iterator<Item = $item> + '_ {
                 self.words.iter().enumerate().flat_map(|(wi, &word)| {
                     let mut word = word;
@@ -109,6 +117,7 @@ macro_rules! bitset_ops {
             }
 
             /// Whether the two sets share a member.
+            #[inline]
             pub fn intersects(&self, other: &Self) -> bool {
                 self.words
                     .iter()
@@ -117,6 +126,7 @@ macro_rules! bitset_ops {
             }
 
             /// Number of members shared with `other`.
+            #[inline]
             pub fn intersection_len(&self, other: &Self) -> usize {
                 self.words
                     .iter()

@@ -17,6 +17,7 @@ pub struct NodeId(pub u16);
 
 impl NodeId {
     /// The index as `usize`, for indexing per-node tables.
+    #[inline]
     pub fn index(self) -> usize {
         usize::from(self.0)
     }

@@ -205,11 +205,13 @@ impl Layout {
     }
 
     /// Number of hash slots.
+    #[inline]
     pub fn slot_count(&self) -> usize {
         usize::from(self.slot_count)
     }
 
     /// Number of nodes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.nodes.len()
     }

@@ -31,6 +31,7 @@ pub enum Role {
 
 impl Role {
     /// The master this role follows, if a replica.
+    #[inline]
     pub fn master(self) -> Option<NodeId> {
         match self {
             Role::Master => None,
@@ -56,6 +57,7 @@ pub enum Health {
 
 impl Health {
     /// Whether the peer is FAIL.
+    #[inline]
     pub fn is_fail(self) -> bool {
         matches!(self, Health::Fail { .. })
     }
@@ -96,6 +98,7 @@ impl SlotMap {
     }
 
     /// The owner of `slot`, if bound (and in range).
+    #[inline]
     pub fn owner(&self, slot: u16) -> Option<NodeId> {
         self.0.get(usize::from(slot)).copied().flatten()
     }
@@ -369,12 +372,14 @@ impl NodeState {
     }
 
     /// This node's view of `node`, if `node` is in the layout.
+    #[inline]
     pub fn peer(&self, node: NodeId) -> Option<&PeerView> {
         self.peers.get(node.index())
     }
 
     /// Whether `node` is a master that serves at least one slot in this node's view: only such
     /// masters' failure reports and votes count (Valkey #634, specs/background.md §R2.2, §R3.1).
+    #[inline]
     pub fn is_voting_master(&self, node: NodeId) -> bool {
         if node == self.me {
             return self.role == Role::Master && self.slots.owns_any(node);
@@ -396,6 +401,7 @@ impl NodeState {
     }
 
     /// configEpoch of the owner of `node`'s binding, as this node knows it (own epoch for self).
+    #[inline]
     pub fn epoch_of(&self, node: NodeId) -> Epoch {
         if node == self.me {
             self.config_epoch
