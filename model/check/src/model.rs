@@ -178,7 +178,7 @@ impl ClusterState {
     }
 
     /// The fingerprint of everything in this state but the count of crashes (for tests and
-    /// measurements of `skip_noop_crashes`).
+    /// measurements of `Reduction::SkipNoopCrashes`).
     pub fn fingerprint_but_crashes(&self) -> u64 {
         self.fingerprint_with_crashes(0)
     }
@@ -202,7 +202,7 @@ pub enum Action {
     Crash(NodeId),
     /// A crashed node restarts from its state file.
     Recover(NodeId),
-    /// A node crashes and restarts from its state file at once (with `atomic_restart`; the
+    /// A node crashes and restarts from its state file at once (with `Reduction::AtomicRestart`; the
     /// time it spends down is spent, equivalently, up and idle: specs/protocol.md §8.8).
     CrashRestart(NodeId),
 }
@@ -683,7 +683,7 @@ impl ClusterModel {
     }
 
     /// `msg` as it goes in flight to `dst` from `state`: in its canonical form for the
-    /// receiver, or `None` if it can no longer change it (with `canonical_network`).
+    /// receiver, or `None` if it can no longer change it (with `Reduction::CanonicalNetwork`).
     fn as_sent(&self, state: &ClusterState, dst: NodeId, msg: Msg) -> Option<Msg> {
         if !self.has(Reduction::CanonicalNetwork) {
             return Some(msg);
@@ -696,7 +696,7 @@ impl ClusterModel {
         }
     }
 
-    /// With `skip_ping_twins`: whether `env` is a PING whose delivery reaches exactly the state
+    /// With `Reduction::SkipPingTwins`: whether `env` is a PING whose delivery reaches exactly the state
     /// that delivering its PONG twin, also in flight, reaches (specs/protocol.md §8.9). A PING
     /// and a PONG with one header run the same handler (§3.2) but for two things: the PONG
     /// proves the sender alive, which changes nothing when it would not end the receiver's
@@ -747,7 +747,7 @@ impl ClusterModel {
     /// state, dropping the inert ones (`residual`, specs/protocol.md §8.4).
     ///
     /// The result is a function of the receiver's state, its outlook and the envelopes
-    /// addressed to it; with `skip_known_noops`, it is memoised by their fingerprints
+    /// addressed to it; with `Reduction::SkipKnownNoops`, it is memoised by their fingerprints
     /// (`check/network.rs: RewriteMemo`): from one state to the next, the same receiver state
     /// meets the same inbox again and again.
     fn settle_network_to(
@@ -778,7 +778,7 @@ impl ClusterModel {
         }
     }
 
-    /// With `skip_known_noops`, the key of `receiver`'s canonical inbox in the memo: the
+    /// With `Reduction::SkipKnownNoops`, the key of `receiver`'s canonical inbox in the memo: the
     /// fingerprint of its state, its outlook and its inbox in `network`, whose set hash the
     /// caller computed (`Network::chunk_set_hash`).
     fn rewrite_key(
@@ -849,7 +849,7 @@ impl ClusterModel {
         self.verify_early_fingerprints = on;
     }
 
-    /// With `urgent_fail_undo`: fires the FAIL-undo timers the step just armed at `node`, as
+    /// With `Reduction::UrgentFailUndo`: fires the FAIL-undo timers the step just armed at `node`, as
     /// part of the same step (specs/protocol.md §8.6).
     fn fire_urgent_timers(&self, mut next: ClusterState, node: NodeId) -> ClusterState {
         if !self.has(Reduction::UrgentFailUndo) || self.lossy {

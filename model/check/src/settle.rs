@@ -25,11 +25,10 @@
 //! continuation of a state and of the state the checker keeps for it when FAIL-undo is urgent
 //! are the same (specs/protocol.md §8.6).
 //!
-//! (Earlier, any round that changed no node state counted as the fixed point, on the ground that
-//! ticks only repeat what was said. That holds only while everything said is still in flight:
-//! on a lossy network the PINGs a tick had just queued were never delivered, and the property
-//! failed spuriously, a replica "still suspecting" a master whose PONG was lost. The rule above
-//! needs no such assumption.)
+//! A round that changes no node state is not taken for the fixed point: that would assume that
+//! ticks only repeat what is still in flight, which fails on a lossy network (the PINGs a tick
+//! just queued may never be delivered, and a replica would be reported "still suspecting" a
+//! master whose PONG was lost). Armed timers decide it, which needs no such assumption.
 //!
 //! Each state is checked twice (`InFlight`): once with every message in flight delivered in the
 //! first round, and once with all of them lost. The checker's network duplicates without losing

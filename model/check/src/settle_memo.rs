@@ -23,8 +23,8 @@
 //! by node, a function of the node's state, its timers and its inbox, all three still the
 //! checked state's, whose hashes are known. From one state to the next, most nodes and their
 //! inboxes are unchanged, so the memo also keeps what each node did in a first round (its state
-//! and timers after it, what it sent, whether it changed), by the fingerprint of those three:
-//! on `standard --symmetry`, 2.0 million lookups found all but 4,800 of them. This part is a
+//! and timers after it, what it sent, whether it changed), by the fingerprint of those three,
+//! and almost every lookup finds one (specs/protocol.md §8.9). This part is a
 //! map of at most 65,536 entries, emptied when full.
 //!
 //! The memo of rounds is direct-mapped and bounded, like the no-op memo (`check/noop_cache.rs`): an entry

@@ -1,31 +1,30 @@
 //! Random walks (`slotguard check --strategy random`): seeded random behaviours, every property
-//! checked at every state of every walk, for configurations no search can exhaust.
+//! checked at every state of every walk, for configurations no search can exhaust
+//! (specs/protocol.md §8.11).
 //!
-//! Why: a depth-first search of `large` explores its shallow interleavings first. In 600 s it
-//! had not reached a single failover (specs/properties.md, "`large`"), so none of its
-//! failover properties had been checked against two replicas of one master racing in a
-//! 3 × 2 cluster. A random walk reaches a failover in a few dozen steps. It proves nothing
-//! about the behaviours it does not take, and a run is never complete: the report says
-//! INCOMPLETE, whatever it found (specs/properties.md, "Random walks").
+//! Why: a depth-first search of `large` explores its shallow interleavings first and does not
+//! reach a failover in any time a run can spend (specs/properties.md, "The scale target"), so
+//! its failover properties would go unchecked against two replicas of one master racing. A
+//! random walk reaches a failover in a few dozen steps. It proves nothing about the behaviours
+//! it does not take, and a run is never complete: the report says INCOMPLETE, whatever it found
+//! (specs/properties.md, "Random walks").
 //!
-//! A walk starts at the initial state, or (every other walk, once there are some) at a state
-//! an earlier walk of its thread was first to visit, with that walk's path to it; and takes, at
-//! each state, one of the actions the model offers there that has a successor within bounds (a
-//! no-op delivery has none). It ends at a state with no such action, at a state it already
-//! visited, or at the step bound. The steps are the model's own, with every exact reduction of the model (specs/protocol.md §8.4, §8.6–8.8),
-//! whose verdicts are the full model's. The search-only memos (crash twins, exact repeats) stay
-//! off: they refuse states a search has already seen, and a walk has no such set. A discovery is
-//! the walk's own path, replayed and re-checked like any other
-//! ([`crate::trace::replay`]). specs/protocol.md §8.11 states the argument.
+//! A walk starts at the initial state, or at a state an earlier walk of its thread was first to
+//! visit, with that walk's path to it; and takes, at each state, one of the actions the model
+//! offers there that has a successor within bounds (a no-op delivery has none). It ends at a
+//! state with no such action, at a state it already visited, or at the step bound. The steps
+//! are the model's own, with every exact reduction of the model (specs/protocol.md §8.4,
+//! §8.6–8.8), whose verdicts are the full model's. The search-only memos (crash twins, exact
+//! repeats) stay off: they refuse states a search has already seen, and a walk has no such set.
+//! A discovery is the walk's own path, replayed and re-checked like any other
+//! ([`crate::trace::replay`]).
 //!
 //! Which action a walk takes is biased, three ways, each drawn at random for the walk; every
 //! step is still one the model offers, so the walks stay behaviours of the model:
 //! - **one suspect** (every other walk): peer timeouts fire about one node only, as the
 //!   `suspects` bound does for a whole run. Uniform choices spend the suspicion budget on
 //!   scattered pairs, and a failover needs all of it on one node (two masters' and each
-//!   candidate's own suspicion; specs/protocol.md §5). On `tiny`, uniform walks ended, most of
-//!   them, after six steps with the budget spent and nothing failed, and none reached a
-//!   failover in 5 s.
+//!   candidate's own suspicion; specs/protocol.md §5).
 //! - **the suspect cut off**: in such a walk the suspect's messages are held back up to a step
 //!   drawn for the walk (up to a quarter of the longest walk), or until nothing else can happen.
 //!   Any message from it restarts its observers' timeouts and a PONG ends their suspicion, and a
@@ -34,33 +33,20 @@
 //! - **messages before timers**: at each step the walk takes a delivery, if one has a
 //!   successor, with a probability drawn for the walk from [0, 1), and otherwise any action.
 //!   Timers fire after seconds and messages arrive within milliseconds; a uniform choice lets
-//!   reports expire and elections time out before the messages they wait for arrive. On `tiny`,
-//!   walks that all preferred deliveries nine times in ten reached a promotion 95 times as often
-//!   as uniform ones, but visited fewer states overall (4,455 against 5,915 of 10,000 in
-//!   1,000,000 states of walks); a probability drawn per walk kept the count (5,865) and visited
-//!   six times as many states after a promotion (133 against 23 of 2,940).
+//!   reports expire and elections time out before the messages they wait for arrive. A
+//!   probability drawn per walk, rather than one for all, keeps the walks' coverage while
+//!   reaching promotions far more often.
 //!
 //! Starting from novel states is what reaches the rare parts: a failover is rare in walks from
-//! the start, and the states after it were visited one path at a time. Three walks in four
-//! start from one of the last 4,096 novel states their thread visited, with its path, and half
-//! of those keep the suspect of the walk that reached it (the others draw their own); three in
-//! four keep it when the state is within a failure episode of that suspect (some node has it
-//! PFAIL or FAIL). On `tiny`
-//! (`model/examples/walk_coverage.rs` at commit fa328cd, 1,000,000 states of walks, seed 0), of its 10,000 states
-//! and the 2,940 after a promotion:
-//! - no restarts: 5,865 and 133;
-//! - every other walk from a uniform sample of every novel state (the rule before): 8,493 and
-//!   1,744;
-//! - this: 9,705 and 2,836. The most recent states are the frontier, and restarting there
-//!   more often reaches further.
-//!
-//! Keeping the suspect is for the races for a failed master's slots: a restarted walk that
-//! draws its own suspect spends the rest of the suspicion budget on another node. Never keeping
-//! it, walks of `large` visited fewer states with two replicas of one master running; always
-//! keeping it, the most, but `tiny`'s coverage fell to 7,423. Keeping it more often within an
-//! episode, where the budget already spent on the suspect can still make a race, gives half as
-//! many race states again as keeping it half the time everywhere, over six seeds, for 2 % fewer
-//! distinct states and the same coverage of `tiny` (specs/properties.md, "Random walks").
+//! the start, and the states after it are visited one path at a time. Three walks in four start
+//! from one of the last 4,096 novel states their thread visited (the frontier, from which a
+//! walk reaches further), with its path, and half of those keep the suspect of the walk that
+//! reached it (the others draw their own); three in four keep it when the state is within a
+//! failure episode of that suspect (some node has it PFAIL or FAIL). Keeping the suspect is for
+//! the races for a failed master's slots: a restarted walk that draws its own suspect spends
+//! the rest of the suspicion budget on another node, while always keeping it narrows the walks.
+//! What each choice costs and gains is measured in specs/properties.md ("Random walks", "Walk
+//! biases").
 //!
 //! The walks depend only on the seed and the thread: thread `t` draws from a generator seeded
 //! with `seed + t`. Which walks a run takes before its limit depends on timing, so two runs

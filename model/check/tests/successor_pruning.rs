@@ -1,7 +1,7 @@
 //! Two prunings change which steps the checker computes, never what a state's successors are
 //! (specs/protocol.md §8.9): a PING whose PONG twin reaches the same state is not offered
-//! (`skip_ping_twins`), and a delivery already found to change nothing at a state that agrees on
-//! everything it reads is not run again (`skip_known_noops`, check/noop_cache.rs); with it, an
+//! (`Reduction::SkipPingTwins`), and a delivery already found to change nothing at a state that agrees on
+//! everything it reads is not run again (`Reduction::SkipKnownNoops`, check/noop_cache.rs); with it, an
 //! inbox already put in canonical form for the same receiver state and outlook is taken from a
 //! memo (`ClusterModel::rewrites`). Checked exhaustively: at every reachable state, the pruned
 //! model's successors are exactly the plain model's, with the pruned model's memos warm from
