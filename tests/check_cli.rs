@@ -94,7 +94,7 @@ fn a_complete_passing_run_exits_zero() {
         }
     }
     assert!(report["unique_states"].as_u64().is_some_and(|n| n > 1000));
-    // The canonical network was audited before the PASS (model/src/check/audit.rs).
+    // The canonical network was audited before the PASS (model/check/src/audit.rs).
     assert_eq!(report["audit"]["status"], "ran", "{report:#}");
     let audit = &report["audit"]["report"];
     assert!(audit["failure"].is_null(), "{audit:#}");
@@ -274,7 +274,7 @@ fn bad_configurations_are_rejected() {
 
 /// Random walks on `large` find its failovers, report themselves, and never pass: exit 3
 /// (incomplete, no violation), whatever they found. Seed 1 finds every sometimes-property
-/// within 20,000 states; how many states walks need, seed by seed, is model/tests/walks.rs's
+/// within 20,000 states; how many states walks need, seed by seed, is model/check/tests/walks.rs's
 /// and specs/properties.md's business, not the CLI's.
 #[test]
 fn random_walks_are_reported_as_incomplete() {

@@ -372,11 +372,11 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
 
 /// The bus key of the 3-master, replica-less cluster the hostile test forges datagrams for.
 fn bus_key(key: &[u8]) -> wire::BusKey {
-    let layout = slotguard_model::layout::Layout::grid(
+    let layout = slotguard_protocol::layout::Layout::grid(
         3,
         0,
         16384,
-        slotguard_model::layout::InitialEpochs::Distinct,
+        slotguard_protocol::layout::InitialEpochs::Distinct,
     )
     .expect("layout");
     wire::BusKey::new(key, &layout)
@@ -399,7 +399,7 @@ fn seal(
     route: (u16, u16),
     incarnation: u32,
     sequence: u64,
-    msgs: &[slotguard_model::Msg],
+    msgs: &[slotguard_protocol::Msg],
 ) -> Vec<u8> {
     wire::seal(&bus_key(key), forged(route, incarnation, sequence), msgs).expect("seals")
 }
@@ -485,10 +485,10 @@ fn nodes_have_random_persistent_names_that_every_peer_learns() {
 fn a_state_file_without_a_name_loads_and_the_node_is_named_and_says_so() {
     let mut c = Cluster::new("format2", 3, 0, 18);
     let layout =
-        slotguard_model::Layout::grid(3, 0, 16384, slotguard_model::InitialEpochs::Distinct)
+        slotguard_protocol::Layout::grid(3, 0, 16384, slotguard_protocol::InitialEpochs::Distinct)
             .expect("layout");
     let persisted =
-        slotguard_model::NodeState::fresh(&layout, slotguard_model::NodeId(0)).persisted();
+        slotguard_protocol::NodeState::fresh(&layout, slotguard_protocol::NodeId(0)).persisted();
     let payload = postcard::to_allocvec(&(2u32, &persisted)).expect("encodes");
     let mut bytes = b"SLOTGUARD-STATE 2\n".to_vec();
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
@@ -655,8 +655,8 @@ fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     wait_until("the nodes agree", || agree(&c, &all).is_some());
     let target = format!("127.0.0.1:{}", c.bus(0));
     let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    let fail_n1 = [slotguard_model::Msg::Fail {
-        node: slotguard_model::NodeId(1),
+    let fail_n1 = [slotguard_protocol::Msg::Fail {
+        node: slotguard_protocol::NodeId(1),
     }];
     // Garbage, a truncated datagram, one under the wrong key, and a replay of an old one.
     sock.send_to(&[7u8; 100], &target).expect("send");

@@ -1,5 +1,5 @@
 //! `slotguard check`: run the model checker on a configuration and report honestly
-//! (specs/properties.md; the verdict rules are in `slotguard_model::check::run`).
+//! (specs/properties.md; the verdict rules are in `slotguard_check::run`).
 //!
 //! Exit status: 0 only if the run was complete, every always-property holds and every
 //! sometimes-property was found; 1 if a property failed; 3 if the run was cut short by a limit
@@ -13,13 +13,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use slotguard_model::check::config::{CheckConfig, NetworkKind, Replicas, EMBEDDED};
-use slotguard_model::check::properties::Witness;
-use slotguard_model::check::run::{
-    self, AuditOutcome, Kind, RunOptions, RunReport, Status, Strategy,
-};
-use slotguard_model::check::ClusterModel;
-use slotguard_model::layout::InitialEpochs;
+use slotguard_check::config::{CheckConfig, NetworkKind, Replicas, EMBEDDED};
+use slotguard_check::properties::Witness;
+use slotguard_check::run::{self, AuditOutcome, Kind, RunOptions, RunReport, Status, Strategy};
+use slotguard_check::{ClusterModel, Reductions};
+use slotguard_protocol::layout::InitialEpochs;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
 #[derive(Args, Debug, Clone)]
@@ -111,13 +109,11 @@ impl ConfigArgs {
     /// The model of the loaded configuration, with this selection's checking options.
     pub(crate) fn model(&self, config: &CheckConfig) -> Result<ClusterModel> {
         let mut model = config.model().context("invalid cluster")?;
-        model.canonical_network = !(self.exact_network || self.exact);
-        model.urgent_fail_undo = !self.exact;
-        model.forget_settled_grants = !self.exact;
-        model.atomic_restart = !self.exact;
-        model.skip_noop_crashes = !self.exact;
-        model.skip_crash_twins = !self.exact;
-        model.skip_ping_twins = !self.exact;
+        model.reductions = match (self.exact, self.exact_network) {
+            (true, _) => Reductions::exact(),
+            (false, true) => Reductions::exact_network(),
+            (false, false) => Reductions::all(),
+        };
         Ok(model)
     }
 }
@@ -136,7 +132,7 @@ pub(crate) struct CheckArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Random walks: the longest walk, in steps.
-    #[arg(long, default_value_t = slotguard_model::check::walks::DEFAULT_WALK_STEPS)]
+    #[arg(long, default_value_t = slotguard_check::walks::DEFAULT_WALK_STEPS)]
     walk_steps: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
@@ -343,7 +339,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         max_memory: match args.max_memory_mb {
             Some(0) => None,
             Some(mib) => Some(mib << 20),
-            None => slotguard_model::check::run::half_of_memory(),
+            None => slotguard_check::run::half_of_memory(),
         },
         ..RunOptions::default()
     };

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use slotguard_model::state::{Election, Health, NodeState, Role};
-use slotguard_model::{ClusterNode, Msg, NodeId, SlotSet};
+use slotguard_protocol::state::{Election, Health, NodeState, Role};
+use slotguard_protocol::{ClusterNode, Msg, NodeId, SlotSet};
 use stateright::actor::{Command, Out};
 
 use crate::identity::Directory;
@@ -136,7 +136,7 @@ fn slot_lines(before: &NodeState, after: &NodeState, names: &Directory) -> Vec<S
 mod tests {
     use super::*;
     use crate::identity::{NodeName, NAME_LEN};
-    use slotguard_model::{Epoch, InitialEpochs, Layout};
+    use slotguard_protocol::{Epoch, InitialEpochs, Layout};
 
     fn setup() -> (NodeState, Directory) {
         let layout = Layout::grid(3, 1, 6, InitialEpochs::Distinct).expect("layout");

@@ -1,5 +1,5 @@
 //! `slotguard explore`: serve stateright's explorer for a configuration, with this model's own
-//! rendering of states, steps and sequence diagrams (`slotguard_model::check::render`).
+//! rendering of states, steps and sequence diagrams (`slotguard_check::render`).
 //!
 //! The explorer's quirks (specs/background.md §S2) that users must know, and that the command says
 //! when it starts: it checks nothing until "Run to completion" is pressed; it serves a `ui/` folder
@@ -31,7 +31,7 @@ pub(crate) struct ExploreArgs {
 }
 
 /// Checks that `path` is a sequence of action indices that the model can follow.
-fn validate_path(model: &slotguard_model::check::ClusterModel, path: &str) -> Result<()> {
+fn validate_path(model: &slotguard_check::ClusterModel, path: &str) -> Result<()> {
     let mut parts = path.trim_matches('/').split('/');
     let init: usize = parts
         .next()

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use slotguard_model::NodeId;
+use slotguard_protocol::NodeId;
 use thiserror::Error;
 
 /// Bytes of a node name (Redis: 160 bits, shown as 40 hex digits).

@@ -1,7 +1,7 @@
 //! `slotguard`: the model checker, the state explorer and the deployable node, in one binary.
 //!
-//! Each subcommand lives in its own module; the protocol itself is in `slotguard-model`, and
-//! nothing here makes a protocol decision.
+//! Each subcommand lives in its own module; the protocol itself is in `slotguard-protocol` (the
+//! checker in `slotguard-check`), and nothing here makes a protocol decision.
 
 mod check_cmd;
 mod cluster_cmd;

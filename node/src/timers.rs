@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use slotguard_model::Timer;
+use slotguard_protocol::Timer;
 
 /// Armed timers and their deadlines.
 #[derive(Default)]

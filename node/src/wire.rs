@@ -23,8 +23,8 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use slotguard_model::layout::Layout;
-use slotguard_model::Msg;
+use slotguard_protocol::layout::Layout;
+use slotguard_protocol::Msg;
 
 /// Wire format version.
 pub const VERSION: u8 = 2;
@@ -220,8 +220,8 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slotguard_model::layout::InitialEpochs;
-    use slotguard_model::{Epoch, NodeId};
+    use slotguard_protocol::layout::InitialEpochs;
+    use slotguard_protocol::{Epoch, NodeId};
 
     fn layout(replicas: usize) -> Layout {
         Layout::grid(3, replicas, 16384, InitialEpochs::Distinct).expect("valid")

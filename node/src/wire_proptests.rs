@@ -2,9 +2,9 @@
 //! send comes back unchanged, and no byte string, authentic or not, makes `open` panic.
 
 use proptest::prelude::*;
-use slotguard_model::layout::InitialEpochs;
-use slotguard_model::message::{HeaderFlags, Suspicion};
-use slotguard_model::{Epoch, GossipEntry, Header, NodeId, SlotClaim, SlotSet, VoteRequest};
+use slotguard_protocol::layout::InitialEpochs;
+use slotguard_protocol::message::{HeaderFlags, Suspicion};
+use slotguard_protocol::{Epoch, GossipEntry, Header, NodeId, SlotClaim, SlotSet, VoteRequest};
 
 use super::*;
 

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use slotguard_model::{Epoch, NodeId, Persisted};
+use slotguard_protocol::{Epoch, NodeId, Persisted};
 
 use crate::identity::NodeName;
 

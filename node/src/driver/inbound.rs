@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use slotguard_model::validate::message_is_valid;
-use slotguard_model::Layout;
+use slotguard_protocol::validate::message_is_valid;
+use slotguard_protocol::Layout;
 
 use crate::wire::{self, BusKey, Datagram, Rejection};
 

@@ -7,7 +7,7 @@
 //! time by hand, and the tokio shell that carries the effects out is too thin to hide a
 //! decision. The driver never reads a clock (time is the [`Now`] each input carries), never
 //! touches a socket or a file, and makes no protocol decision: those are the actor's
-//! (`slotguard_model::ClusterNode`), whose commands the driver only translates.
+//! (`slotguard_protocol::ClusterNode`), whose commands the driver only translates.
 //!
 //! Inputs: [`Driver::start`], [`Driver::handle_datagram`], [`Driver::handle_timeout`] (when
 //! [`Driver::poll_timeout`] is due), and the shell's reports ([`Driver::on_transmitted`],
@@ -25,8 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use slotguard_model::state::NodeState;
-use slotguard_model::{ClusterNode, Layout, Msg, NodeId, Persisted, Timer, Timing};
+use slotguard_protocol::state::NodeState;
+use slotguard_protocol::{ClusterNode, Layout, Msg, NodeId, Persisted, Timer, Timing};
 use stateright::actor::{Actor, Command, Id, Out};
 
 pub use self::effect::{Effect, Event, Save, Transmit};

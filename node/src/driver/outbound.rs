@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use slotguard_model::{ClusterNode, Msg, NodeId, Persisted};
+use slotguard_protocol::{ClusterNode, Msg, NodeId, Persisted};
 use stateright::actor::{Command, Out};
 
 use super::{Driver, Effect, Now, Save, Transmit};

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slotguard_model::state::Role;
-use slotguard_model::{Epoch, InitialEpochs, Layout, Msg, NodeId, Timing};
+use slotguard_protocol::state::Role;
+use slotguard_protocol::{Epoch, InitialEpochs, Layout, Msg, NodeId, Timing};
 
 use super::{Driver, Effect, Event, Now, Setup, Transmit};
 use crate::identity::NodeName;

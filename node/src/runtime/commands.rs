@@ -138,7 +138,7 @@ fn is_replica(server: &Server) -> bool {
     server
         .shared
         .read()
-        .is_ok_and(|s| s.state.role != slotguard_model::Role::Master)
+        .is_ok_and(|s| s.state.role != slotguard_protocol::Role::Master)
 }
 
 /// `WAIT numreplicas timeout` (milliseconds; 0: forever).
@@ -331,7 +331,7 @@ fn hello(server: &Server, session: &mut Session, args: &[String]) -> Outcome {
 
 fn hello_reply(server: &Server, session: &Session) -> Reply {
     let role = match snapshot(server).map(|s| s.state.role) {
-        Some(slotguard_model::state::Role::Replica { .. }) => "replica",
+        Some(slotguard_protocol::state::Role::Replica { .. }) => "replica",
         _ => "master",
     };
     let proto = match session.protocol {

@@ -37,7 +37,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use slotguard_model::{InitialEpochs, Layout, Timing};
+use slotguard_protocol::{InitialEpochs, Layout, Timing};
 
 /// Environment variable that may hold the cluster key.
 pub(crate) const KEY_ENV: &str = "SLOTGUARD_CLUSTER_KEY";

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use redis_protocol::resp2::types::OwnedFrame;
-use slotguard_model::state::{Health, Role};
-use slotguard_model::NodeId;
+use slotguard_protocol::state::{Health, Role};
+use slotguard_protocol::NodeId;
 
 use super::config::{Host, NodeConfig};
 use super::wire::Rejection;
@@ -374,7 +374,7 @@ mod tests {
     use super::*;
     use crate::runtime::config::{ClientLimits, Endpoint};
     use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
-    use slotguard_model::{InitialEpochs, Layout, NodeState, Timing};
+    use slotguard_protocol::{InitialEpochs, Layout, NodeState, Timing};
     use std::sync::Arc;
 
     fn config() -> NodeConfig {
@@ -399,7 +399,7 @@ mod tests {
         let me = NodeName([0x3f; NAME_LEN]);
         let state = NodeState::fresh(&cfg.layout, NodeId(0));
         Snapshot {
-            status: slotguard_model::cluster_status(&state, &cfg.layout),
+            status: slotguard_protocol::cluster_status(&state, &cfg.layout),
             state,
             incarnation: 0,
             counters: Default::default(),

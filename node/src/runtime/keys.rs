@@ -1,5 +1,5 @@
 //! Key commands on the client port: each is routed by the protocol's rule
-//! (`slotguard_model::route_in`, specs/protocol.md §5.7) on the node's state after its last
+//! (`slotguard_protocol::route_in`, specs/protocol.md §5.7) on the node's state after its last
 //! step, and, if this node serves it, run on the node's keyspace (`slotguard::data`; §11).
 //!
 //! The route is decided and the command run while the published state is held for reading, so
@@ -14,7 +14,7 @@ use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
 use slotguard::data::keyspace::parse_i64;
 use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
-use slotguard_model::{route_in, Access, Role, Route};
+use slotguard_protocol::{route_in, Access, Role, Route};
 
 use super::admin::{Server, Store};
 use super::commands::Session;

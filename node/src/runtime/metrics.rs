@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use slotguard_model::state::{Health, Role};
+use slotguard_protocol::state::{Health, Role};
 use tracing::{debug, info};
 
 use super::admin::Server;
@@ -34,7 +34,7 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-fn epoch(e: slotguard_model::Epoch) -> i64 {
+fn epoch(e: slotguard_protocol::Epoch) -> i64 {
     i64::try_from(e.0).unwrap_or(i64::MAX)
 }
 
@@ -245,7 +245,7 @@ fn respond(server: &Server, head: &[u8]) -> (&'static str, &'static str, String)
 mod tests {
     use super::*;
     use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
-    use slotguard_model::{InitialEpochs, Layout, NodeId, NodeState};
+    use slotguard_protocol::{InitialEpochs, Layout, NodeId, NodeState};
 
     /// The value of the sample `line_start` (a name with its labels) in `text`.
     fn sample(text: &str, line_start: &str) -> Option<f64> {
@@ -261,7 +261,7 @@ mod tests {
         state.peers[1].health = Health::PFail;
         state.peers[2].health = Health::Fail { undo_ready: false };
         let s = Snapshot {
-            status: slotguard_model::cluster_status(&state, &layout),
+            status: slotguard_protocol::cluster_status(&state, &layout),
             state,
             incarnation: 2,
             counters: [("datagrams_sent", 41), ("bad_mac", 3)]

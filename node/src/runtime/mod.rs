@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use slotguard_model::state::NodeState;
-use slotguard_model::ClusterStatus;
+use slotguard_protocol::state::NodeState;
+use slotguard_protocol::ClusterStatus;
 
 pub(crate) use self::shell::Runtime;
 pub(crate) use slotguard::{identity, reply, wire};

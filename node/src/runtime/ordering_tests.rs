@@ -16,7 +16,7 @@ use std::time::Duration;
 use slotguard::driver::Save;
 use slotguard::identity::NodeName;
 use slotguard::wire::{self, BusKey};
-use slotguard_model::{Epoch, Header, InitialEpochs, Layout, Msg, NodeId, NodeState, SlotSet};
+use slotguard_protocol::{Epoch, Header, InitialEpochs, Layout, Msg, NodeId, NodeState, SlotSet};
 use tokio::net::UdpSocket;
 
 use super::config::{ClientLimits, Endpoint, NodeConfig};
@@ -83,7 +83,7 @@ fn config(layout: &Arc<Layout>, buses: &[SocketAddr], dir: PathBuf) -> NodeConfi
     NodeConfig {
         id: 0,
         layout: Arc::clone(layout),
-        timing: slotguard_model::Timing::from_node_timeout(Duration::from_secs(10)),
+        timing: slotguard_protocol::Timing::from_node_timeout(Duration::from_secs(10)),
         nodes,
         data_dir: dir,
         key: KEY.to_vec(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slotguard::data::replication::{full_copy, Follower};
-use slotguard_model::{NodeId, Role};
+use slotguard_protocol::{NodeId, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use slotguard::driver::{Driver, Effect, Event, Now, Save, Setup};
-use slotguard_model::{cluster_status, Layout, NodeId, Persisted};
+use slotguard_protocol::{cluster_status, Layout, NodeId, Persisted};
 use tokio::net::UdpSocket;
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};

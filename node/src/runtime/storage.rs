@@ -19,7 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use slotguard_model::Persisted;
+use slotguard_protocol::Persisted;
 use thiserror::Error;
 
 use slotguard::driver::Save;
@@ -259,7 +259,7 @@ impl Store for StateFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slotguard_model::{Layout, NodeId, NodeState};
+    use slotguard_protocol::{Layout, NodeId, NodeState};
 
     fn state_file(name: &str) -> StateFile {
         let dir =
@@ -270,7 +270,7 @@ mod tests {
 
     fn persisted() -> Persisted {
         let layout =
-            Layout::grid(3, 1, 16384, slotguard_model::InitialEpochs::Distinct).expect("layout");
+            Layout::grid(3, 1, 16384, slotguard_protocol::InitialEpochs::Distinct).expect("layout");
         NodeState::fresh(&layout, NodeId(0)).persisted()
     }
 

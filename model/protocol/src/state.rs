@@ -1,0 +1,444 @@
+//! A node's state: what it believes about itself and every other node, and the part of it that
+//! survives a crash.
+//!
+//! Everything here is plain, ordered, hashable data (no hash maps, no clocks), because the checker
+//! fingerprints it. The durable part ([`Persisted`]) is what Redis keeps in `nodes.conf`:
+//! currentEpoch, lastVoteEpoch, the node's own configEpoch and role, and the slot map with every
+//! node's role and configEpoch (specs/background.md §R8, `vars currentEpoch N lastVoteEpoch M`),
+//! plus one field Redis does not need over TCP: the version of the last header applied from each
+//! peer (`heard`, specs/protocol.md §3.2). How often the node has started is the runtime's business
+//! (its datagrams' incarnation), not the protocol's: no handler reads it, and the checker would
+//! otherwise tell apart states that differ only by who has restarted.
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::bitset::{NodeSet, SlotSet};
+use crate::ids::{Epoch, NodeId};
+use crate::layout::{InitialRole, Layout};
+
+/// A node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Serves the slots bound to it.
+    Master,
+    /// Replicates a master.
+    Replica {
+        /// The master it follows.
+        of: NodeId,
+    },
+}
+
+impl Role {
+    /// The master this role follows, if a replica.
+    #[inline]
+    pub fn master(self) -> Option<NodeId> {
+        match self {
+            Role::Master => None,
+            Role::Replica { of } => Some(of),
+        }
+    }
+}
+
+/// Local failure state of a peer (specs/background.md §R2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Health {
+    /// No suspicion.
+    Ok,
+    /// My PING went unanswered for node_timeout (local only).
+    PFail,
+    /// Marked failed, by my quorum of reports or by a FAIL message.
+    Fail {
+        /// The FAIL-undo time (2 × node_timeout) has passed, so a PONG clears the FAIL even of a
+        /// master that still serves slots (§2.4).
+        undo_ready: bool,
+    },
+}
+
+impl Health {
+    /// Whether the peer is FAIL.
+    #[inline]
+    pub fn is_fail(self) -> bool {
+        matches!(self, Health::Fail { .. })
+    }
+}
+
+/// What this node knows about one other node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Its role, as last announced.
+    pub role: Role,
+    /// Its configEpoch, as last learned while it was a master (a replica's own entry keeps its
+    /// last value: a replica advertises its master's epoch, which belongs to the master's entry).
+    pub config_epoch: Epoch,
+    /// Local failure state.
+    pub health: Health,
+    /// Slot-owning masters that currently report it PFAIL/FAIL (failure reports, §2.2).
+    pub reports: NodeSet,
+    /// Last advertised replication offset.
+    pub repl_offset: u64,
+    /// It advertised `no_failover`.
+    pub no_failover: bool,
+    /// Version of the last header applied from it: the configEpoch it advertised. A node's
+    /// advertised configEpoch only grows, and every role change raises it (a promotion takes a
+    /// new epoch; a demoted master or a replica that switches masters follows a node with a
+    /// higher one), so a header with a lower one is a stale, reordered datagram. Durable
+    /// ([`PersistedPeer::heard`]): a restart does not make old datagrams current again.
+    pub heard: Epoch,
+}
+
+/// Which node each slot is bound to, in one node's view (`server.cluster->slots`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlotMap(SmallVec<[Option<NodeId>; 8]>);
+
+impl SlotMap {
+    /// All slots unbound.
+    pub fn unbound(slot_count: usize) -> SlotMap {
+        SlotMap(SmallVec::from_elem(None, slot_count))
+    }
+
+    /// The owner of `slot`, if bound (and in range).
+    #[inline]
+    pub fn owner(&self, slot: u16) -> Option<NodeId> {
+        self.0.get(usize::from(slot)).copied().flatten()
+    }
+
+    /// Binds `slot` to `node`. Out-of-range slots are ignored: callers only pass slots from
+    /// validated sets, and peer input is range-checked at decoding.
+    pub fn bind(&mut self, slot: u16, node: NodeId) {
+        if let Some(entry) = self.0.get_mut(usize::from(slot)) {
+            *entry = Some(node);
+        }
+    }
+
+    /// Slots bound to `node`.
+    pub fn slots_of(&self, node: NodeId) -> SlotSet {
+        self.iter()
+            .filter(|(_, owner)| *owner == Some(node))
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// Whether `node` owns at least one slot.
+    pub fn owns_any(&self, node: NodeId) -> bool {
+        self.0.contains(&Some(node))
+    }
+
+    /// `(slot, owner)` pairs in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, Option<NodeId>)> + '_ {
+        self.0.iter().enumerate().map(|(s, o)| (s as u16, *o))
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no slots.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Where a replica is in its failover attempt (specs/background.md §R3.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Election {
+    /// No attempt under way.
+    Idle,
+    /// The election-delay timer is armed (first attempt, or retry after an expired one).
+    Scheduled,
+    /// Votes requested for `epoch`; `votes` are the distinct masters that granted one.
+    Running {
+        /// The election epoch.
+        epoch: Epoch,
+        /// Distinct voters (the network duplicates, so a counter would over-count).
+        votes: NodeSet,
+    },
+}
+
+/// The whole state of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeState {
+    /// This node.
+    pub me: NodeId,
+    /// currentEpoch; persisted.
+    pub current_epoch: Epoch,
+    /// lastVoteEpoch; persisted before the vote leaves.
+    pub last_vote_epoch: Epoch,
+    /// Own configEpoch; persisted.
+    pub config_epoch: Epoch,
+    /// Own role; persisted.
+    pub role: Role,
+    /// Slot bindings; persisted.
+    pub slots: SlotMap,
+    /// One entry per node of the layout, by id (this node's own entry is unused).
+    pub peers: Vec<PeerView>,
+    /// Failover attempt (volatile: a restart abandons it; its epoch bump was persisted).
+    pub election: Election,
+    /// This node never fails over (from the layout; advertised in every header).
+    pub no_failover: bool,
+}
+
+/// The durable part of [`NodeState`] (stateright `Storage`; the node's state file).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Persisted {
+    /// currentEpoch.
+    pub current_epoch: Epoch,
+    /// lastVoteEpoch.
+    pub last_vote_epoch: Epoch,
+    /// Own configEpoch.
+    pub config_epoch: Epoch,
+    /// Own role.
+    pub role: Role,
+    /// Slot bindings.
+    pub slots: SlotMap,
+    /// What this node knows durably of every node, by id.
+    pub peers: Vec<PersistedPeer>,
+}
+
+/// Why a stored state does not belong to a cluster's layout.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutMismatch {
+    /// It knows another number of nodes.
+    #[error("it knows {stored} nodes, the cluster has {layout}")]
+    Nodes {
+        /// Nodes in the stored state.
+        stored: usize,
+        /// Nodes in the layout.
+        layout: usize,
+    },
+    /// It binds another number of slots.
+    #[error("it has {stored} slots, the cluster has {layout}")]
+    Slots {
+        /// Slots in the stored state.
+        stored: usize,
+        /// Slots in the layout.
+        layout: usize,
+    },
+    /// It names a node the cluster does not have (as a master followed or a slot owner).
+    #[error("it names node {0}, which the cluster does not have")]
+    UnknownNode(NodeId),
+}
+
+impl Persisted {
+    /// Whether this stored state can be the state of a node of `layout`: handlers index peers
+    /// and slots by id, so a state file of another cluster must stop start-up, not a handler.
+    pub fn fits(&self, layout: &Layout) -> Result<(), LayoutMismatch> {
+        let nodes = layout.len();
+        if self.peers.len() != nodes {
+            return Err(LayoutMismatch::Nodes {
+                stored: self.peers.len(),
+                layout: nodes,
+            });
+        }
+        if self.slots.len() != layout.slot_count() {
+            return Err(LayoutMismatch::Slots {
+                stored: self.slots.len(),
+                layout: layout.slot_count(),
+            });
+        }
+        let named = self
+            .slots
+            .iter()
+            .filter_map(|(_, owner)| owner)
+            .chain(self.role.master())
+            .chain(self.peers.iter().filter_map(|p| p.role.master()));
+        for node in named {
+            if node.index() >= nodes {
+                return Err(LayoutMismatch::UnknownNode(node));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The durable part of [`PeerView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PersistedPeer {
+    /// Its role.
+    pub role: Role,
+    /// Its configEpoch.
+    pub config_epoch: Epoch,
+    /// The configEpoch advertised by the last header applied from it ([`PeerView::heard`]):
+    /// durable, so that headers older than one applied before a restart stay stale after it
+    /// (specs/protocol.md §3.2).
+    pub heard: Epoch,
+}
+
+impl NodeState {
+    /// The state of a node at cluster creation.
+    pub fn fresh(layout: &Layout, me: NodeId) -> NodeState {
+        let mut slots = SlotMap::unbound(layout.slot_count());
+        let mut peers = Vec::with_capacity(layout.len());
+        let current_epoch = layout.initial_current_epoch();
+        for (id, spec) in layout.ids().zip(layout.specs()) {
+            let (role, advertised) = match &spec.role {
+                InitialRole::Master { slots: owned } => {
+                    for slot in owned.iter() {
+                        slots.bind(slot, id);
+                    }
+                    (Role::Master, spec.config_epoch)
+                }
+                InitialRole::Replica { of } => (
+                    Role::Replica { of: *of },
+                    layout.spec(*of).map(|m| m.config_epoch).unwrap_or_default(),
+                ),
+            };
+            peers.push(PeerView {
+                role,
+                config_epoch: spec.config_epoch,
+                health: Health::Ok,
+                reports: NodeSet::new(),
+                repl_offset: 0,
+                no_failover: spec.no_failover,
+                // Every node knows the header every other node was created with.
+                heard: advertised,
+            });
+        }
+        let own = &peers[me.index()];
+        NodeState {
+            me,
+            current_epoch,
+            last_vote_epoch: Epoch(0),
+            config_epoch: own.config_epoch,
+            role: own.role,
+            slots,
+            peers,
+            election: Election::Idle,
+            no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
+        }
+    }
+
+    /// The state of a node restarted from its state file: volatile knowledge (suspicions,
+    /// reports, an election under way) is gone; everything persisted is back.
+    pub fn recovered(layout: &Layout, me: NodeId, p: &Persisted) -> NodeState {
+        let peers = p
+            .peers
+            .iter()
+            .map(|p| PeerView {
+                role: p.role,
+                config_epoch: p.config_epoch,
+                health: Health::Ok,
+                reports: NodeSet::new(),
+                repl_offset: 0,
+                no_failover: false,
+                heard: p.heard,
+            })
+            .collect();
+        NodeState {
+            me,
+            current_epoch: p.current_epoch,
+            last_vote_epoch: p.last_vote_epoch,
+            config_epoch: p.config_epoch,
+            role: p.role,
+            slots: p.slots.clone(),
+            peers,
+            election: Election::Idle,
+            no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
+        }
+    }
+
+    /// The durable projection of this state.
+    pub fn persisted(&self) -> Persisted {
+        Persisted {
+            current_epoch: self.current_epoch,
+            last_vote_epoch: self.last_vote_epoch,
+            config_epoch: self.config_epoch,
+            role: self.role,
+            slots: self.slots.clone(),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| PersistedPeer {
+                    role: p.role,
+                    config_epoch: p.config_epoch,
+                    heard: p.heard,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether the durable projections of two states are equal (without building them).
+    pub fn durable_eq(&self, other: &NodeState) -> bool {
+        self.current_epoch == other.current_epoch
+            && self.last_vote_epoch == other.last_vote_epoch
+            && self.config_epoch == other.config_epoch
+            && self.role == other.role
+            && self.slots == other.slots
+            && self.peers.len() == other.peers.len()
+            && self.peers.iter().zip(&other.peers).all(|(a, b)| {
+                a.role == b.role && a.config_epoch == b.config_epoch && a.heard == b.heard
+            })
+    }
+
+    /// This node's view of `node`, if `node` is in the layout.
+    #[inline]
+    pub fn peer(&self, node: NodeId) -> Option<&PeerView> {
+        self.peers.get(node.index())
+    }
+
+    /// Whether `node` is a master that serves at least one slot in this node's view: only such
+    /// masters' failure reports and votes count (Valkey #634, specs/background.md §R2.2, §R3.1).
+    #[inline]
+    pub fn is_voting_master(&self, node: NodeId) -> bool {
+        if node == self.me {
+            return self.role == Role::Master && self.slots.owns_any(node);
+        }
+        self.peer(node).is_some_and(|p| p.role == Role::Master) && self.slots.owns_any(node)
+    }
+
+    /// The master of this node's shard: itself if a master, else the node it replicates.
+    pub fn shard_master(&self) -> NodeId {
+        self.role.master().unwrap_or(self.me)
+    }
+
+    /// configEpoch this node advertises: its own as a master, its master's as a replica.
+    pub fn advertised_config_epoch(&self) -> Epoch {
+        match self.role {
+            Role::Master => self.config_epoch,
+            Role::Replica { of } => self.peer(of).map(|p| p.config_epoch).unwrap_or_default(),
+        }
+    }
+
+    /// configEpoch of the owner of `node`'s binding, as this node knows it (own epoch for self).
+    #[inline]
+    pub fn epoch_of(&self, node: NodeId) -> Epoch {
+        if node == self.me {
+            self.config_epoch
+        } else {
+            self.peer(node).map(|p| p.config_epoch).unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::InitialEpochs;
+
+    #[test]
+    fn a_stored_state_fits_only_its_own_layout() {
+        let three_by_one = Layout::grid(3, 1, 16384, InitialEpochs::Distinct).expect("valid");
+        let p = NodeState::fresh(&three_by_one, NodeId(4)).persisted();
+        assert_eq!(p.fits(&three_by_one), Ok(()));
+        let three = Layout::grid(3, 0, 16384, InitialEpochs::Distinct).expect("valid");
+        assert_eq!(
+            p.fits(&three),
+            Err(LayoutMismatch::Nodes {
+                stored: 6,
+                layout: 3
+            })
+        );
+        let fewer_slots = Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("valid");
+        assert!(matches!(
+            p.fits(&fewer_slots),
+            Err(LayoutMismatch::Slots { .. })
+        ));
+        let mut stray = p.clone();
+        stray.role = Role::Replica { of: NodeId(9) };
+        assert_eq!(
+            stray.fits(&three_by_one),
+            Err(LayoutMismatch::UnknownNode(NodeId(9)))
+        );
+    }
+}
