@@ -49,7 +49,7 @@ pub(crate) struct ConfigArgs {
     #[arg(long)]
     suspects: Option<String>,
     /// Override: sometimes-properties past one failover that the run must reach
-    /// (`failback,second-failover,retry-election-won`); `none` clears them.
+    /// (`failback,second-failover,retry-election-won,two-writers`); `none` clears them.
     #[arg(long)]
     witnesses: Option<String>,
     /// Override: network semantics.

@@ -15,8 +15,10 @@ use stateright::Property;
 use crate::ghost::Violation;
 use crate::model::{ClusterModel, ClusterState};
 use crate::settle;
+use slotguard_protocol::cluster_state::{cluster_status, ClusterStatus};
 use slotguard_protocol::ids::{Epoch, NodeId};
 use slotguard_protocol::layout::{InitialRole, Layout};
+use slotguard_protocol::routing::{Access, Route};
 use slotguard_protocol::state::{Election, Role};
 
 /// Property names, as reports and tests use them.
@@ -41,6 +43,9 @@ pub mod names {
     pub const VOTE_NEEDS_FAIL: &str = "vote-needs-fail";
     /// (10) A winner's configEpoch is its election epoch.
     pub const WINNER_TAKES_ELECTION_EPOCH: &str = "winner-takes-election-epoch";
+    /// (11) A node accepts a write for a slot only while its own view binds the slot to itself
+    /// and its cluster state is ok (a majority of slot-owning masters reachable).
+    pub const WRITES_NEED_OWNERSHIP: &str = "writes-need-ownership";
     /// (8) From any reachable state, once faults stop, the cluster settles into agreement
     /// within a bounded number of fair rounds (convergence as a bounded check).
     pub const CONVERGES: &str = "converges-when-faults-stop";
@@ -61,6 +66,8 @@ pub mod names {
     pub const SECOND_FAILOVER: &str = "second-failover";
     /// An election won after a timed-out one by the same replica (a configuration's witness).
     pub const RETRY_ELECTION_WON: &str = "retry-election-won";
+    /// Two live nodes accept writes for one slot at once (a configuration's witness).
+    pub const TWO_WRITERS: &str = "two-writers";
     /// Checker self-check, present only in runs with symmetry reduction.
     pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
@@ -81,6 +88,7 @@ pub fn all() -> Vec<Property<ClusterModel>> {
             names::WINNER_TAKES_ELECTION_EPOCH,
             winner_takes_election_epoch,
         ),
+        Property::always(names::WRITES_NEED_OWNERSHIP, writes_need_ownership),
         Property::always(names::CONVERGES, converges),
         Property::sometimes(names::FAILOVER_COMPLETES, failover_completes),
         Property::sometimes(names::SLOT_REBOUND, slot_rebound),
@@ -101,14 +109,19 @@ pub enum Witness {
     SecondFailover,
     /// A replica won an election after an election of its own had timed out.
     RetryElectionWon,
+    /// Two live nodes accept writes for one slot at once: the window in which a master cut off
+    /// from the majority has not yet timed out its peers and its replica has already won
+    /// (specs/properties.md, "What property 11 does not say").
+    TwoWriters,
 }
 
 impl Witness {
     /// Every witness.
-    pub const ALL: [Witness; 3] = [
+    pub const ALL: [Witness; 4] = [
         Witness::Failback,
         Witness::SecondFailover,
         Witness::RetryElectionWon,
+        Witness::TwoWriters,
     ];
 
     /// The witness of this name, if any.
@@ -122,6 +135,7 @@ impl Witness {
             Witness::Failback => names::FAILBACK,
             Witness::SecondFailover => names::SECOND_FAILOVER,
             Witness::RetryElectionWon => names::RETRY_ELECTION_WON,
+            Witness::TwoWriters => names::TWO_WRITERS,
         }
     }
 
@@ -131,9 +145,22 @@ impl Witness {
             Witness::Failback => failback,
             Witness::SecondFailover => second_failover,
             Witness::RetryElectionWon => |_, s| s.ghost.retry_won,
+            Witness::TwoWriters => two_writers,
         };
         Property::sometimes(self.name(), condition)
     }
+}
+
+/// Some slot has two live nodes that the routing rule lets accept writes for it.
+fn two_writers(m: &ClusterModel, s: &ClusterState) -> bool {
+    let layout = &m.actor.layout;
+    let statuses: Vec<_> = live(s).map(|n| (n, cluster_status(n, layout))).collect();
+    (0..layout.slot_count() as u16).any(|slot| {
+        let writers = statuses
+            .iter()
+            .filter(|(n, status)| m.actor.route(n, *status, slot, Access::Write) == Route::Serve);
+        writers.count() >= 2
+    })
 }
 
 /// A live node created as a master is a master again by winning an election.
@@ -263,6 +290,23 @@ pub fn fail_needs_quorum(_: &ClusterModel, s: &ClusterState) -> bool {
     s.nodes.iter().all(|node| {
         node.peers.iter().enumerate().all(|(i, p)| {
             !p.health.is_fail() || s.ghost.quorum_suspected.contains(NodeId(i as u16))
+        })
+    })
+}
+
+/// (11) Every live node that the actor's routing rule lets accept a write for a slot is a
+/// master whose own view binds the slot to itself and whose cluster state is ok. Stated apart
+/// from the rule (specs/protocol.md §5.7), so that a rule that drifts from it is caught.
+pub fn writes_need_ownership(m: &ClusterModel, s: &ClusterState) -> bool {
+    let layout = &m.actor.layout;
+    live(s).all(|node| {
+        let status = cluster_status(node, layout);
+        (0..layout.slot_count() as u16).all(|slot| {
+            let accepts = m.actor.route(node, status, slot, Access::Write) == Route::Serve;
+            !accepts
+                || (node.role == Role::Master
+                    && node.slots.owner(slot) == Some(node.me)
+                    && status == ClusterStatus::Ok)
         })
     })
 }

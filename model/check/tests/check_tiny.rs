@@ -177,3 +177,24 @@ fn lossy_and_duplicating_reach_the_same_node_states() {
         assert_eq!(a, b, "crashes={crashes} suspicions={suspicions}");
     }
 }
+
+/// Property 11 is as far as a node can go without clocks: `tiny` reaches a state in which two
+/// live nodes accept writes for one slot (a master that has timed out nobody, and its replica
+/// that has won its slot), the window in which Redis Cluster, too, loses acknowledged writes
+/// (specs/properties.md, "What property 11 does not say").
+#[test]
+fn two_nodes_accept_writes_for_one_slot_in_some_state() {
+    use slotguard_check::properties::{names, Witness};
+    let mut config = CheckConfig::embedded("tiny").expect("tiny is embedded");
+    config.witnesses = vec![Witness::TwoWriters];
+    let report = run::run(
+        config.model().expect("valid"),
+        &RunOptions::default(),
+        |_| {},
+    );
+    let found = report
+        .properties
+        .iter()
+        .find(|p| p.name == names::TWO_WRITERS);
+    assert_eq!(found.map(|p| p.status), Some(Status::Found));
+}

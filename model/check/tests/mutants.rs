@@ -251,6 +251,8 @@ fn every_bug_has_a_mutant_test() {
         Bug::VoteWithoutFail,
         Bug::WinnerTakesCurrentEpoch,
         Bug::CountEarlierEpochAcks,
+        Bug::WritesInMinority,
+        Bug::ReplicaTakesWrites,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
@@ -340,6 +342,23 @@ fn mutant_fail_undo_only_for_owners() {
         Bug::FailUndoOnlyForOwners,
         names::CONVERGES,
         400_000,
+    );
+}
+
+/// A master that has timed out the two other masters of `tiny` is in a minority; with the bug
+/// it still takes writes for its slot.
+#[test]
+fn mutant_writes_in_minority() {
+    bites(tiny(), Bug::WritesInMinority, names::WRITES_NEED_OWNERSHIP);
+}
+
+/// A replica that takes writes for its master's slot does so in the initial state already.
+#[test]
+fn mutant_replica_takes_writes() {
+    bites(
+        tiny(),
+        Bug::ReplicaTakesWrites,
+        names::WRITES_NEED_OWNERSHIP,
     );
 }
 

@@ -55,11 +55,17 @@ pub enum Bug {
     /// canonical network does not know of (it judges such votes inert): the reduced search
     /// misses it, and the audit (check/audit.rs) must say so.
     CountEarlierEpochAcks,
+    /// A master goes on accepting writes while it cannot reach a majority of the slot-owning
+    /// masters (the data plane's routing rule forgets the minority check).
+    WritesInMinority,
+    /// A replica accepts writes for its master's slots (the routing rule lets a replica serve
+    /// what only reads may take from it).
+    ReplicaTakesWrites,
 }
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 20] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -78,6 +84,8 @@ impl Bug {
         Bug::VoteWithoutFail,
         Bug::WinnerTakesCurrentEpoch,
         Bug::CountEarlierEpochAcks,
+        Bug::WritesInMinority,
+        Bug::ReplicaTakesWrites,
     ];
 }
 

@@ -17,6 +17,8 @@
 //!    (`READONLY`);
 //! 5. anything else is redirected to the owner (`MOVED`).
 
+use crate::actor::ClusterNode;
+use crate::bugs::Bug;
 use crate::cluster_state::{cluster_status, ClusterStatus, FailReason};
 use crate::ids::NodeId;
 use crate::layout::Layout;
@@ -71,14 +73,41 @@ pub fn route(state: &NodeState, layout: &Layout, slot: u16, access: Access) -> R
 /// [`route`] with the node's [`cluster_status`] computed once beforehand: it reads every slot,
 /// so a node serving many commands computes it once per change of state, not per command.
 pub fn route_in(state: &NodeState, status: ClusterStatus, slot: u16, access: Access) -> Route {
+    decide(state, status, slot, access, |_| false)
+}
+
+impl ClusterNode {
+    /// [`route_in`] as this actor decides it: the same rule, with the actor's injected bugs
+    /// (none outside mutation tests). The node and the checker both ask the actor.
+    pub fn route(
+        &self,
+        state: &NodeState,
+        status: ClusterStatus,
+        slot: u16,
+        access: Access,
+    ) -> Route {
+        decide(state, status, slot, access, |bug| self.bug(bug))
+    }
+}
+
+fn decide(
+    state: &NodeState,
+    status: ClusterStatus,
+    slot: u16,
+    access: Access,
+    bug: impl Fn(Bug) -> bool,
+) -> Route {
     let Some(owner) = state.slots.owner(slot) else {
         return Route::Down(Down::Unbound);
     };
-    if let ClusterStatus::Fail(reason) = status {
-        return Route::Down(Down::ClusterFail(reason));
+    match status {
+        ClusterStatus::Fail(FailReason::Minority { .. }) if bug(Bug::WritesInMinority) => {}
+        ClusterStatus::Fail(reason) => return Route::Down(Down::ClusterFail(reason)),
+        ClusterStatus::Ok => {}
     }
-    let replica_read = access == Access::ReadFromReplica && state.role.master() == Some(owner);
-    if owner == state.me || replica_read {
+    let may_read = access == Access::ReadFromReplica || bug(Bug::ReplicaTakesWrites);
+    let replica_serves = may_read && state.role.master() == Some(owner);
+    if owner == state.me || replica_serves {
         Route::Serve
     } else {
         Route::Moved(owner)

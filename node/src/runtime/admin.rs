@@ -22,6 +22,7 @@ use anyhow::Result;
 use bytes::BytesMut;
 use slotguard::data::keyspace::Keyspace;
 use slotguard::data::replication::Backlog;
+use slotguard_protocol::ClusterNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -65,6 +66,8 @@ pub(crate) struct Attached {
 /// What every connection shares.
 pub(crate) struct Server {
     pub(crate) config: Arc<NodeConfig>,
+    /// The protocol's actor, asked where each key command goes (keys.rs).
+    pub(crate) actor: ClusterNode,
     pub(crate) shared: Shared,
     /// The node's keys and changes (keys.rs routes and runs the commands on them).
     store: Mutex<Store>,
@@ -182,6 +185,7 @@ impl Server {
     /// What the client port (and the metrics endpoint) serve from; `started` is now.
     pub(crate) fn new(config: Arc<NodeConfig>, shared: Shared) -> Arc<Server> {
         Arc::new(Server {
+            actor: ClusterNode::new(Arc::clone(&config.layout), config.timing),
             limits: config.clients,
             config,
             shared,

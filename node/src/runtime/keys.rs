@@ -1,5 +1,5 @@
-//! Key commands on the client port: each is routed by the protocol's rule
-//! (`slotguard_protocol::route_in`, specs/protocol.md §5.7) on the node's state after its last
+//! Key commands on the client port: each is routed by the protocol's rule, which the actor
+//! decides (`ClusterNode::route`, specs/protocol.md §5.7) on the node's state after its last
 //! step, and, if this node serves it, run on the node's keyspace (`slotguard::data`; §11).
 //!
 //! The route is decided and the command run while the published state is held for reading, so
@@ -14,7 +14,7 @@ use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
 use slotguard::data::keyspace::parse_i64;
 use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
-use slotguard_protocol::{route_in, Access, Role, Route};
+use slotguard_protocol::{Access, Role, Route};
 
 use super::admin::{Server, Store};
 use super::commands::Session;
@@ -100,7 +100,7 @@ fn admit(
             false => Ok(()),
         };
     };
-    match route_in(&s.state, s.status, slot, access) {
+    match server.actor.route(&s.state, s.status, slot, access) {
         Route::Serve => Ok(()),
         Route::Moved(owner) => Err(moved(server, s, slot, owner.index())),
         Route::Down(down) => Err(Reply::error(down.message())),
