@@ -113,6 +113,14 @@ impl Cluster {
         self.children[i] = Some(child);
     }
 
+    /// Starts every node and waits until they agree on the slot map; returns their indexes.
+    fn start_and_agree(&mut self) -> Vec<usize> {
+        self.start_all();
+        let all: Vec<usize> = (0..self.len()).collect();
+        wait_until("the nodes agree", || agree(self, &all).is_some());
+        all
+    }
+
     fn start_all(&mut self) {
         for i in 0..self.len() {
             self.start(i);
@@ -424,9 +432,7 @@ fn ids_seen_by(port: u16) -> Option<Vec<String>> {
 #[test]
 fn nodes_have_random_persistent_names_that_every_peer_learns() {
     let mut c = Cluster::new("names", 3, 0, 16);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let all = c.start_and_agree();
     let names: Vec<String> = all.iter().map(|&i| myid(c.port(i))).collect();
     for n in &names {
         assert!(
@@ -650,9 +656,7 @@ fn a_name_that_does_not_resolve_holds_up_nothing_and_is_counted() {
 #[test]
 fn hostile_datagrams_are_dropped_and_counted_and_change_nothing() {
     let mut c = Cluster::new("hostile", 3, 0, 1);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    let all = c.start_and_agree();
     let target = format!("127.0.0.1:{}", c.bus(0));
     let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let fail_n1 = [slotguard_protocol::Msg::Fail {
@@ -803,9 +807,7 @@ fn redis_cli_reads_cluster_nodes_and_slots() {
         return;
     };
     let mut c = Cluster::new("rediscli", 3, 0, 4);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let run = |args: &[&str]| {
         let out = Command::new(&cli)
             .arg("-p")
@@ -1164,9 +1166,7 @@ fn redis_py_cluster_client_connects_and_reads_the_cluster() {
         return missing("python3 with redis-py", "apt-get install python3-redis");
     };
     let mut c = Cluster::new("redispy", 3, 0, 12);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let script = format!(
         "from redis.cluster import RedisCluster\n\
          rc = RedisCluster(host='127.0.0.1', port={})\n\
@@ -1208,9 +1208,7 @@ fn redis_cli_cluster_check_reports_no_error() {
         return missing("redis-cli", "apt-get install redis-tools");
     };
     let mut c = Cluster::new("clicheck", 3, 0, 13);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let out = Command::new(&cli)
         .args(["--cluster", "check"])
         .arg(format!("127.0.0.1:{}", c.port(0)))
@@ -1336,9 +1334,7 @@ fn cluster_state(port: u16) -> Option<String> {
 #[test]
 fn an_isolated_master_reports_the_cluster_failed() {
     let mut c = Cluster::new("isolated", 3, 0, 30);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     assert_eq!(cluster_state(c.port(0)).as_deref(), Some("ok"));
     c.signal(1, "STOP");
     c.signal(2, "STOP");
@@ -1391,9 +1387,7 @@ fn keys_are_written_and_read_through_moved_on_every_master() {
         return missing("redis-cli", "apt-get install redis-tools");
     };
     let mut c = Cluster::new("keys", 3, 0, 40);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let (p0, p2) = (c.port(0).to_string(), c.port(2).to_string());
     for i in 0..30 {
         let (key, value) = (format!("key:{i}"), format!("value {i}"));
@@ -1446,9 +1440,7 @@ fn keys_are_written_and_read_through_moved_on_every_master() {
 #[test]
 fn a_master_cut_off_from_the_majority_refuses_writes_until_it_is_back() {
     let mut c = Cluster::new("minority", 3, 0, 41);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     // A key of master 0's slots: the first that master 0 takes without a redirect.
     let key = (0..100)
         .map(|i| format!("k{i}"))
@@ -1482,9 +1474,7 @@ fn redis_py_cluster_client_stores_and_reads_keys() {
         return missing("python3 with redis-py", "apt-get install python3-redis");
     };
     let mut c = Cluster::new("redispy-keys", 3, 0, 42);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let script = format!(
         "from redis.cluster import RedisCluster\n\
          rc = RedisCluster(host='127.0.0.1', port={})\n\
@@ -1519,9 +1509,7 @@ fn redis_benchmark_cluster_completes() {
         return missing("redis-benchmark", "apt-get install redis-tools");
     }
     let mut c = Cluster::new("benchmark", 3, 0, 43);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     let out = Command::new(bench)
         .args(["--cluster", "-p", &c.port(0).to_string()])
         .args(["-t", "set,get", "-n", "20000", "-c", "20", "-q"])
@@ -1608,9 +1596,7 @@ fn on_owner(port: u16, commands: &[&[&str]]) -> Option<Vec<String>> {
 #[test]
 fn replicated_writes_survive_a_kill_9_failover_and_the_old_master_resyncs() {
     let mut c = Cluster::new("replicated", 3, 1, 44);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     wait_until("every replica is attached", || {
         (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
     });
@@ -1658,9 +1644,7 @@ fn replicated_writes_survive_a_kill_9_failover_and_the_old_master_resyncs() {
 #[test]
 fn writes_confirmed_by_wait_survive_a_failover_under_load() {
     let mut c = Cluster::new("underload", 3, 1, 45);
-    c.start_all();
-    let all: Vec<usize> = (0..c.len()).collect();
-    wait_until("the nodes agree", || agree(&c, &all).is_some());
+    c.start_and_agree();
     wait_until("every replica is attached", || {
         (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
     });

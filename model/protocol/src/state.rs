@@ -371,6 +371,16 @@ impl NodeState {
             })
     }
 
+    /// Records how far this node's data has come (its replication offset), which its header
+    /// advertises and the replica rank compares (specs/protocol.md §6, §11.1). An input from the
+    /// runtime, as time is: the checker never calls it, so every offset in the model is 0
+    /// (specs/protocol.md §8.12 says why that loses no behaviour).
+    pub fn note_replication_offset(&mut self, offset: u64) {
+        if let Some(me) = self.peers.get_mut(self.me.index()) {
+            me.repl_offset = offset;
+        }
+    }
+
     /// This node's view of `node`, if `node` is in the layout.
     #[inline]
     pub fn peer(&self, node: NodeId) -> Option<&PeerView> {

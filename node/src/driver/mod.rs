@@ -210,6 +210,12 @@ impl Driver {
         &self.state
     }
 
+    /// How far this node's data has come (replication offset): advertised in every header from
+    /// now on, and what the replica rank compares. Data, not a decision (the actor ranks).
+    pub fn set_replication_offset(&mut self, offset: u64) {
+        self.state.note_replication_offset(offset);
+    }
+
     /// This start's incarnation.
     pub fn incarnation(&self) -> u32 {
         self.incarnation

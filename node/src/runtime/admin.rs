@@ -77,6 +77,9 @@ pub(crate) struct Server {
     replicas: Mutex<BTreeMap<u64, Attached>>,
     /// As a replica: the master offset applied, while the link to the master is up.
     link: Mutex<Option<u64>>,
+    /// This node's replication offset for its bus headers (the shell reads it): the end of
+    /// its stream as a master, what it has applied as a replica.
+    pub(crate) repl_offset: Arc<AtomicU64>,
     pub(crate) limits: ClientLimits,
     started: Instant,
     clients: AtomicUsize,
@@ -183,7 +186,11 @@ impl Server {
     }
 
     /// What the client port (and the metrics endpoint) serve from; `started` is now.
-    pub(crate) fn new(config: Arc<NodeConfig>, shared: Shared) -> Arc<Server> {
+    pub(crate) fn new(
+        config: Arc<NodeConfig>,
+        shared: Shared,
+        repl_offset: Arc<AtomicU64>,
+    ) -> Arc<Server> {
         Arc::new(Server {
             actor: ClusterNode::new(Arc::clone(&config.layout), config.timing),
             limits: config.clients,
@@ -196,6 +203,7 @@ impl Server {
             appended: Notify::new(),
             replicas: Mutex::new(BTreeMap::new()),
             link: Mutex::new(None),
+            repl_offset,
             started: Instant::now(),
             clients: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),

@@ -6,6 +6,7 @@
 //! a write is accepted under the same view of the cluster it was routed by: the node task
 //! cannot publish a step (a lost slot, a cluster gone `fail`) between the two.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -60,6 +61,9 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
     let reply = command.run(&mut store.keys, limits, now);
     if command.writes() && !matches!(reply, Reply::Error(_)) {
         session.last_write = propagate(&mut store, &command, now);
+        server
+            .repl_offset
+            .store(session.last_write, Ordering::Relaxed);
         server.appended.notify_waiters();
     }
     reply

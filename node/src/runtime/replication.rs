@@ -125,6 +125,7 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 // Acknowledge at once what was applied, so that WAIT takes a round trip.
                 if let Some(offset) = follower.offset().filter(|o| Some(*o) != before) {
                     server.set_link(Some(offset));
+                    server.repl_offset.store(offset, std::sync::atomic::Ordering::Relaxed);
                     stream.write_all(&offset.to_be_bytes()).await?;
                 }
             }

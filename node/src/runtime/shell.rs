@@ -8,6 +8,7 @@
 //! on a worker, so client connections are served while the step waits for the disk.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +36,8 @@ pub(crate) struct Runtime {
     /// Peers' bus addresses, host names resolved off the step loop.
     resolver: Resolver,
     shared: Shared,
+    /// This node's replication offset, kept by the client port's data plane (admin.rs).
+    repl_offset: Arc<AtomicU64>,
 }
 
 /// The time of an input, read from the system's clocks.
@@ -97,10 +100,16 @@ impl Runtime {
             socket,
             resolver,
             shared: Arc::clone(&shared),
+            repl_offset: Arc::new(AtomicU64::new(0)),
         };
         rt.carry_out().await?;
         rt.publish();
         Ok((rt, shared))
+    }
+
+    /// Where the data plane keeps this node's replication offset for the headers.
+    pub(crate) fn replication_offset(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.repl_offset)
     }
 
     fn publish(&self) {
@@ -124,6 +133,8 @@ impl Runtime {
         let mut refresh = tokio::time::interval_at(Instant::now() + every, every);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let offset = self.repl_offset.load(Ordering::Relaxed);
+            self.driver.set_replication_offset(offset);
             let deadline = self.driver.poll_timeout().map_or_else(
                 || Instant::now() + Duration::from_secs(3600),
                 Instant::from_std,

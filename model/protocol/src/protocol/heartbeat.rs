@@ -24,7 +24,7 @@ pub fn header(state: &NodeState) -> Header {
         config_epoch: state.advertised_config_epoch(),
         master: state.role.master(),
         slots: state.slots.slots_of(state.shard_master()),
-        repl_offset: 0,
+        repl_offset: state.peers[state.me.index()].repl_offset,
         flags: HeaderFlags {
             no_failover: state.no_failover,
         },

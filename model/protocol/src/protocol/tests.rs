@@ -354,3 +354,30 @@ fn a_vote_for_another_candidate_does_not_count() {
     deliver(&a, &mut s, 1, ack(4));
     assert_eq!(s.role, Role::Master);
 }
+
+/// The replication offset the runtime notes is advertised in the header, and the replica rank
+/// puts the sibling with the larger offset first: its election waits a second less.
+#[test]
+fn the_noted_offset_is_advertised_and_the_most_up_to_date_replica_goes_first() {
+    let layout = Layout::grid(3, 2, 3, InitialEpochs::Distinct).expect("valid");
+    let a = ClusterNode::new(Arc::new(layout), Timing::default());
+    let delay_after_fail = |mine: u64, sibling: u64| {
+        let mut s = start(&a, 4); // a replica of n0; n3 is its sibling
+        s.note_replication_offset(mine);
+        assert_eq!(crate::protocol::heartbeat::header(&s).repl_offset, mine);
+        let mut sibling_header = crate::protocol::heartbeat::header(&start(&a, 3));
+        sibling_header.repl_offset = sibling;
+        deliver(&a, &mut s, 3, Msg::Ping(sibling_header));
+        fire(&a, &mut s, Timer::PeerTimeout(NodeId(0)));
+        let out = deliver(&a, &mut s, 1, Msg::Fail { node: NodeId(0) });
+        out.iter()
+            .find_map(|c| match c {
+                Command::SetTimer(Timer::ElectionDelay, range) => Some(range.start),
+                _ => None,
+            })
+            .expect("an election is scheduled")
+    };
+    let ahead = delay_after_fail(200, 100);
+    let behind = delay_after_fail(100, 200);
+    assert_eq!(behind - ahead, std::time::Duration::from_secs(1));
+}
