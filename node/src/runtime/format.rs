@@ -174,6 +174,12 @@ pub(crate) fn cluster_slots(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
     OwnedFrame::Array(entries)
 }
 
+/// Node `i`'s replication offset as last advertised (its own, for this node).
+fn offset_of(s: &Snapshot, i: usize) -> i64 {
+    let offset = s.state.peers.get(i).map_or(0, |p| p.repl_offset);
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
 /// `CLUSTER SHARDS`.
 pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
     let mut shards = Vec::new();
@@ -213,7 +219,7 @@ pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
                     bulk("role"),
                     bulk(if i == m { "master" } else { "replica" }),
                     bulk("replication-offset"),
-                    OwnedFrame::Integer(0),
+                    OwnedFrame::Integer(offset_of(s, i)),
                     bulk("health"),
                     bulk(health),
                 ])
