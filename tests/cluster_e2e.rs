@@ -1158,6 +1158,17 @@ fn python_with_redis() -> Option<String> {
         .map(str::to_string)
 }
 
+/// Runs `script` with `python`; its standard output, or a panic with its standard error.
+fn run_python(python: &str, script: &str) -> String {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .output()
+        .expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// redis-py's `RedisCluster` reads COMMAND and CLUSTER SLOTS before it does anything; it
 /// could not connect before issue 21.
 #[test]
@@ -1190,13 +1201,7 @@ fn redis_py_cluster_client_connects_and_reads_the_cluster() {
         c.port(2),
         c.port(2)
     );
-    let out = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .expect("python runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = run_python(&python, &script);
     assert!(stdout.starts_with("nodes ["), "{stdout}");
     eprintln!("{stdout}");
 }
@@ -1491,13 +1496,7 @@ fn redis_py_cluster_client_stores_and_reads_keys() {
          print('ok')\n",
         c.port(1)
     );
-    let out = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .expect("python runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    assert_eq!(run_python(&python, &script).trim(), "ok");
 }
 
 /// `redis-benchmark --cluster` (redis-tools) runs SET and GET against the cluster to the end.
