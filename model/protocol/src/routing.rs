@@ -16,6 +16,9 @@
 //! 4. a replica serves a read of its own master's slot to a connection that asked for it
 //!    (`READONLY`);
 //! 5. anything else is redirected to the owner (`MOVED`).
+//!
+//! A command without keys (`DBSIZE`, `KEYS`, `SCAN`, `FLUSHALL`) acts on the node's own keys,
+//! as in Redis; a replica refuses one that writes (`READONLY`).
 
 use crate::actor::ClusterNode;
 use crate::bugs::Bug;
@@ -51,6 +54,8 @@ pub enum Route {
 pub enum Down {
     /// The slot is bound to no node.
     Unbound,
+    /// A write without keys (`FLUSHALL`) on a replica, which takes no write of its own.
+    ReadOnlyReplica,
     /// This node sees the cluster as failed, for this reason.
     ClusterFail(FailReason),
 }
@@ -60,6 +65,7 @@ impl Down {
     pub fn message(self) -> &'static str {
         match self {
             Down::Unbound => "CLUSTERDOWN Hash slot not served",
+            Down::ReadOnlyReplica => "READONLY You can't write against a read only replica.",
             Down::ClusterFail(_) => "CLUSTERDOWN The cluster is down",
         }
     }
@@ -87,6 +93,15 @@ impl ClusterNode {
         access: Access,
     ) -> Route {
         decide(state, status, slot, access, |bug| self.bug(bug))
+    }
+
+    /// Where a command without keys goes (`DBSIZE`, `KEYS`, `SCAN`, `FLUSHALL`): it acts on
+    /// this node's own keys, as in Redis, except that a replica refuses a write.
+    pub fn route_keyless(&self, state: &NodeState, access: Access) -> Route {
+        match access == Access::Write && state.role != crate::state::Role::Master {
+            true => Route::Down(Down::ReadOnlyReplica),
+            false => Route::Serve,
+        }
     }
 }
 

@@ -91,6 +91,9 @@ pub(crate) struct Server {
 impl Server {
     /// Figures for `INFO`.
     pub(crate) fn stats(&self) -> ServerStats {
+        let (keys, expiring, dataset) = self.lock_store().map_or((0, 0, 0), |s| {
+            (s.keys.len(), s.keys.expiring(), s.keys.used_memory())
+        });
         ServerStats {
             uptime_secs: self.started.elapsed().as_secs(),
             connected_clients: self.clients.load(Ordering::Relaxed),
@@ -98,13 +101,8 @@ impl Server {
             query_buffers: self.buffered.load(Ordering::Relaxed),
             used_memory: resident_bytes(),
             replication: self.replication(),
-            keys: self
-                .lock_store()
-                .map_or((0, 0), |s| (s.keys.len(), s.keys.expiring())),
-            dataset: (
-                self.lock_store().map_or(0, |s| s.keys.used_memory()),
-                self.limits.maxmemory,
-            ),
+            keys: (keys, expiring),
+            dataset: (dataset, self.limits.maxmemory),
         }
     }
 

@@ -81,21 +81,27 @@ impl From<Then> for Outcome {
 
 /// Answers one command (`args` is not empty: the parser never yields an empty command).
 pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> Outcome {
+    let Some(name) = raw.first() else {
+        return Reply::error("ERR empty command").into();
+    };
+    // Key commands take their arguments as bytes: copying every value into a string first
+    // would cost each SET a copy of its value.
+    let spec = command_table::find(&String::from_utf8_lossy(name));
+    if let Some(spec) = spec.filter(|s| keys::is_key_command(s.name)) {
+        if !spec.arity_fits(raw.len()) {
+            return Reply::error(arity_error(spec.name)).into();
+        }
+        return keys::answer(server, session, raw).into();
+    }
     let args: Vec<String> = raw
         .iter()
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let Some(name) = args.first() else {
-        return Reply::error("ERR empty command").into();
-    };
-    let Some(spec) = command_table::find(name) else {
+    let Some(spec) = spec else {
         return Reply::error(unknown_command(&args)).into();
     };
     if let Err(e) = check_arity(spec, &args) {
         return Reply::error(e).into();
-    }
-    if keys::is_key_command(spec.name) {
-        return keys::answer(server, session, raw).into();
     }
     let sub = args.get(1).map(|s| s.to_ascii_uppercase());
     if let Some(reply) = keys::cluster_keys(server, spec.name, sub.as_deref(), raw) {
@@ -239,13 +245,15 @@ fn unknown_command(args: &[String]) -> String {
     )
 }
 
+/// Redis 7's text for a command given the wrong number of arguments.
+fn arity_error(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
 /// Redis 7's arity errors, for commands and for the subcommands of containers.
 fn check_arity(spec: &Spec, args: &[String]) -> Result<(), String> {
     if !spec.arity_fits(args.len()) {
-        return Err(format!(
-            "ERR wrong number of arguments for '{}' command",
-            spec.name
-        ));
+        return Err(arity_error(spec.name));
     }
     if spec.subcommands.is_empty() || spec.name == "command" && args.len() == 1 {
         return Ok(());
@@ -272,10 +280,7 @@ fn check_arity(spec: &Spec, args: &[String]) -> Result<(), String> {
         ));
     };
     if !sub.arity_fits(args.len()) {
-        return Err(format!(
-            "ERR wrong number of arguments for '{}' command",
-            sub.name
-        ));
+        return Err(arity_error(sub.name));
     }
     Ok(())
 }

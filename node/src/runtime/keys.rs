@@ -15,7 +15,7 @@ use slotguard::data::keyslot::{key_slot, SLOT_COUNT};
 use slotguard::data::keyspace::parse_i64;
 use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
-use slotguard_protocol::{Access, Role, Route};
+use slotguard_protocol::{Access, Route};
 
 use super::admin::{Server, Store};
 use super::commands::Session;
@@ -95,13 +95,9 @@ fn admit(
         (false, false) => Access::Read,
     };
     let Some(slot) = slot else {
-        // Commands without keys (DBSIZE, KEYS, SCAN, FLUSHALL) act on this node's own keys, as
-        // in Redis; a replica takes no write of its own.
-        return match command.writes() && s.state.role != Role::Master {
-            true => Err(Reply::error(
-                "READONLY You can't write against a read only replica.",
-            )),
-            false => Ok(()),
+        return match server.actor.route_keyless(&s.state, access) {
+            Route::Down(down) => Err(Reply::error(down.message())),
+            Route::Serve | Route::Moved(_) => Ok(()),
         };
     };
     match server.actor.route(&s.state, s.status, slot, access) {
