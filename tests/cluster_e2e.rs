@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use slotguard::data::keyslot::key_slot;
 use slotguard::wire;
 
 const KEY: &str = "slotguard-e2e-test-key-0123456789";
@@ -1635,11 +1636,13 @@ fn replicated_writes_survive_a_kill_9_failover_and_the_old_master_resyncs() {
     });
 }
 
-/// A client keeps writing (each `SET` followed by `WAIT 1 1000` on the owner's connection)
-/// while a master is killed with kill -9: some writes fail (refused connections,
-/// `CLUSTERDOWN`, and after the failover every write to the promoted replica's shard, which has
-/// no replica left to confirm it), and at the end every write the owner acknowledged and `WAIT`
-/// reported on a replica reads back with its value.
+/// A cluster client library (the `redis` crate's `ClusterClient`) keeps writing, each `SET`
+/// followed by `WAIT 1 1000` on the connection to the key's owner, while a master is killed with
+/// kill -9. The client follows the failover on its own (MOVED, refreshed slot map); some writes
+/// fail meanwhile (refused connections, `CLUSTERDOWN`, and after the failover every write to
+/// the promoted replica's shard is unconfirmed, since no replica is left to confirm it). At the
+/// end every write the owner acknowledged and `WAIT` reported on a replica reads back with its
+/// value through a fresh client.
 #[test]
 fn writes_confirmed_by_wait_survive_a_failover_under_load() {
     let mut c = Cluster::new("underload", 3, 1, 45);
@@ -1647,25 +1650,11 @@ fn writes_confirmed_by_wait_survive_a_failover_under_load() {
     wait_until("every replica is attached", || {
         (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
     });
-    let entry = c.port(1);
+    let seeds = vec![format!("redis://127.0.0.1:{}/", c.port(1))];
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let (mut confirmed, mut failed, mut i) = (Vec::new(), 0u32, 0u32);
-            while !stop.load(Ordering::Relaxed) {
-                let (key, value) = (format!("key:{i}"), format!("value {i}"));
-                match on_owner(entry, &[&["SET", &key, &value], &["WAIT", "1", "1000"]]) {
-                    Some(r) if r[0] == "OK" && r[1] == "Integer(1)" => confirmed.push(i),
-                    _ => {
-                        failed += 1;
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-                i += 1;
-            }
-            (confirmed, failed)
-        })
+        let (stop, seeds) = (Arc::clone(&stop), seeds.clone());
+        std::thread::spawn(move || write_and_wait_until(&stop, seeds))
     };
     std::thread::sleep(Duration::from_millis(1500));
     c.kill9(0);
@@ -1678,7 +1667,7 @@ fn writes_confirmed_by_wait_survive_a_failover_under_load() {
     stop.store(true, Ordering::Relaxed);
     let (confirmed, failed) = writer.join().expect("the writer ends");
     eprintln!(
-        "{} writes confirmed by WAIT, {failed} attempts failed during the failover",
+        "{} writes confirmed by WAIT, {failed} writes failed or went unconfirmed during the failover",
         confirmed.len()
     );
     assert!(
@@ -1686,13 +1675,138 @@ fn writes_confirmed_by_wait_survive_a_failover_under_load() {
         "the writer made progress: {}",
         confirmed.len()
     );
+    let client = redis::cluster::ClusterClient::new(seeds).expect("a client");
+    let mut con = client.get_connection().expect("the cluster answers");
     for i in confirmed {
         let key = format!("key:{i}");
-        let got = on_owner(entry, &[&["GET", &key]]).expect("the owner answers");
+        let got: Option<String> = redis::cmd("GET").arg(&key).query(&mut con).expect("GET");
         assert_eq!(
-            got[0],
-            format!("value {i}"),
+            got,
+            Some(format!("value {i}")),
             "{key}, confirmed before or after the kill"
         );
     }
+}
+
+/// The writer of the test above: `SET key:i "value i"` then `WAIT 1 1000` on the owner's
+/// connection, until `stop`; returns the `i` that `WAIT` confirmed and the count of the rest.
+fn write_and_wait_until(stop: &AtomicBool, seeds: Vec<String>) -> (Vec<u32>, u32) {
+    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+    let client = redis::cluster::ClusterClient::builder(seeds)
+        .connection_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_secs(3))
+        .build()
+        .expect("a client");
+    let mut con = client.get_connection().expect("the cluster answers");
+    let (mut confirmed, mut failed, mut i) = (Vec::new(), 0u32, 0u32);
+    while !stop.load(Ordering::Relaxed) {
+        let (key, value) = (format!("key:{i}"), format!("value {i}"));
+        let set: redis::RedisResult<()> = redis::cmd("SET").arg(&key).arg(&value).query(&mut con);
+        let owner = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+        let wait = set.and_then(|()| {
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(owner));
+            con.route_command(redis::cmd("WAIT").arg(1).arg(1000), routing)
+        });
+        match wait {
+            Ok(redis::Value::Int(1)) => confirmed.push(i),
+            _ => {
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        i += 1;
+    }
+    (confirmed, failed)
+}
+
+/// A key whose slot is among the first `slots` (the first master's, in an even layout).
+fn key_in_first(slots: u16) -> String {
+    (0..)
+        .map(|i| format!("key:{i}"))
+        .find(|k| key_slot(k.as_bytes()) < slots)
+        .expect("some key hashes low")
+}
+
+/// After a failover the promoted replica's sibling continues from its own offset, with no
+/// full copy: the winner remembers the old master's stream up to where it stopped following
+/// it (specs/protocol.md §11.1), and the sibling holds every key. The old master, restarted
+/// empty, is sent a full copy.
+#[test]
+fn a_sibling_continues_from_the_promoted_replica_without_a_full_copy() {
+    // Nine nodes: ports of the next slot number (47) are taken too.
+    let mut c = Cluster::new("psync", 3, 2, 46);
+    c.start_and_agree();
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(2))
+    });
+    for i in 0..200 {
+        let (key, value) = (format!("key:{i}"), format!("value {i}"));
+        let replies = on_owner(c.port(1), &[&["SET", &key, &value], &["WAIT", "2", "2000"]])
+            .expect("the owner answers");
+        assert_eq!(replies, ["OK", "Integer(2)"], "{key}");
+    }
+    let keys = resp(c.port(0), &["DBSIZE"]).expect("DBSIZE");
+    c.kill9(0);
+    let live: Vec<usize> = (1..c.len()).collect();
+    let (n3, n4) = (myid(c.port(3)), myid(c.port(4)));
+    let mut winner = 0;
+    wait_until("node 3 or 4 takes over node 0's slots", || {
+        let owners = agree(&c, &live).unwrap_or_default();
+        winner = match owners.values().find(|(o, _)| *o == n3 || *o == n4) {
+            Some((o, _)) if *o == n3 => 3,
+            Some(_) => 4,
+            None => 0,
+        };
+        winner != 0
+    });
+    let (winner, sibling) = (c.port(winner), c.port(7 - winner));
+    wait_until("the sibling follows the winner", || {
+        info_field(winner, "connected_slaves") == Some(1)
+            && resp(sibling, &["INFO"]).is_some_and(|i| i.contains("master_link_status:up"))
+    });
+    assert_eq!(
+        info_field(winner, "sync_partial_ok"),
+        Some(1),
+        "the sibling continued"
+    );
+    assert_eq!(
+        info_field(winner, "sync_full"),
+        Some(0),
+        "no full copy was sent"
+    );
+    assert_eq!(resp(sibling, &["DBSIZE"]), Some(keys.clone()));
+    let key = key_in_first(5461);
+    let replies = resp_pipeline(winner, &[&["SET", &key, "after"], &["WAIT", "1", "2000"]]);
+    assert_eq!(replies, Some(vec!["OK".into(), "Integer(1)".into()]));
+    c.start(0);
+    wait_until("the old master follows the winner with a full copy", || {
+        info_field(winner, "connected_slaves") == Some(2)
+            && info_field(winner, "sync_full") == Some(1)
+    });
+}
+
+/// With `min_replicas_to_write = 1`, a master whose only replica stops acknowledging (SIGSTOP)
+/// refuses writes with `-NOREPLICAS` once `min_replicas_max_lag` has passed, still serves
+/// reads, and accepts writes again when the replica is back.
+#[test]
+fn a_master_without_a_good_replica_refuses_writes() {
+    let mut c = Cluster::new("minreplicas", 3, 1, 48)
+        .with_config("min_replicas_to_write = 1\nmin_replicas_max_lag = 2\n");
+    c.start_and_agree();
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "min_slaves_good_slaves") == Some(1))
+    });
+    let key = key_in_first(5461);
+    assert_eq!(resp(c.port(0), &["SET", &key, "v"]).as_deref(), Some("OK"));
+    c.signal(3, "STOP");
+    wait_until("node 0 refuses writes", || {
+        resp(c.port(0), &["SET", &key, "w"]).is_some_and(|r| r.contains("NOREPLICAS"))
+    });
+    assert_eq!(info_field(c.port(0), "min_slaves_good_slaves"), Some(0));
+    let read = resp(c.port(0), &["GET", &key]);
+    assert!(matches!(read.as_deref(), Some("v" | "w")), "{read:?}");
+    c.signal(3, "CONT");
+    wait_until("node 0 accepts writes again", || {
+        resp(c.port(0), &["SET", &key, "x"]).as_deref() == Some("OK")
+    });
 }

@@ -19,8 +19,8 @@ pub const NAME_LEN: usize = 20;
 
 /// The OS could not give randomness.
 #[derive(Debug, Error)]
-#[error("the operating system gave no randomness for a node name: {0}")]
-pub struct NoRandomness(String);
+#[error("the operating system gave no randomness: {0}")]
+pub struct NoRandomness(pub(crate) String);
 
 /// A node's permanent name.
 #[derive(

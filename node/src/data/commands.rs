@@ -439,7 +439,7 @@ fn expiry_time(unit: &[u8], value: &[u8], now: u64, command: &str) -> Result<u64
 }
 
 fn parse_mset(rest: &[Bytes]) -> Result<KeyCommand, CommandError> {
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err("ERR wrong number of arguments for 'mset' command".into());
     }
     Ok(KeyCommand::MSet(

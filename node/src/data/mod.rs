@@ -3,6 +3,7 @@
 //! protocol (the checked actor state); this module only keeps the data.
 
 pub mod commands;
+pub mod dataset;
 pub mod glob;
 pub mod keyslot;
 pub mod keyspace;

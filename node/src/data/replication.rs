@@ -9,17 +9,23 @@
 //! resends it); Redis propagates the command and pays for it with rewriting rules instead.
 //!
 //! The stream is a sequence of frames, each a big-endian `u32` length and a postcard-encoded
-//! [`Frame`]. A replica that connects gets a full copy (`Full`, one `Change` per key, `Synced`),
-//! then every change from the offset the copy was taken at. Offsets count the bytes of frames
-//! after `Synced`, as Redis's replication offset counts bytes of the stream: the master's offset
-//! is where its backlog ends, a replica's how far it has applied.
+//! [`Frame`]. A replica that connects either continues where it stopped (`Continue`, when the
+//! master's backlog still holds the stream from there: the decision is
+//! [`Dataset::answer_sync`](super::dataset::Dataset::answer_sync)) or gets a full copy (`Full`,
+//! one `Change` per key, `Synced`); then every change from that offset on. Offsets count the
+//! bytes of `Change` frames of the stream proper, as Redis's replication offset counts bytes of
+//! its stream: the master's offset is where its backlog ends, a replica's how far it has
+//! applied, and a replica keeps a backlog of what it applied, so that once promoted it can let
+//! its former siblings continue.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::dataset::{Dataset, ReplId};
 use super::keyspace::Keyspace;
 
 /// Largest frame a reader accepts: a value of up to `proto_max_bulk_len` and its key fit.
@@ -49,9 +55,18 @@ pub enum Change {
 /// One frame of the replication stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
-    /// A full copy follows, taken at this master offset: the replica drops its keys.
+    /// A full copy follows, taken at this offset of stream `id`: the replica drops its keys.
     Full {
+        /// The master's stream.
+        id: ReplId,
         /// The master's offset when the copy was taken.
+        offset: u64,
+    },
+    /// The replica's keys are the stream `id` up to `offset`: changes from there follow.
+    Continue {
+        /// The master's stream (it may have been renamed since the replica last synced).
+        id: ReplId,
+        /// Where the replica's keys end, and the stream resumes.
         offset: u64,
     },
     /// A change: part of the copy before `Synced`, of the stream after it.
@@ -80,7 +95,8 @@ pub enum StreamError {
     /// A frame that does not decode.
     #[error("replication frame does not decode")]
     Undecodable,
-    /// Frames out of order (a change before any copy, a second `Synced`).
+    /// Frames out of order (a change before any copy, a second `Synced`, a `Continue` from
+    /// an offset the replica is not at).
     #[error("replication frame out of order")]
     OutOfOrder,
 }
@@ -110,13 +126,35 @@ impl Backlog {
         self.start + self.bytes.len() as u64
     }
 
+    /// The offset of the first byte kept.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Bytes kept at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Appends `change`; returns the offset after it.
     pub fn append(&mut self, change: Change) -> u64 {
-        self.bytes.extend(Frame::Change(change).encode());
+        self.append_frame(&Frame::Change(change).encode())
+    }
+
+    /// Appends an encoded `Change` frame as received from a master; returns the offset after.
+    pub fn append_frame(&mut self, frame: &[u8]) -> u64 {
+        self.bytes.extend(frame);
         let excess = self.bytes.len().saturating_sub(self.capacity);
         self.bytes.drain(..excess);
         self.start += excess as u64;
         self.end()
+    }
+
+    /// Empties the backlog, which now ends (and starts) at `offset`: a full copy taken there
+    /// replaced the keys.
+    pub fn reset(&mut self, offset: u64) {
+        self.bytes.clear();
+        self.start = offset;
     }
 
     /// The stream from `offset` to the end; `None` if the backlog no longer reaches back that
@@ -125,6 +163,19 @@ impl Backlog {
         let from = usize::try_from(offset.checked_sub(self.start)?).ok()?;
         (from <= self.bytes.len()).then(|| self.bytes.range(from..).copied().collect())
     }
+}
+
+/// How many replicas acknowledged the stream within `max_lag` before `now`, given when each
+/// last did (Redis's "good replicas", which `min-replicas-to-write` counts).
+pub fn good_replicas(
+    acked_at: impl IntoIterator<Item = Instant>,
+    now: Instant,
+    max_lag: Duration,
+) -> usize {
+    acked_at
+        .into_iter()
+        .filter(|at| now.saturating_duration_since(*at) <= max_lag)
+        .count()
 }
 
 /// The changes that bring a replica's copy of `key` to what `keys` holds now.
@@ -139,10 +190,15 @@ pub fn change_of(keys: &mut Keyspace, key: &[u8], now: u64) -> Change {
     }
 }
 
-/// A full copy of `keys`, taken at master offset `offset`: the frames a new replica gets first.
-pub fn full_copy(keys: &Keyspace, offset: u64, now: u64) -> Vec<u8> {
-    let mut out = Frame::Full { offset }.encode();
-    for (key, value, expires_at) in keys.entries(now) {
+/// Every key of a keyspace with its value and expiry, as [`Keyspace::entries`] lists them: a
+/// full copy is taken as this list (cheap: the values are shared, not copied) while the keys
+/// are locked, and encoded after they are released.
+pub type Entries = Vec<(Bytes, Bytes, Option<u64>)>;
+
+/// The frames of a full copy of `entries`, taken at `offset` of stream `id`.
+pub fn full_copy(id: ReplId, offset: u64, entries: Entries) -> Vec<u8> {
+    let mut out = Frame::Full { id, offset }.encode();
+    for (key, value, expires_at) in entries {
         let change = Change::Set {
             key: key.to_vec(),
             value: value.to_vec(),
@@ -154,43 +210,45 @@ pub fn full_copy(keys: &Keyspace, offset: u64, now: u64) -> Vec<u8> {
     out
 }
 
-/// A replica's side of the stream: it decodes frames as bytes arrive and applies them.
+/// A replica's side of the stream: it decodes frames as bytes arrive and applies them to its
+/// [`Dataset`], whose backlog then ends at the master offset applied.
 #[derive(Debug, Default)]
 pub struct Follower {
     buf: BytesMut,
-    /// `None` before the first `Full`; the copy's offset while it arrives; then the offset
-    /// applied so far.
     state: FollowerState,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 enum FollowerState {
+    /// Before the master's first frame.
     #[default]
     Waiting,
-    Copying(u64),
-    Streaming(u64),
+    /// A full copy is arriving.
+    Copying,
+    /// The keys are the master's stream up to the dataset's offset.
+    Streaming,
 }
 
 impl Follower {
-    /// The master offset applied so far, once the copy is complete.
-    pub fn offset(&self) -> Option<u64> {
-        match self.state {
-            FollowerState::Streaming(offset) => Some(offset),
-            _ => None,
-        }
+    /// Whether the replica's keys are a prefix of the master's stream (the copy, if one was
+    /// needed, is complete): only then is its offset worth acknowledging.
+    pub fn synced(&self) -> bool {
+        self.state == FollowerState::Streaming
     }
 
-    /// Takes `bytes` from the master and applies every complete frame to `keys`. A frame is
+    /// Takes `bytes` from the master and applies every complete frame to `data`. A frame is
     /// applied whole or not at all; an error means the link must be dropped.
-    pub fn receive(&mut self, bytes: &[u8], keys: &mut Keyspace) -> Result<(), StreamError> {
+    pub fn receive(&mut self, bytes: &[u8], data: &mut Dataset) -> Result<(), StreamError> {
         self.buf.extend_from_slice(bytes);
         while let Some((frame, size)) = self.next_frame()? {
-            self.apply(frame, size, keys)?;
+            self.apply(frame, size, data)?;
+            self.buf.advance(size);
         }
         Ok(())
     }
 
-    fn next_frame(&mut self) -> Result<Option<(Frame, usize)>, StreamError> {
+    /// The next complete frame and its size with the prefix; the bytes stay in the buffer.
+    fn next_frame(&self) -> Result<Option<(Frame, usize)>, StreamError> {
         let Some(prefix) = self.buf.get(..4) else {
             return Ok(None);
         };
@@ -201,28 +259,35 @@ impl Follower {
         if self.buf.len() < 4 + len {
             return Ok(None);
         }
-        let frame = match postcard::take_from_bytes::<Frame>(&self.buf[4..4 + len]) {
-            Ok((frame, [])) => frame,
-            _ => return Err(StreamError::Undecodable),
-        };
-        self.buf.advance(4 + len);
-        Ok(Some((frame, 4 + len)))
+        match postcard::take_from_bytes::<Frame>(&self.buf[4..4 + len]) {
+            Ok((frame, [])) => Ok(Some((frame, 4 + len))),
+            _ => Err(StreamError::Undecodable),
+        }
     }
 
-    fn apply(&mut self, frame: Frame, size: usize, keys: &mut Keyspace) -> Result<(), StreamError> {
+    fn apply(&mut self, frame: Frame, size: usize, data: &mut Dataset) -> Result<(), StreamError> {
+        use FollowerState::{Copying, Streaming, Waiting};
         self.state = match (&self.state, frame) {
-            (_, Frame::Full { offset }) => {
-                keys.clear();
-                FollowerState::Copying(offset)
+            (Waiting, Frame::Full { id, offset }) => {
+                data.start_copy(id, offset);
+                Copying
             }
-            (FollowerState::Copying(offset), Frame::Change(change)) => {
-                apply_change(keys, change);
-                FollowerState::Copying(*offset)
+            (Waiting, Frame::Continue { id, offset }) if offset == data.offset() => {
+                data.continue_stream(id);
+                Streaming
             }
-            (FollowerState::Copying(offset), Frame::Synced) => FollowerState::Streaming(*offset),
-            (FollowerState::Streaming(offset), Frame::Change(change)) => {
-                apply_change(keys, change);
-                FollowerState::Streaming(offset + size as u64)
+            (Copying, Frame::Change(change)) => {
+                apply_change(&mut data.keys, change);
+                Copying
+            }
+            (Copying, Frame::Synced) => {
+                data.finish_copy();
+                Streaming
+            }
+            (Streaming, Frame::Change(change)) => {
+                apply_change(&mut data.keys, change);
+                data.log.append_frame(&self.buf[..size]);
+                Streaming
             }
             _ => return Err(StreamError::OutOfOrder),
         };
@@ -230,7 +295,7 @@ impl Follower {
     }
 }
 
-fn apply_change(keys: &mut Keyspace, change: Change) {
+pub(super) fn apply_change(keys: &mut Keyspace, change: Change) {
     match change {
         Change::Set {
             key,

@@ -7,6 +7,11 @@ use super::*;
 
 const NOW: u64 = 1_000;
 
+/// A stream name for tests.
+fn id(n: u8) -> ReplId {
+    ReplId::parse(&format!("{n:040x}")).expect("40 hex digits")
+}
+
 fn change() -> impl Strategy<Value = Change> {
     let key = (0u8..6).prop_map(|k| vec![b'k', k]);
     prop_oneof![
@@ -50,7 +55,7 @@ proptest! {
             write(&mut master, &mut log, c);
         }
         let attached_at = log.end();
-        let mut stream = full_copy(&master, attached_at, NOW);
+        let mut stream = full_copy(id(1), attached_at, master.entries(NOW));
         for c in after {
             write(&mut master, &mut log, c);
         }
@@ -58,22 +63,24 @@ proptest! {
         let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
         cuts.extend([0, stream.len()]);
         cuts.sort_unstable();
-        let (mut replica, mut follower) = (Keyspace::new(), Follower::default());
-        replica.put(Bytes::from_static(b"stale"), Bytes::new(), None);
+        let (mut replica, mut follower) = (Dataset::new(id(2), 1 << 20), Follower::default());
+        replica.keys.put(Bytes::from_static(b"stale"), Bytes::new(), None);
         for w in cuts.windows(2) {
             follower.receive(&stream[w[0]..w[1]], &mut replica).expect("a valid stream");
         }
-        prop_assert_eq!(sorted(&replica), sorted(&master));
-        prop_assert_eq!(follower.offset(), Some(log.end()));
+        prop_assert_eq!(sorted(&replica.keys), sorted(&master));
+        prop_assert!(follower.synced());
+        prop_assert_eq!(replica.offset(), log.end());
+        prop_assert_eq!(replica.log.since(attached_at), log.since(attached_at));
     }
 
     #[test]
     fn arbitrary_bytes_are_an_error_or_wait_never_a_panic(
         chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..6),
     ) {
-        let (mut keys, mut follower) = (Keyspace::new(), Follower::default());
+        let (mut data, mut follower) = (Dataset::new(id(1), 1 << 10), Follower::default());
         for chunk in chunks {
-            if follower.receive(&chunk, &mut keys).is_err() {
+            if follower.receive(&chunk, &mut data).is_err() {
                 break;
             }
         }
@@ -93,16 +100,35 @@ fn a_replica_too_far_behind_needs_a_new_copy() {
 
 #[test]
 fn a_change_before_any_copy_is_out_of_order() {
-    let (mut keys, mut follower) = (Keyspace::new(), Follower::default());
+    let (mut data, mut follower) = (Dataset::new(id(1), 1 << 10), Follower::default());
     let frame = Frame::Change(Change::Flush).encode();
     assert_eq!(
-        follower.receive(&frame, &mut keys),
+        follower.receive(&frame, &mut data),
         Err(StreamError::OutOfOrder)
     );
     let oversized = (MAX_FRAME as u32 + 1).to_be_bytes();
     let mut fresh = Follower::default();
     assert!(matches!(
-        fresh.receive(&oversized, &mut keys),
+        fresh.receive(&oversized, &mut data),
         Err(StreamError::Oversized(_))
     ));
+    let elsewhere = Frame::Continue {
+        id: id(1),
+        offset: 7,
+    };
+    assert_eq!(
+        Follower::default().receive(&elsewhere.encode(), &mut data),
+        Err(StreamError::OutOfOrder),
+        "a replica at offset 0 cannot continue from 7"
+    );
+}
+
+#[test]
+fn good_replicas_are_those_that_acknowledged_within_the_lag() {
+    let now = Instant::now();
+    let ago = |ms| now - Duration::from_millis(ms);
+    let acks = [ago(0), ago(900), ago(1_000), ago(1_001), ago(60_000)];
+    assert_eq!(good_replicas(acks, now, Duration::from_secs(1)), 3);
+    assert_eq!(good_replicas(acks, now, Duration::ZERO), 1);
+    assert_eq!(good_replicas([], now, Duration::from_secs(1)), 0);
 }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::BytesMut;
-use slotguard::data::keyspace::Keyspace;
-use slotguard::data::replication::Backlog;
+use slotguard::data::dataset::{Dataset, ReplId};
+use slotguard::data::replication::good_replicas;
 use slotguard_protocol::ClusterNode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,22 +45,26 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Bytes of changes a master keeps for replicas that fall behind (Redis's `repl-backlog-size`).
 const BACKLOG: usize = 1 << 20;
 
-/// The node's keys and the changes it streams to its replicas, locked together: a write and
-/// its change enter the stream in the same order (keys.rs, replication.rs).
-pub(crate) struct Store {
-    /// The keys.
-    pub(crate) keys: Keyspace,
-    /// The recent changes.
-    pub(crate) log: Backlog,
-}
-
-/// A replica attached to this node, as `INFO` and `WAIT` see it.
+/// A replica attached to this node, as `INFO`, `WAIT` and `min_replicas_to_write` see it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Attached {
     /// Where it connects from.
     pub(crate) addr: Option<SocketAddr>,
     /// The offset it last said it has applied.
     pub(crate) acked: u64,
+    /// When it last said so.
+    pub(crate) acked_at: Instant,
+}
+
+/// How replicas attached (`INFO stats`: Redis's `sync_full`, `sync_partial_ok`).
+#[derive(Debug, Default)]
+pub(crate) struct SyncCounts {
+    /// Replicas sent a full copy.
+    pub(crate) full: AtomicU64,
+    /// Replicas that continued from their offset.
+    pub(crate) partial: AtomicU64,
+    /// Replicas that asked to continue and were sent a full copy instead.
+    pub(crate) refused: AtomicU64,
 }
 
 /// What every connection shares.
@@ -69,8 +73,12 @@ pub(crate) struct Server {
     /// The protocol's actor, asked where each key command goes (keys.rs).
     pub(crate) actor: ClusterNode,
     pub(crate) shared: Shared,
-    /// The node's keys and changes (keys.rs routes and runs the commands on them).
-    store: Mutex<Store>,
+    /// The node's keys and the stream of their changes, locked together: a write and its
+    /// change enter the stream in the same order (keys.rs routes and runs the commands on
+    /// them, replication.rs streams them).
+    store: Mutex<Dataset>,
+    /// How replicas attached.
+    pub(crate) syncs: SyncCounts,
     /// Woken whenever a change enters the backlog (replication.rs).
     pub(crate) appended: Notify,
     /// Replicas attached, by connection id.
@@ -108,15 +116,61 @@ impl Server {
 
     fn replication(&self) -> Replication {
         let link = self.link();
-        let offset = match link {
-            Some(applied) => applied,
-            None => self.lock_store().map_or(0, |s| s.log.end()),
-        };
-        Replication {
-            offset,
-            replicas: self.attached().iter().map(|r| (r.addr, r.acked)).collect(),
+        let now = Instant::now();
+        let replicas = self.attached();
+        let mut r = Replication {
+            replicas: replicas
+                .iter()
+                .map(|r| (r.addr, r.acked, now.duration_since(r.acked_at).as_secs()))
+                .collect(),
             link_up: link.is_some(),
+            good_replicas: (self.limits.min_replicas_to_write > 0).then(|| self.good_replicas()),
+            syncs: (
+                self.syncs.full.load(Ordering::Relaxed),
+                self.syncs.partial.load(Ordering::Relaxed),
+                self.syncs.refused.load(Ordering::Relaxed),
+            ),
+            ..Replication::default()
+        };
+        if let Ok(data) = self.lock_store() {
+            r.offset = data.offset();
+            r.id = data.id().to_string();
+            r.previous = data.previous().map(|(id, at)| (id.to_string(), at));
+            r.backlog = (
+                data.log.start(),
+                data.log.end() - data.log.start(),
+                data.log.capacity(),
+            );
         }
+        r
+    }
+
+    /// Before the first write a promoted node accepts: it stops following its old master and
+    /// names its own stream (`Dataset::promote`), so that no write of its own is taken for one
+    /// of the old master's (specs/protocol.md §11.1). The runtime also does this as soon as it
+    /// sees the promotion (replication.rs); whichever comes first.
+    pub(crate) fn start_own_stream(&self, data: &mut Dataset) -> Result<()> {
+        if data.upstream().is_some() {
+            data.promote(ReplId::random()?);
+        }
+        Ok(())
+    }
+
+    /// Replicas that acknowledged the stream within `min_replicas_max_lag` seconds.
+    pub(crate) fn good_replicas(&self) -> usize {
+        let max_lag = Duration::from_secs(self.limits.min_replicas_max_lag);
+        let acks = self.attached().into_iter().map(|r| r.acked_at);
+        good_replicas(acks, Instant::now(), max_lag)
+    }
+
+    /// Whether a master may accept a write now as far as its replicas go (Redis's
+    /// `min-replicas-to-write`; off when it or `min_replicas_max_lag` is 0).
+    pub(crate) fn enough_replicas(&self) -> bool {
+        let (min, lag) = (
+            self.limits.min_replicas_to_write,
+            self.limits.min_replicas_max_lag,
+        );
+        min == 0 || lag == 0 || self.good_replicas() >= min
     }
 }
 
@@ -132,7 +186,7 @@ fn resident_bytes() -> u64 {
 
 impl Server {
     /// The keys and the backlog, locked.
-    pub(crate) fn lock_store(&self) -> anyhow::Result<MutexGuard<'_, Store>> {
+    pub(crate) fn lock_store(&self) -> anyhow::Result<MutexGuard<'_, Dataset>> {
         self.store
             .lock()
             .map_err(|_| anyhow::anyhow!("the keyspace lock is poisoned"))
@@ -146,6 +200,7 @@ impl Server {
                 Attached {
                     addr,
                     acked: offset,
+                    acked_at: Instant::now(),
                 },
             );
         }
@@ -183,21 +238,20 @@ impl Server {
         self.link.lock().ok().and_then(|l| *l)
     }
 
-    /// What the client port (and the metrics endpoint) serve from; `started` is now.
+    /// What the client port (and the metrics endpoint) serve from; `started` is now, and the
+    /// keys are none, at the start of a new stream.
     pub(crate) fn new(
         config: Arc<NodeConfig>,
         shared: Shared,
         repl_offset: Arc<AtomicU64>,
-    ) -> Arc<Server> {
-        Arc::new(Server {
+    ) -> Result<Arc<Server>> {
+        Ok(Arc::new(Server {
             actor: ClusterNode::new(Arc::clone(&config.layout), config.timing),
             limits: config.clients,
             config,
             shared,
-            store: Mutex::new(Store {
-                keys: Keyspace::new(),
-                log: Backlog::new(BACKLOG),
-            }),
+            store: Mutex::new(Dataset::new(ReplId::random()?, BACKLOG)),
+            syncs: SyncCounts::default(),
             appended: Notify::new(),
             replicas: Mutex::new(BTreeMap::new()),
             link: Mutex::new(None),
@@ -206,7 +260,7 @@ impl Server {
             clients: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             buffered: AtomicUsize::new(0),
-        })
+        }))
     }
 }
 
@@ -369,7 +423,7 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
         out.clear();
         match batch {
             Batch::Flush => continue,
-            Batch::Replicate => return replication::feed(stream, server, id).await,
+            Batch::Replicate(asked) => return replication::feed(stream, server, id, asked).await,
             Batch::Wait { replicas, timeout } => {
                 let acked = wait(server, session.last_write, replicas, timeout).await;
                 let reply = Reply::Int(i64::try_from(acked).unwrap_or(i64::MAX));
@@ -439,8 +493,9 @@ enum Batch {
     Flush,
     /// The connection must stop.
     Stop(Stop),
-    /// The client is a replica (`SYNC`): the connection becomes its replication stream.
-    Replicate,
+    /// The client is a replica (`SYNC`, `PSYNC`): the connection becomes its replication
+    /// stream, from the stream and offset it asked for if it can.
+    Replicate(Option<(ReplId, u64)>),
     /// `WAIT`: answer once enough replicas have this client's writes, or at the timeout.
     Wait {
         /// Replicas wanted.
@@ -485,7 +540,7 @@ impl Conn<'_, '_> {
                 Ok(Some(args)) => {
                     let outcome = commands::answer(server, self.session, &args);
                     match outcome.then {
-                        Then::Replicate => return Batch::Replicate,
+                        Then::Replicate(asked) => return Batch::Replicate(asked),
                         Then::Wait { replicas, timeout } => {
                             return Batch::Wait { replicas, timeout }
                         }

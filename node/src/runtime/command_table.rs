@@ -489,6 +489,14 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "connection",
     ),
     spec(
+        "psync",
+        -3,
+        &["admin", "noscript", "no_async_loading", "no_multi"],
+        &["@admin", "@slow", "@dangerous"],
+        "An internal command used in replication.",
+        "server",
+    ),
+    spec(
         "sync",
         1,
         &["admin", "noscript", "no_async_loading", "no_multi"],
@@ -625,7 +633,7 @@ mod tests {
                 assert!(s.arity.abs() >= 2, "{}", s.name);
             }
         }
-        assert_eq!(command(&["count".into()]), Reply::Int(40));
+        assert_eq!(command(&["count".into()]), Reply::Int(41));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! answered here. Error texts are Redis 7's, so clients that match on them keep working.
 
 use bytes::Bytes;
+use slotguard::data::dataset::ReplId;
 
 use super::admin::Server;
 use super::command_table::{self, Spec};
@@ -50,8 +51,8 @@ pub(crate) struct Outcome {
 pub(crate) enum Then {
     /// Nothing: send the reply.
     Nothing,
-    /// `SYNC`: become a replica's stream.
-    Replicate,
+    /// `SYNC`, or `PSYNC` with the stream and offset the replica has: become its stream.
+    Replicate(Option<(ReplId, u64)>),
     /// `WAIT`: wait for this many replicas, at most this long (`None`: forever).
     Wait {
         replicas: usize,
@@ -113,7 +114,8 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             close: true,
             then: Then::Nothing,
         },
-        "sync" => Then::Replicate.into(),
+        "sync" => Then::Replicate(None).into(),
+        "psync" => psync(&args[1], &args[2]),
         "wait" if is_replica(server) => {
             Reply::error("ERR WAIT cannot be used with replica instances.").into()
         }
@@ -145,6 +147,13 @@ fn is_replica(server: &Server) -> bool {
         .shared
         .read()
         .is_ok_and(|s| s.state.role != slotguard_protocol::Role::Master)
+}
+
+/// `PSYNC <replid> <offset>`: a replica asks to continue stream `replid` from `offset`; any
+/// stream it cannot name (`PSYNC ? -1`, as Redis's replicas send) gets a full copy.
+fn psync(id: &str, offset: &str) -> Outcome {
+    let asked = ReplId::parse(id).zip(offset.parse::<u64>().ok());
+    Then::Replicate(asked).into()
 }
 
 /// `WAIT numreplicas timeout` (milliseconds; 0: forever).

@@ -20,6 +20,8 @@
 //! client_query_buffer_limit = 1073741824   # bytes one connection may buffer unparsed (1 GB)
 //! query_buffer_total = 1073741824          # bytes all connections together may (1 GB)
 //! maxmemory = 0                            # bytes of keys above which writes that add data get -OOM; 0 = no limit
+//! min_replicas_to_write = 0                # a master refuses writes (-NOREPLICAS) with fewer good replicas; 0 = off
+//! min_replicas_max_lag = 10                # seconds since its last acknowledgement within which a replica is good
 //!
 //! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
 //! bind_ip = "0.0.0.0"      # where to listen; default: own address if an IP, else 0.0.0.0
@@ -166,6 +168,8 @@ struct FileConfig {
     client_query_buffer_limit: Option<usize>,
     query_buffer_total: Option<usize>,
     maxmemory: Option<usize>,
+    min_replicas_to_write: Option<usize>,
+    min_replicas_max_lag: Option<u64>,
     metrics_port: Option<u16>,
     bind_ip: Option<IpAddr>,
 }
@@ -190,6 +194,12 @@ pub(crate) struct ClientLimits {
     /// Bytes of keys above which commands that add data are refused with `-OOM` (Redis
     /// `maxmemory`, counted over the keyspace only); 0: no limit.
     pub(crate) maxmemory: usize,
+    /// A master refuses writes while fewer replicas than this are good (Redis
+    /// `min-replicas-to-write`); 0: never.
+    pub(crate) min_replicas_to_write: usize,
+    /// A replica is good if it acknowledged the stream within this many seconds (Redis
+    /// `min-replicas-max-lag`).
+    pub(crate) min_replicas_max_lag: u64,
 }
 
 impl Default for ClientLimits {
@@ -202,6 +212,8 @@ impl Default for ClientLimits {
             query_buffer: 1 << 30,
             query_buffer_total: 1 << 30,
             maxmemory: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
         }
     }
 }
@@ -218,6 +230,10 @@ impl ClientLimits {
             query_buffer: file.client_query_buffer_limit.unwrap_or(d.query_buffer),
             query_buffer_total: file.query_buffer_total.unwrap_or(d.query_buffer_total),
             maxmemory: file.maxmemory.unwrap_or(d.maxmemory),
+            min_replicas_to_write: file
+                .min_replicas_to_write
+                .unwrap_or(d.min_replicas_to_write),
+            min_replicas_max_lag: file.min_replicas_max_lag.unwrap_or(d.min_replicas_max_lag),
         };
         let zero = [
             ("maxclients", limits.maxclients),

@@ -311,12 +311,60 @@ pub(crate) struct ServerStats {
 /// `INFO replication`'s figures.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Replication {
-    /// As a master: where its stream ends; as a replica: the master offset applied.
+    /// Where this node's stream ends: as a replica, the master offset applied.
     pub(crate) offset: u64,
-    /// As a master: replicas attached, with the offsets they last acknowledged.
-    pub(crate) replicas: Vec<(Option<std::net::SocketAddr>, u64)>,
+    /// The stream's name (`master_replid`).
+    pub(crate) id: String,
+    /// The stream followed before the last promotion, and where it was left
+    /// (`master_replid2`, `second_repl_offset`).
+    pub(crate) previous: Option<(String, u64)>,
+    /// The backlog: first offset kept, bytes kept, capacity.
+    pub(crate) backlog: (u64, u64, usize),
+    /// As a master: replicas attached, with the offset each last acknowledged and the seconds
+    /// since.
+    pub(crate) replicas: Vec<(Option<std::net::SocketAddr>, u64, u64)>,
+    /// Good replicas, if `min_replicas_to_write` is set.
+    pub(crate) good_replicas: Option<usize>,
     /// As a replica: whether the link to its master is up.
     pub(crate) link_up: bool,
+    /// Replicas sent a full copy, that continued, and that asked to continue but could not.
+    pub(crate) syncs: (u64, u64, u64),
+}
+
+/// `INFO replication` from `role:` on.
+fn replication(cfg: &NodeConfig, s: &Snapshot, r: &Replication) -> String {
+    let mut text = match s.state.role {
+        Role::Master => "master\r\n".to_string(),
+        Role::Replica { of } => format!(
+            "slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
+             slave_repl_offset:{}\r\n",
+            ip_text(cfg, s, of.index()),
+            cfg.nodes[of.index()].client.port,
+            if r.link_up { "up" } else { "down" },
+            r.offset,
+        ),
+    };
+    text.push_str(&format!("connected_slaves:{}\r\n", r.replicas.len()));
+    if let Some(good) = r.good_replicas {
+        text.push_str(&format!("min_slaves_good_slaves:{good}\r\n"));
+    }
+    for (i, (addr, acked, lag)) in r.replicas.iter().enumerate() {
+        let (ip, port) = addr.map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+        text.push_str(&format!(
+            "slave{i}:ip={ip},port={port},state=online,offset={acked},lag={lag}\r\n"
+        ));
+    }
+    let (id2, offset2) = r.previous.clone().map_or(("0".repeat(40), -1), |(id, at)| {
+        (id, i64::try_from(at).unwrap_or(-1))
+    });
+    let (first, histlen, size) = r.backlog;
+    text.push_str(&format!(
+        "master_replid:{}\r\nmaster_replid2:{id2}\r\nmaster_repl_offset:{}\r\n\
+         second_repl_offset:{offset2}\r\nrepl_backlog_active:1\r\nrepl_backlog_size:{size}\r\n\
+         repl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}",
+        r.id, r.offset
+    ));
+    text
 }
 
 /// `INFO keyspace`: Redis lists `db0` only when it has keys.
@@ -329,34 +377,14 @@ fn keyspace((keys, expires): (usize, usize)) -> String {
 
 /// `INFO`.
 pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> String {
-    let r = &stats.replication;
-    let role = match s.state.role {
-        Role::Master => {
-            let mut text = format!("master\r\nconnected_slaves:{}", r.replicas.len());
-            for (i, (addr, acked)) in r.replicas.iter().enumerate() {
-                let (ip, port) =
-                    addr.map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
-                text.push_str(&format!(
-                    "\r\nslave{i}:ip={ip},port={port},state=online,offset={acked},lag=0"
-                ));
-            }
-            format!("{text}\r\nmaster_repl_offset:{}", r.offset)
-        }
-        Role::Replica { of } => format!(
-            "slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
-             slave_repl_offset:{}\r\nmaster_repl_offset:{}",
-            ip_text(cfg, s, of.index()),
-            cfg.nodes[of.index()].client.port,
-            if r.link_up { "up" } else { "down" },
-            r.offset,
-            r.offset
-        ),
-    };
+    let role = replication(cfg, s, &stats.replication);
+    let (full, partial, refused) = stats.replication.syncs;
     format!(
         "# Server\r\nslotguard_version:{}\r\nredis_mode:cluster\r\nrun_id:{}\r\ntcp_port:{}\r\n\
          uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n\
          # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_query_buffers_bytes:{}\r\n\r\n\
          # Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\nused_memory_dataset:{}\r\nmaxmemory:{}\r\n\r\n\
+         # Stats\r\nsync_full:{full}\r\nsync_partial_ok:{partial}\r\nsync_partial_err:{refused}\r\n\r\n\
          # Replication\r\nrole:{role}\r\n\r\n# Cluster\r\n{}\r\n# Keyspace\r\n{}",
         env!("CARGO_PKG_VERSION"),
         s.run_id,

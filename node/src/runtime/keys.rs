@@ -17,7 +17,9 @@ use slotguard::data::replication::{change_of, Change};
 use slotguard::reply::Reply;
 use slotguard_protocol::{Access, Route};
 
-use super::admin::{Server, Store};
+use slotguard::data::dataset::Dataset;
+
+use super::admin::Server;
 use super::commands::Session;
 use super::format;
 use super::Snapshot;
@@ -58,6 +60,11 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
         max_memory: server.limits.maxmemory,
         max_string: server.limits.max_bulk_len,
     };
+    if command.writes() {
+        if let Err(e) = server.start_own_stream(&mut store) {
+            return Reply::error(format!("ERR {e}"));
+        }
+    }
     let reply = command.run(&mut store.keys, limits, now);
     if command.writes() && !matches!(reply, Reply::Error(_)) {
         session.last_write = propagate(&mut store, &command, now);
@@ -70,7 +77,7 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
 }
 
 /// Puts what `command` left its keys as into the replication stream; returns the offset after.
-fn propagate(store: &mut Store, command: &KeyCommand, now: u64) -> u64 {
+fn propagate(store: &mut Dataset, command: &KeyCommand, now: u64) -> u64 {
     if let KeyCommand::FlushAll = command {
         return store.log.append(Change::Flush);
     }
@@ -97,10 +104,16 @@ fn admit(
     let Some(slot) = slot else {
         return match server.actor.route_keyless(&s.state, access) {
             Route::Down(down) => Err(Reply::error(down.message())),
+            Route::Serve if access == Access::Write && !server.enough_replicas() => Err(
+                Reply::error("NOREPLICAS Not enough good replicas to write."),
+            ),
             Route::Serve | Route::Moved(_) => Ok(()),
         };
     };
     match server.actor.route(&s.state, s.status, slot, access) {
+        Route::Serve if access == Access::Write && !server.enough_replicas() => Err(Reply::error(
+            "NOREPLICAS Not enough good replicas to write.",
+        )),
         Route::Serve => Ok(()),
         Route::Moved(owner) => Err(moved(server, s, slot, owner.index())),
         Route::Down(down) => Err(Reply::error(down.message())),

@@ -1,18 +1,23 @@
 //! Replication on the client port (specs/protocol.md §11.1): a replica connects to its master's
-//! client port and sends `SYNC`; the master answers with a full copy of its keys and then every
-//! change (`slotguard::data::replication`), and the replica sends back the offset it has
-//! applied, after every batch it applies and every 100 ms, which `WAIT` counts.
+//! client port and sends `PSYNC <stream> <offset>`; the master lets it continue from there if
+//! it can, and otherwise sends a full copy of its keys (`Dataset::answer_sync` decides), then
+//! every change (`slotguard::data::replication`). The replica sends back the offset it has
+//! applied, after every batch it applies and every 100 ms, which `WAIT` and
+//! `min_replicas_to_write` count.
 //!
 //! Who replicates whom is the protocol's decision, read from the published node state: a node
-//! follows the master its state names, stops when it is promoted, and starts again (with a new
-//! full copy, dropping whatever it had) when it follows another master, as an old master does
-//! when it rejoins as a replica of the winner.
+//! follows the master its state names, stops when it is promoted (and names its own stream),
+//! and follows again when its state names another master, as an old master does when it
+//! rejoins as a replica of the winner: it continues if its keys are a prefix of the winner's,
+//! and otherwise gets a full copy that drops the writes the winner never had.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotguard::data::replication::{full_copy, Follower};
+use slotguard::data::dataset::{ReplId, SyncAnswer};
+use slotguard::data::replication::Follower;
 use slotguard_protocol::{NodeId, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,21 +30,40 @@ use super::keys::unix_ms;
 /// How often a replica reports its offset, and a master looks for changes it did not hear of.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Serves a replica on `stream` (it sent `SYNC`) until it goes away or falls out of the backlog.
-pub(crate) async fn feed(mut stream: TcpStream, server: &Server, id: u64) -> anyhow::Result<()> {
+/// Serves a replica on `stream` (it sent `SYNC` or `PSYNC`, asking to continue stream `asked`)
+/// until it goes away or falls out of the backlog.
+pub(crate) async fn feed(
+    mut stream: TcpStream,
+    server: &Server,
+    id: u64,
+    asked: Option<(ReplId, u64)>,
+) -> anyhow::Result<()> {
     let peer = stream.peer_addr().ok();
-    let (copy, mut offset) = {
-        let store = server.lock_store()?;
-        let offset = store.log.end();
-        (full_copy(&store.keys, offset, unix_ms()), offset)
-    };
-    stream.write_all(&copy).await?;
+    // Only the list of keys is taken under the lock; the copy is encoded after it is released.
+    let answer = server.lock_store()?.answer_sync(asked, unix_ms());
+    let full = matches!(answer, SyncAnswer::Full { .. });
+    count_sync(server, asked.is_some(), full);
+    let (frames, mut offset) = answer.into_frames();
+    stream.write_all(&frames).await?;
     server.replica_acked(id, peer, 0);
-    info!(replica = ?peer, offset, "replica attached: full copy sent");
+    info!(replica = ?peer, offset, full, "replica attached");
     let result = stream_changes(&mut stream, server, id, peer, &mut offset).await;
     server.replica_gone(id);
     info!(replica = ?peer, "replica detached");
     result
+}
+
+/// Counts how a replica attached, for `INFO stats`.
+fn count_sync(server: &Server, asked: bool, full: bool) {
+    let counter = match (asked, full) {
+        (_, false) => &server.syncs.partial,
+        (true, true) => {
+            server.syncs.refused.fetch_add(1, Ordering::Relaxed);
+            &server.syncs.full
+        }
+        (false, true) => &server.syncs.full,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn stream_changes(
@@ -84,6 +108,9 @@ async fn stream_changes(
 pub(crate) async fn follow_forever(server: Arc<Server>) {
     loop {
         let Some(master) = master_of(&server) else {
+            if let Err(e) = promoted(&server) {
+                info!(error = %e, "cannot start this node's own stream");
+            }
             tokio::time::sleep(TICK).await;
             continue;
         };
@@ -94,6 +121,11 @@ pub(crate) async fn follow_forever(server: Arc<Server>) {
         server.set_link(None);
         tokio::time::sleep(TICK).await;
     }
+}
+
+/// The node is a master: it stops following, if it still did.
+fn promoted(server: &Server) -> anyhow::Result<()> {
+    server.start_own_stream(&mut *server.lock_store()?)
 }
 
 /// The master this node replicates, if it is a replica.
@@ -109,7 +141,16 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
     let address = client_address(server, master).await?;
     let mut stream =
         tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(address)).await??;
-    stream.write_all(b"*1\r\n$4\r\nSYNC\r\n").await?;
+    let asked = server.lock_store()?.follow(master);
+    let (id, offset) = asked.map_or(("?".to_string(), "-1".to_string()), |(id, offset)| {
+        (id.to_string(), offset.to_string())
+    });
+    let psync = format!(
+        "*3\r\n$5\r\nPSYNC\r\n${}\r\n{id}\r\n${}\r\n{offset}\r\n",
+        id.len(),
+        offset.len()
+    );
+    stream.write_all(psync.as_bytes()).await?;
     let mut follower = Follower::default();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut tick = tokio::time::interval(TICK);
@@ -120,12 +161,11 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 if n == 0 {
                     anyhow::bail!("the master closed the link");
                 }
-                let before = follower.offset();
-                follower.receive(&chunk[..n], &mut server.lock_store()?.keys)?;
+                let Some(applied) = apply(server, master, &mut follower, &chunk[..n])? else {
+                    return Ok(());
+                };
                 // Acknowledge at once what was applied, so that WAIT takes a round trip.
-                if let Some(offset) = follower.offset().filter(|o| Some(*o) != before) {
-                    server.set_link(Some(offset));
-                    server.repl_offset.store(offset, std::sync::atomic::Ordering::Relaxed);
+                if let Some(offset) = applied {
                     stream.write_all(&offset.to_be_bytes()).await?;
                 }
             }
@@ -133,13 +173,40 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 if master_of(server) != Some(master) {
                     return Ok(());
                 }
-                if let Some(offset) = follower.offset() {
+                if follower.synced() {
+                    let offset = server.lock_store()?.offset();
                     server.set_link(Some(offset));
                     stream.write_all(&offset.to_be_bytes()).await?;
                 }
             }
         }
     }
+}
+
+/// Applies `bytes` from `master`, unless the node no longer follows it (`None`: it was
+/// promoted, or follows another master). Returns the offset now applied if it moved.
+fn apply(
+    server: &Server,
+    master: NodeId,
+    follower: &mut Follower,
+    bytes: &[u8],
+) -> anyhow::Result<Option<Option<u64>>> {
+    let mut data = server.lock_store()?;
+    if data.upstream() != Some(master) {
+        return Ok(None);
+    }
+    let before = (follower.synced(), data.offset());
+    follower.receive(bytes, &mut data)?;
+    let now = (follower.synced(), data.offset());
+    // A replica in the middle of a copy holds no prefix of any stream: it advertises 0, so
+    // that the election ranks it last.
+    let advertised = if now.0 { now.1 } else { 0 };
+    server.repl_offset.store(advertised, Ordering::Relaxed);
+    if !now.0 {
+        return Ok(Some(None));
+    }
+    server.set_link(Some(now.1));
+    Ok(Some((now != before).then_some(now.1)))
 }
 
 /// `master`'s client address, its host name looked up if it is one.
