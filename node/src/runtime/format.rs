@@ -406,41 +406,11 @@ pub(crate) fn info(cfg: &NodeConfig, s: &Snapshot, stats: &ServerStats) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::config::{ClientLimits, Endpoint};
-    use crate::runtime::identity::{Directory, NodeName, NAME_LEN};
-    use slotguard_protocol::{InitialEpochs, Layout, NodeState, Timing};
-    use std::sync::Arc;
+    use crate::runtime::identity::{NodeName, NAME_LEN};
+    use crate::runtime::test_support::{self, snapshot};
 
     fn config() -> NodeConfig {
-        let layout = Layout::grid(3, 0, 6, InitialEpochs::Distinct).expect("layout");
-        NodeConfig {
-            id: 0,
-            layout: Arc::new(layout),
-            timing: Timing::from_node_timeout(std::time::Duration::from_secs(1)),
-            nodes: (0..3)
-                .map(|i| format!("127.0.0.1:{}@{}", 7000 + i, 17000 + i).parse())
-                .collect::<anyhow::Result<Vec<Endpoint>>>()
-                .expect("endpoints"),
-            data_dir: "unused".into(),
-            key: vec![0; 16],
-            clients: ClientLimits::default(),
-            metrics_port: None,
-            bind_ip: None,
-        }
-    }
-
-    fn snapshot(cfg: &NodeConfig) -> Snapshot {
-        let me = NodeName([0x3f; NAME_LEN]);
-        let state = NodeState::fresh(&cfg.layout, NodeId(0));
-        Snapshot {
-            status: slotguard_protocol::cluster_status(&state, &cfg.layout),
-            state,
-            incarnation: 0,
-            counters: Default::default(),
-            names: Directory::new(NodeId(0), me, 3),
-            run_id: "ab".repeat(20),
-            addrs: vec![None; 3],
-        }
+        test_support::config(3, 0, 0, &[7000, 7001, 7002])
     }
 
     #[test]

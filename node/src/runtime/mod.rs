@@ -23,10 +23,14 @@ pub(crate) mod metrics;
 #[cfg(test)]
 mod ordering_tests;
 pub(crate) mod replication;
+#[cfg(test)]
+mod replication_tests;
 pub(crate) mod request;
 pub(crate) mod resolve;
 mod shell;
 pub(crate) mod storage;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
