@@ -157,9 +157,15 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Stops every node; removes the directory unless the test failed (its logs tell why).
     fn drop(&mut self) {
         for i in 0..self.len() {
             self.kill9(i);
+        }
+        if std::thread::panicking() {
+            eprintln!("node logs and state files: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! own argument and configuration parser. Why here: a manifest that drifts from the binary
 //! (a renamed flag, a config field the node refuses) fails this test rather than a rollout.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
@@ -17,11 +17,10 @@ const MANIFEST: &str = include_str!("../../deploy/kubernetes/slotguard.yaml");
 const UNIT: &str = include_str!("../../deploy/systemd/slotguard.service");
 const SYSTEMD_NODE_TOML: &str = include_str!("../../deploy/systemd/node.toml");
 
-/// A scratch directory standing in for the root of the node's file system.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slotguard-deploy-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A scratch directory standing in for the root of the node's file system, removed when the
+/// guard is dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
 }
 
 /// Writes `text` at the absolute path `path` under `root`.
@@ -127,7 +126,8 @@ fn the_kubernetes_manifest_is_consistent_and_its_node_configuration_accepted() -
     );
 
     // The container's command line and the ConfigMap's node.toml, as pod 4 would run them.
-    let root = scratch("kubernetes");
+    let scratch = scratch();
+    let root = scratch.path().to_path_buf();
     place(
         &root,
         "/etc/slotguard/node.toml",
@@ -169,7 +169,8 @@ fn the_systemd_unit_runs_a_command_the_node_accepts() -> Result<()> {
         .context("ExecStart")?;
     assert!(UNIT.contains("LoadCredential=cluster.key:/etc/slotguard/cluster.key"));
     assert!(UNIT.contains("StateDirectory=slotguard"));
-    let root = scratch("systemd");
+    let scratch = scratch();
+    let root = scratch.path().to_path_buf();
     let credentials = "/run/credentials/slotguard.service";
     let line = exec.replace("${CREDENTIALS_DIRECTORY}", credentials);
     place(&root, "/etc/slotguard/node.toml", SYSTEMD_NODE_TOML)?;

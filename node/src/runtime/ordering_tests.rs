@@ -141,8 +141,8 @@ async fn no_datagram_of_a_step_leaves_before_its_write_completes() {
         tokio::spawn(task);
         peers.push(socket);
     }
-    let dir = std::env::temp_dir().join(format!("slotguard-ordering-{}", std::process::id()));
-    let config = Arc::new(config(&layout, &buses, dir));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = Arc::new(config(&layout, &buses, dir.path().to_path_buf()));
     let recovered = (NodeName([1; 20]), Vec::new(), 0, None);
     let store = Arc::new(SlowStore(Arc::clone(&journal)));
     let (node, _) = Runtime::start_with(config, recovered, store)

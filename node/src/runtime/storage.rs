@@ -261,11 +261,11 @@ mod tests {
     use super::*;
     use slotguard_protocol::{Layout, NodeId, NodeState};
 
-    fn state_file(name: &str) -> StateFile {
-        let dir =
-            std::env::temp_dir().join(format!("slotguard-storage-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        StateFile::new(&dir, 0, [1; 32])
+    /// A state file in a new directory, removed when the returned guard is dropped.
+    fn state_file() -> (tempfile::TempDir, StateFile) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = StateFile::new(&dir.path().join("data"), 0, [1; 32]);
+        (dir, file)
     }
 
     fn persisted() -> Persisted {
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_saved_state_loads_back() {
-        let f = state_file("roundtrip");
+        let (_dir, f) = state_file();
         assert!(f.load().expect("no file yet").is_none());
         let p = persisted();
         let name = NodeName([7; 20]);
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_format_2_file_without_a_name_still_loads() {
-        let f = state_file("format2");
+        let (_dir, f) = state_file();
         let p = persisted();
         let payload = postcard::to_allocvec(&(4u32, &p)).expect("encodes");
         let mut bytes = MAGIC_2.to_vec();
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_old_file_is_refused_with_its_name() {
-        let f = state_file("refused");
+        let (_dir, f) = state_file();
         f.save(&NodeName([0; 20]), &[], 0, &persisted())
             .expect("save");
         let mut bytes = fs::read(f.path()).expect("read");
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_file_of_another_node_is_refused_with_its_name() {
-        let f = state_file("copied");
+        let (_dir, f) = state_file();
         f.save(&NodeName([4; 20]), &[], 0, &persisted())
             .expect("save");
         let copy = f.dir.join("node-1.state");
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_file_of_another_cluster_is_refused_with_its_name() {
-        let f = state_file("other");
+        let (_dir, f) = state_file();
         f.save(&NodeName([3; 20]), &[], 0, &persisted())
             .expect("save");
         let other = StateFile::new(&f.dir, 0, [2; 32]);
