@@ -390,12 +390,6 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         }
     });
     let passed = report.passed();
-    if let (Some(file), Some(model)) = (&args.html, &replay_model) {
-        write_html(file, model, &config, &args.config, &report, args.examples)?;
-        if !quiet {
-            eprintln!("report written to {}", file.display());
-        }
-    }
     if args.json {
         let json = JsonReport {
             config: &config,
@@ -405,6 +399,13 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_human(&config, &args.config, &report, args.examples)?;
+    }
+    // After the text or JSON report, which a failure to write the page does not hold back.
+    if let (Some(file), Some(model)) = (&args.html, &replay_model) {
+        write_html(file, model, &config, &args.config, &report, args.examples)?;
+        if !quiet {
+            eprintln!("report written to {}", file.display());
+        }
     }
     Ok(if passed {
         ExitCode::SUCCESS

@@ -264,6 +264,7 @@ pub struct ReportView {
 
 /// A path that the model cannot follow.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathError {
     /// An element of the path is not a number.
     #[error("{0:?} is not an action index (a path looks like 0/4/1)")]
