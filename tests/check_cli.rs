@@ -370,7 +370,7 @@ fn a_reported_path_opens_in_the_explorer() {
         .expect("explore starts");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let body = loop {
-        if let Some(b) = http_get(port, &format!("/.states/{path}")) {
+        if let Some(b) = http_get(port, &format!("/api/steps/{path}")) {
             break b;
         }
         assert!(
@@ -386,9 +386,12 @@ fn a_reported_path_opens_in_the_explorer() {
         body.lines().next().is_some_and(|l| l.contains(" 200 ")),
         "{head}"
     );
-    // The explorer lists the steps after the path's last state, which has n3 promoted.
-    assert!(
-        body.contains("n3 master"),
+    // The explorer draws the path's last state, which has n3 promoted.
+    let json = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let view: serde_json::Value = serde_json::from_str(json).expect("the view is JSON");
+    assert_eq!(view["path"], path.as_str());
+    assert_eq!(
+        view["picture"]["nodes"][3]["role"], "master",
         "n3 is a master after the path: {head}"
     );
 }

@@ -151,9 +151,14 @@ pub(crate) struct CheckArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Also print the example path of each sometimes-property.
+    /// Also print the example path of each sometimes-property (and, with --html, draw it).
     #[arg(long)]
     examples: bool,
+    /// Also write the report as one self-contained HTML page to this file: every
+    /// counterexample (and, with --examples, example) step by step, with the cluster drawn as
+    /// node cards and a sequence diagram, to attach to a bug.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -369,6 +374,9 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         }
     }
     let quiet = args.quiet;
+    // The paths of the report are followed again, for its pictures, through a model that
+    // offers the same actions (a clone with empty memos; the run stops only its own).
+    let replay_model = args.html.as_ref().map(|_| model.clone());
     let report = run::run(model, &options, |p| {
         if !quiet {
             let secs = p.elapsed.as_secs_f64();
@@ -391,6 +399,13 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_human(&config, &args.config, &report, args.examples)?;
+    }
+    // After the text or JSON report, which a failure to write the page does not hold back.
+    if let (Some(file), Some(model)) = (&args.html, &replay_model) {
+        write_html(file, model, &config, &args.config, &report, args.examples)?;
+        if !quiet {
+            eprintln!("report written to {}", file.display());
+        }
     }
     Ok(if passed {
         ExitCode::SUCCESS
@@ -415,6 +430,108 @@ fn status_text(s: Status) -> &'static str {
         Status::Found => "found",
         Status::NotFound => "NOT FOUND",
     }
+}
+
+/// The command that opens `path` in the explorer, with the same configuration.
+fn reopen_command(selection: &ConfigArgs, path: &str) -> String {
+    let mut reopen = vec!["slotguard".to_string(), "explore".to_string()];
+    reopen.extend(selection.to_args());
+    reopen.push("--path".to_string());
+    reopen.push(path.to_string());
+    reopen.join(" ")
+}
+
+/// `PASS`, `FAIL` or `INCOMPLETE`, as the last line of the text report.
+fn result_word(report: &RunReport) -> &'static str {
+    if report.passed() {
+        "PASS"
+    } else if report.complete {
+        "FAIL"
+    } else {
+        "INCOMPLETE"
+    }
+}
+
+/// Writes the report as one self-contained page (node/src/page.rs): the verdicts, and each
+/// path the text report prints, with the cluster after every step.
+fn write_html(
+    file: &std::path::Path,
+    model: &ClusterModel,
+    config: &CheckConfig,
+    selection: &ConfigArgs,
+    report: &RunReport,
+    examples: bool,
+) -> Result<()> {
+    use slotguard_check::picture::{self, ReportView, VerdictRow};
+    let mut verdicts = Vec::new();
+    let mut traces = Vec::new();
+    for p in &report.properties {
+        let mut result = status_text(p.status).to_string();
+        if let Some(t) = &p.trace {
+            result.push_str(&format!(" ({} steps)", t.steps.len()));
+        }
+        if let Some(e) = &p.replay_error {
+            result.push_str(&format!("; the discovery did not replay: {e}"));
+        }
+        verdicts.push(VerdictRow {
+            name: p.name.to_string(),
+            kind: match p.kind {
+                Kind::Always => "always",
+                Kind::Sometimes => "sometimes",
+            }
+            .to_string(),
+            result,
+            failed: matches!(p.status, Status::Violated | Status::NotFound)
+                || p.replay_error.is_some(),
+        });
+        let Some(trace) = &p.trace else { continue };
+        let what = match p.kind {
+            Kind::Always => "counterexample",
+            Kind::Sometimes if examples => "example",
+            Kind::Sometimes => continue,
+        };
+        let view = picture::trace_view(
+            model,
+            p.name,
+            what,
+            &trace.explorer_path,
+            trace.why.clone(),
+            reopen_command(selection, &trace.explorer_path),
+        )
+        .with_context(|| format!("drawing the path of {}", p.name))?;
+        traces.push(view);
+    }
+    let mut summary = vec![format!(
+        "states {}  unique {}  max depth {}  time {:.1}s  ({:?}, {} threads)",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.seconds,
+        report.strategy,
+        report.threads
+    )];
+    summary.push(match &report.incomplete_reason {
+        None => "complete: every reachable state was explored".to_string(),
+        Some(why) => format!("INCOMPLETE: {why}; results are for the explored part only"),
+    });
+    summary.push(
+        "paths are replayed and re-checked, not necessarily the shortest; messages in flight are shown in their canonical form for their receiver (specs/protocol.md §8.4)"
+            .to_string(),
+    );
+    let view = ReportView {
+        configuration: describe(config),
+        result: result_word(report).to_string(),
+        summary,
+        verdicts,
+        traces,
+    };
+    let title = format!("slotguard check {}: {}", config.name, view.result);
+    let html = crate::page::page(
+        &title,
+        &serde_json::json!({"mode": "report", "title": title, "report": view}),
+    )?;
+    std::fs::write(file, html).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(())
 }
 
 fn print_human(
@@ -557,23 +674,13 @@ fn print_human(
         if let Some(why) = &trace.why {
             writeln!(out, "  why: {why}")?;
         }
-        let mut reopen = vec!["slotguard".to_string(), "explore".to_string()];
-        reopen.extend(selection.to_args());
-        reopen.push("--path".to_string());
-        reopen.push(trace.explorer_path.clone());
         writeln!(out, "  explorer path: {}", trace.explorer_path)?;
-        writeln!(out, "  open it in the explorer: {}", reopen.join(" "))?;
+        writeln!(
+            out,
+            "  open it in the explorer: {}",
+            reopen_command(selection, &trace.explorer_path)
+        )?;
     }
-    writeln!(
-        out,
-        "\nRESULT: {}",
-        if report.passed() {
-            "PASS"
-        } else if report.complete {
-            "FAIL"
-        } else {
-            "INCOMPLETE"
-        }
-    )?;
+    writeln!(out, "\nRESULT: {}", result_word(report))?;
     Ok(())
 }

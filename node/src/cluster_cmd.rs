@@ -32,7 +32,14 @@ pub(crate) struct ClusterArgs {
     /// cluster-node-timeout in milliseconds.
     #[arg(long, default_value_t = 2000)]
     node_timeout: u64,
+    /// Serve a live view of the cluster (node cards refreshed from the nodes) on this port of
+    /// 127.0.0.1; 0 picks a free one. The URL is printed once the cluster is ready.
+    #[arg(long)]
+    ui_port: Option<u16>,
 }
+
+/// Hash slots of the clusters this command makes (the node's default, `slots` unset).
+const SLOTS: usize = 16384;
 
 /// Sends one command to a RESP port and returns the reply.
 pub(crate) fn resp_command(port: u16, args: &[&str]) -> Result<OwnedFrame> {
@@ -179,6 +186,11 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
         std::env::temp_dir().join(format!("slotguard-cluster-{}", std::process::id()))
     });
     check_ports_free(args.base_port, args.masters * (1 + args.replicas))?;
+    if let Some(port) = args.ui_port.filter(|&p| p != 0) {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            bail!("--ui-port {port} is not free: {e}");
+        }
+    }
     let n = write_configs(args, &dir)?;
     let exe = std::env::current_exe().context("cannot find the slotguard binary")?;
     let mut children = Children(Vec::new());
@@ -221,6 +233,20 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
     println!("cluster ready: {n} nodes agree on the slot map");
     println!("  redis-cli -p {} cluster nodes", args.base_port);
     println!("  redis-cli -p {} cluster slots", args.base_port);
+    if let Some(port) = args.ui_port {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let subtitle = format!(
+            "{} masters, {} replicas each, client ports {}-{}, node timeout {} ms; logs in {}",
+            args.masters,
+            args.replicas,
+            args.base_port,
+            args.base_port + (n - 1) as u16,
+            args.node_timeout,
+            dir.display()
+        );
+        let served = crate::live::serve(addr, ports.clone(), SLOTS, subtitle)?;
+        println!("  live view: http://{served}/");
+    }
     println!("press Ctrl-C to stop every node");
     let (tx, rx) = std::sync::mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()

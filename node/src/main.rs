@@ -8,7 +8,9 @@ mod cluster_cmd;
 #[cfg(test)]
 mod deploy_tests;
 mod explore_cmd;
+mod live;
 mod node_cmd;
+mod page;
 mod runtime;
 
 use std::process::ExitCode;
@@ -33,7 +35,7 @@ struct Cli {
 enum Command {
     /// Model-check the protocol on a configuration (default: the embedded `tiny`).
     Check(check_cmd::CheckArgs),
-    /// Browse the protocol's states in stateright's explorer (web UI).
+    /// Browse the protocol's states as pictures of the cluster (web UI).
     Explore(explore_cmd::ExploreArgs),
     /// Run one cluster node (UDP cluster bus, RESP admin port).
     Node(runtime::config::NodeArgs),

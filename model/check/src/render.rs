@@ -5,6 +5,9 @@
 //! `Model::as_svg`. A raw dump of this model's state is thousands of lines (16384-bit sets in a
 //! real node, nested views in every message); this renders one line per node with the fields a
 //! failover is about, messages by kind and key fields, and the history the properties read.
+//!
+//! These are what `slotguard explore --stock` shows; slotguard's own pages draw the same state
+//! from the data of [`crate::picture`].
 
 use std::fmt::{self, Write as _};
 

@@ -228,7 +228,7 @@ fn role(r: Role) -> String {
     }
 }
 
-fn health(h: Health) -> &'static str {
+pub(crate) fn health(h: Health) -> &'static str {
     match h {
         Health::Ok => "ok",
         Health::PFail => "PFAIL",
