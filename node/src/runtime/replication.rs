@@ -40,13 +40,16 @@ pub(crate) async fn feed(
 ) -> anyhow::Result<()> {
     let peer = stream.peer_addr().ok();
     // Only the list of keys is taken under the lock; the copy is encoded after it is released.
+    let started = std::time::Instant::now();
     let answer = server.lock_store()?.answer_sync(asked, unix_ms());
+    let locked_ms = started.elapsed().as_millis();
     let full = matches!(answer, SyncAnswer::Full { .. });
     count_sync(server, asked.is_some(), full);
     let (frames, mut offset) = answer.into_frames();
+    let (bytes, encoded_ms) = (frames.len(), started.elapsed().as_millis());
     stream.write_all(&frames).await?;
     server.replica_acked(id, peer, 0);
-    info!(replica = ?peer, offset, full, "replica attached");
+    info!(replica = ?peer, offset, full, bytes, locked_ms, encoded_ms, "replica attached");
     let result = stream_changes(&mut stream, server, id, peer, &mut offset).await;
     server.replica_gone(id);
     info!(replica = ?peer, "replica detached");
