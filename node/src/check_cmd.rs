@@ -18,6 +18,7 @@ use slotguard_check::properties::Witness;
 use slotguard_check::run::{self, AuditOutcome, Kind, RunOptions, RunReport, Status, Strategy};
 use slotguard_check::{ClusterModel, Reductions};
 use slotguard_protocol::layout::InitialEpochs;
+use slotguard_protocol::FailoverMode;
 
 /// Which configuration to check or explore, with overrides (shared by `check` and `explore`).
 #[derive(Args, Debug, Clone)]
@@ -55,6 +56,15 @@ pub(crate) struct ConfigArgs {
     /// Override: network semantics.
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
+    /// Override: manual failovers (`CLUSTER FAILOVER`) an operator may ask of any replica in
+    /// a behaviour (specs/protocol.md §5.8).
+    #[arg(long)]
+    manual_failovers: Option<u8>,
+    /// Override: the modes they may use, from `default,force,takeover` (default: `default,force`;
+    /// `takeover` breaks a property: specs/properties.md). Implies one manual failover if
+    /// `--manual-failovers` is not given.
+    #[arg(long)]
+    failover_modes: Option<String>,
     /// Keep every message in flight exactly as sent: no canonical forms, no dropping of
     /// messages that can no longer change their receiver (specs/protocol.md §8.4). Same
     /// verdicts, more states; for cross-checking that reduction.
@@ -90,6 +100,11 @@ impl ConfigArgs {
         flag("elections", self.elections.map(|x| x.to_string()));
         flag("suspects", self.suspects.clone());
         flag("witnesses", self.witnesses.clone());
+        flag(
+            "manual-failovers",
+            self.manual_failovers.map(|x| x.to_string()),
+        );
+        flag("failover-modes", self.failover_modes.clone());
         flag(
             "network",
             self.network.map(|n| match n {
@@ -236,6 +251,13 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     if let Some(list) = &args.witnesses {
         config.witnesses = witnesses(list)?;
     }
+    if let Some(list) = &args.failover_modes {
+        config.failover_modes = failover_modes(list)?;
+        config.manual_failovers = config.manual_failovers.max(1);
+    }
+    if let Some(n) = args.manual_failovers {
+        config.manual_failovers = n;
+    }
     if let Some(n) = args.network {
         config.network = match n {
             NetworkArg::Duplicating => NetworkKind::Duplicating,
@@ -264,6 +286,21 @@ fn witnesses(list: &str) -> Result<Vec<Witness>> {
         .collect()
 }
 
+/// The manual failover modes named by a comma-separated list.
+fn failover_modes(list: &str) -> Result<Vec<FailoverMode>> {
+    list.split(',')
+        .map(|name| {
+            let name = name.trim();
+            FailoverMode::ALL
+                .into_iter()
+                .find(|m| m.name() == name)
+                .with_context(|| {
+                    format!("--failover-modes: no mode {name:?} (known: default, force, takeover)")
+                })
+        })
+        .collect()
+}
+
 /// A comma-separated list of numbers (`0,0,1`; one number is a list of one).
 fn comma_list<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, T::Err> {
     text.split(',').map(|x| x.trim().parse()).collect()
@@ -287,6 +324,14 @@ pub(crate) fn describe(config: &CheckConfig) -> String {
     if !config.witnesses.is_empty() {
         let names: Vec<&str> = config.witnesses.iter().map(|w| w.name()).collect();
         text.push_str(&format!(", witnesses {}", names.join(", ")));
+    }
+    if config.manual_failovers > 0 {
+        let modes: Vec<&str> = config.failover_modes.iter().map(|m| m.name()).collect();
+        text.push_str(&format!(
+            ", manual failovers {} ({})",
+            config.manual_failovers,
+            modes.join(", ")
+        ));
     }
     // A targeted bound is part of the result like the others (specs/protocol.md §8.1).
     if let Some(suspects) = &config.suspects {

@@ -103,7 +103,12 @@ fn health_lines(
 fn vote_lines(out: &Out<ClusterNode>, names: &Directory) -> Vec<String> {
     out.iter()
         .filter_map(|c| match c {
-            Command::Send(_, Msg::AuthAck { epoch, candidate }) => Some(format!(
+            Command::Send(
+                _,
+                Msg::AuthAck {
+                    epoch, candidate, ..
+                },
+            ) => Some(format!(
                 "vote granted candidate={} epoch={epoch}",
                 names.label(*candidate)
             )),
@@ -176,6 +181,7 @@ mod tests {
             Msg::AuthAck {
                 epoch: Epoch(4),
                 candidate: NodeId(1),
+                forced: false,
             },
         );
         assert_eq!(

@@ -244,6 +244,7 @@ mod tests {
             Msg::AuthAck {
                 epoch: Epoch(7),
                 candidate: NodeId(4),
+                forced: false,
             },
             Msg::Fail { node: NodeId(2) },
         ];
@@ -280,6 +281,7 @@ mod tests {
         let vote = [Msg::AuthAck {
             epoch: Epoch(7),
             candidate: NodeId(4),
+            forced: false,
         }];
         let d = seal(&key, to(4), &vote).expect("seals");
         assert!(open(&key, 4, &d).is_ok());

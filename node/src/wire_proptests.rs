@@ -39,16 +39,21 @@ fn header() -> impl Strategy<Value = Header> {
         proptest::option::of(node()),
         slots(),
         any::<u64>(),
-        any::<bool>(),
+        any::<(bool, bool)>(),
     )
         .prop_map(
-            |(current_epoch, config_epoch, master, slots, repl_offset, no_failover)| Header {
-                current_epoch,
-                config_epoch,
-                master,
-                slots,
-                repl_offset,
-                flags: HeaderFlags { no_failover },
+            |(current_epoch, config_epoch, master, slots, repl_offset, (no_failover, paused))| {
+                Header {
+                    current_epoch,
+                    config_epoch,
+                    master,
+                    slots,
+                    repl_offset,
+                    flags: HeaderFlags {
+                        no_failover,
+                        paused,
+                    },
+                }
             },
         )
 }
@@ -69,17 +74,23 @@ fn message() -> impl Strategy<Value = Msg> {
             }
         ),
         node().prop_map(|node| Msg::Fail { node }),
-        (epoch(), node(), epoch(), slots()).prop_map(
-            |(epoch, master, master_config_epoch, slots)| {
+        (epoch(), node(), epoch(), slots(), any::<bool>()).prop_map(
+            |(epoch, master, master_config_epoch, slots, forced)| {
                 Msg::AuthRequest(VoteRequest {
                     epoch,
                     master,
                     master_config_epoch,
                     slots,
+                    forced,
                 })
             }
         ),
-        (epoch(), node()).prop_map(|(epoch, candidate)| Msg::AuthAck { epoch, candidate }),
+        (epoch(), node(), any::<bool>()).prop_map(|(epoch, candidate, forced)| Msg::AuthAck {
+            epoch,
+            candidate,
+            forced
+        }),
+        Just(Msg::FailoverStart),
         (node(), epoch(), slots()).prop_map(|(node, config_epoch, slots)| Msg::Update(SlotClaim {
             node,
             config_epoch,

@@ -18,6 +18,7 @@ use slotguard_protocol::actor::ClusterNode;
 use slotguard_protocol::bugs::Bugs;
 use slotguard_protocol::ids::Epoch;
 use slotguard_protocol::layout::{InitialEpochs, Layout, LayoutError, Timing};
+use slotguard_protocol::protocol::manual::FailoverMode;
 
 /// How the simulated network treats datagrams. Both are unordered and duplicating, as UDP is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -88,6 +89,29 @@ pub struct CheckConfig {
     /// `retry-election-won` (specs/properties.md, "Budgets").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub witnesses: Vec<Witness>,
+    /// Manual failovers (`CLUSTER FAILOVER`) an operator may ask of any replica in a
+    /// behaviour, in any of `failover_modes` (specs/protocol.md §5.8).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub manual_failovers: u8,
+    /// The modes those may use (absent: `default` and `force`; `takeover` only when named).
+    #[serde(
+        default = "safe_failover_modes",
+        skip_serializing_if = "is_safe_failover_modes"
+    )]
+    pub failover_modes: Vec<FailoverMode>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// The manual failover modes that keep every property: `default` and `force`.
+pub fn safe_failover_modes() -> Vec<FailoverMode> {
+    vec![FailoverMode::Default, FailoverMode::Force]
+}
+
+fn is_safe_failover_modes(modes: &[FailoverMode]) -> bool {
+    modes == safe_failover_modes()
 }
 
 /// A configuration that cannot be checked.
@@ -214,6 +238,8 @@ impl CheckConfig {
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
             witnesses: self.witnesses.clone(),
+            manual_failover_budget: self.manual_failovers,
+            failover_modes: self.failover_modes.clone(),
         })
     }
 }

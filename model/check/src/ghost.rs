@@ -113,6 +113,11 @@ pub struct Ghost {
     /// masters with one configEpoch, the one case where the protocol tells renamings apart
     /// (check/symmetry.rs). Never set without symmetry.
     pub asymmetric_collision: bool,
+    /// Manual failovers an operator has asked for so far (bounded by the configuration).
+    pub manual_failovers: u8,
+    /// Some replica became master by a manual failover (the witness
+    /// `manual-failover-completes`).
+    pub manual_promotion: bool,
 }
 
 /// What one step of one node looked like, for [`Ghost::observe`].
@@ -292,12 +297,13 @@ impl Ghost {
         // Property 3: vote grants; property 9: each while the voter has the candidate's
         // master FAIL.
         for &(to, msg) in &step.sent {
-            if let Msg::AuthAck { epoch, .. } = msg {
+            if let Msg::AuthAck { epoch, forced, .. } = msg {
                 let master_failed = match a.peers[to.index()].role {
                     Role::Replica { of } => a.peers[of.index()].health.is_fail(),
                     Role::Master => false,
                 };
-                if !master_failed {
+                // A manual failover's vote needs no FAIL (specs/protocol.md §5.8).
+                if !master_failed && !forced {
                     ghost.to_mut().violations.push(Violation::VoteWithoutFail {
                         voter: node,
                         candidate: to,
@@ -321,13 +327,25 @@ impl Ghost {
         }
 
         // Properties 2, 2b, 6 and 10: promotions.
-        if let (Role::Replica { of: master }, Role::Master, Election::Running { epoch, .. }) =
-            (b.role, a.role, &b.election)
+        if let (Role::Replica { .. }, Role::Master) = (b.role, a.role) {
+            let manual = match b.election {
+                Election::Running { forced, .. } => forced,
+                _ => true,
+            };
+            if manual && !ghost.manual_promotion {
+                ghost.to_mut().manual_promotion = true;
+            }
+        }
+        if let (
+            Role::Replica { of: master },
+            Role::Master,
+            Election::Running { epoch, forced, .. },
+        ) = (b.role, a.role, &b.election)
         {
             let epoch = *epoch;
             let g = ghost.to_mut();
             g.winners.entry(epoch).or_default().insert(node);
-            if !g.ever_failed.contains(master) {
+            if !g.ever_failed.contains(master) && !forced {
                 g.violations
                     .push(Violation::PromotedWithoutFail { node, master });
             }

@@ -43,6 +43,8 @@ use slotguard_protocol::ids::{Epoch, NodeId};
 use slotguard_protocol::message::Msg;
 use slotguard_protocol::protocol::failure::pong_clears;
 use slotguard_protocol::protocol::heartbeat::header;
+use slotguard_protocol::protocol::manual::FailoverMode;
+use slotguard_protocol::state::Role;
 use slotguard_protocol::state::{NodeState, Persisted};
 use slotguard_protocol::timer::Timer;
 
@@ -205,6 +207,13 @@ pub enum Action {
     /// A node crashes and restarts from its state file at once (with `Reduction::AtomicRestart`; the
     /// time it spends down is spent, equivalently, up and idle: specs/protocol.md §8.8).
     CrashRestart(NodeId),
+    /// An operator sends `CLUSTER FAILOVER` in `mode` to a replica (specs/protocol.md §5.8).
+    Failover {
+        /// The replica.
+        node: NodeId,
+        /// The mode.
+        mode: FailoverMode,
+    },
 }
 
 /// The cluster as a checkable model.
@@ -251,6 +260,10 @@ pub struct ClusterModel {
     ///
     /// [`Witness`]: crate::properties::Witness
     pub witnesses: Vec<properties::Witness>,
+    /// How many manual failovers a behaviour may contain.
+    pub(crate) manual_failover_budget: u8,
+    /// The modes they may use.
+    pub(crate) failover_modes: Vec<FailoverMode>,
 }
 
 /// What delivering `env` at `state` reads, as fingerprints (`check/noop_cache.rs`): a delivery
@@ -851,6 +864,43 @@ impl ClusterModel {
 
     /// With `Reduction::UrgentFailUndo`: fires the FAIL-undo timers the step just armed at `node`, as
     /// part of the same step (specs/protocol.md §8.6).
+    /// `CLUSTER FAILOVER` to every live replica in every allowed mode, while the budget lasts.
+    fn manual_failover_actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
+        if state.ghost.manual_failovers >= self.manual_failover_budget {
+            return;
+        }
+        for (i, node) in state.nodes.iter().enumerate() {
+            if !state.crashed[i] && matches!(node.role, Role::Replica { .. }) {
+                for &mode in &self.failover_modes {
+                    actions.push(Action::Failover {
+                        node: NodeId(i as u16),
+                        mode,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The step of `node` that an operator's `CLUSTER FAILOVER` in `mode` starts; `None` if
+    /// the node refuses it (nothing changes and no budget is spent).
+    fn manual_failover(
+        &self,
+        last: &ClusterState,
+        node: NodeId,
+        mode: FailoverMode,
+    ) -> Option<ClusterState> {
+        let mut state = Cow::Borrowed(&*last.nodes[node.index()]);
+        let mut out = slotguard_protocol::actor::out_buffer();
+        self.actor.on_failover(&mut state, mode, &mut out).ok()?;
+        let mut next = self
+            .finish_step(last, node, state, out, None, EarlyRepeats::No)
+            .state()?;
+        let mut ghost = (*next.ghost).clone();
+        ghost.manual_failovers += 1;
+        next.ghost = Hashed::new(ghost);
+        Some(self.fire_urgent_timers(next, node))
+    }
+
     fn fire_urgent_timers(&self, mut next: ClusterState, node: NodeId) -> ClusterState {
         if !self.has(Reduction::UrgentFailUndo) || self.lossy {
             return next;
@@ -995,6 +1045,7 @@ impl Model for ClusterModel {
                 });
             }
         }
+        self.manual_failover_actions(state, actions);
         for env in state.network.iter() {
             if !state.crashed[env.dst.index()] && !self.ping_twin_in_flight(state, env) {
                 actions.push(Action::Deliver(env.clone()));
@@ -1101,6 +1152,7 @@ impl Model for ClusterModel {
                 }
                 Some(next)
             }
+            Action::Failover { node, mode } => self.manual_failover(last, node, mode),
             Action::Recover(node) => {
                 let n = node.index();
                 let storage: Option<Persisted> = last.storage[n].as_deref().cloned();
@@ -1129,6 +1181,9 @@ impl Model for ClusterModel {
             all.push(properties::replicas_compete());
         }
         all.extend(self.witnesses.iter().map(|w| w.property()));
+        if self.manual_failover_budget > 0 {
+            all.push(properties::manual_failover_completes());
+        }
         if self.symmetry.is_some() {
             all.push(properties::symmetry_sound());
         }

@@ -437,6 +437,12 @@ fn shape(action: &Action) -> (&'static str, Option<usize>, usize, String) {
             node.index(),
             "crash + restart".to_string(),
         ),
+        Action::Failover { node, mode } => (
+            "operator",
+            None,
+            node.index(),
+            format!("CLUSTER FAILOVER {}", mode.name()),
+        ),
     }
 }
 
@@ -449,6 +455,7 @@ pub fn short_msg(msg: &Msg) -> String {
         Msg::AuthRequest(r) => format!("AUTH_REQUEST e={}", r.epoch),
         Msg::AuthAck { epoch, .. } => format!("AUTH_ACK e={epoch}"),
         Msg::Update(c) => format!("UPDATE {}", c.node),
+        Msg::FailoverStart => msg.kind().to_string(),
     }
 }
 
@@ -519,8 +526,17 @@ fn card(node: &NodeState, crashed: bool, state: &ClusterState) -> NodeCard {
             epoch: None,
             votes: Vec::new(),
         },
-        Election::Running { epoch, votes } => ElectionView {
-            state: "running".to_string(),
+        Election::Running {
+            epoch,
+            votes,
+            forced,
+        } => ElectionView {
+            state: if *forced {
+                "running (manual failover)"
+            } else {
+                "running"
+            }
+            .to_string(),
             epoch: Some(epoch.0),
             votes: ids(votes.iter()),
         },

@@ -68,6 +68,8 @@ pub mod names {
     pub const RETRY_ELECTION_WON: &str = "retry-election-won";
     /// Two live nodes accept writes for one slot at once (a configuration's witness).
     pub const TWO_WRITERS: &str = "two-writers";
+    /// A replica became master by a manual failover (present only in runs that allow them).
+    pub const MANUAL_FAILOVER_COMPLETES: &str = "manual-failover-completes";
     /// Checker self-check, present only in runs with symmetry reduction.
     pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
@@ -149,6 +151,15 @@ impl Witness {
         };
         Property::sometimes(self.name(), condition)
     }
+}
+
+/// Some replica became master by a manual failover: the sometimes-property of runs with a
+/// budget of manual failovers.
+pub fn manual_failover_completes() -> Property<ClusterModel> {
+    Property::sometimes(
+        names::MANUAL_FAILOVER_COMPLETES,
+        |_: &ClusterModel, s: &ClusterState| s.ghost.manual_promotion,
+    )
 }
 
 /// Some slot has two live nodes that the routing rule lets accept writes for it.

@@ -138,6 +138,17 @@ pub fn svg(model: &ClusterModel, path: &Path<ClusterState, Action>) -> String {
                     escape(&timer.to_string())
                 );
             }
+            Action::Failover { node, mode } => {
+                let _ = write!(
+                    s,
+                    "<circle cx='{0}' cy='{y}' r='4' fill='#06c'/>\
+                     <text x='{1}' y='{2}' font-size='10'>CLUSTER FAILOVER {3}</text>",
+                    x(node.index()),
+                    x(node.index()) + 6,
+                    y + 3,
+                    mode.name()
+                );
+            }
             Action::Crash(node) | Action::Recover(node) | Action::CrashRestart(node) => {
                 let (color, what) = match action {
                     Action::Crash(_) => ("#c00", "crash"),

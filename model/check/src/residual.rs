@@ -258,6 +258,7 @@ mod tests {
         let ack = |e| Msg::AuthAck {
             epoch: Epoch(e),
             candidate: NodeId(3),
+            forced: false,
         };
         assert_eq!(residual(&node, &st, &ack(4), &open()), Residual::Inert);
         // Not below currentEpoch: a future election could not use it, but the rule is strict.
@@ -266,6 +267,7 @@ mod tests {
         st.election = Election::Running {
             epoch: Epoch(4),
             votes: NodeSet::new(),
+            forced: false,
         };
         assert_eq!(residual(&node, &st, &ack(4), &open()), Residual::Unchanged);
         assert_eq!(residual(&node, &st, &ack(3), &open()), Residual::Inert);
@@ -304,6 +306,7 @@ mod tests {
                 master: NodeId(0),
                 master_config_epoch: Epoch(1),
                 slots: [0].into_iter().collect(),
+                forced: false,
             })
         };
         assert_eq!(residual(&node, &st, &req(4), &open()), Residual::Inert);

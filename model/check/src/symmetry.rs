@@ -37,7 +37,7 @@ use slotguard_protocol::ids::{Epoch, NodeId};
 use slotguard_protocol::layout::{InitialRole, Layout};
 use slotguard_protocol::message::{Header, Msg};
 use slotguard_protocol::state::{
-    Election, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap,
+    Election, ManualFailover, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap,
 };
 use slotguard_protocol::timer::Timer;
 
@@ -385,7 +385,7 @@ fn signature(
     let election = match &s.election {
         Election::Idle => (0u8, Epoch(0), 0usize),
         Election::Scheduled => (1, Epoch(0), 0),
-        Election::Running { epoch, votes } => (2, *epoch, votes.len()),
+        Election::Running { epoch, votes, .. } => (2, *epoch, votes.len()),
     };
     let config_epoch = if (1..=initial_epochs).contains(&s.config_epoch.0) {
         Epoch(1)
@@ -640,11 +640,23 @@ impl Permutation {
             slots: self.slots(&s.slots),
             peers: self.reindex(&s.peers, |p| self.peer(p)),
             election: match &s.election {
-                Election::Running { epoch, votes } => Election::Running {
+                Election::Running {
+                    epoch,
+                    votes,
+                    forced,
+                } => Election::Running {
                     epoch: *epoch,
                     votes: self.set(votes),
+                    forced: *forced,
                 },
                 other => other.clone(),
+            },
+            manual: match s.manual {
+                ManualFailover::Paused { replica, announced } => ManualFailover::Paused {
+                    replica: self.id(replica),
+                    announced,
+                },
+                other => other,
             },
             ..s.clone()
         }
@@ -705,9 +717,14 @@ impl Permutation {
                 r.slots = self.slot_set(&r.slots);
                 Msg::AuthRequest(r)
             }
-            Msg::AuthAck { epoch, candidate } => Msg::AuthAck {
+            Msg::AuthAck {
+                epoch,
+                candidate,
+                forced,
+            } => Msg::AuthAck {
                 epoch: *epoch,
                 candidate: self.id(*candidate),
+                forced: *forced,
             },
             Msg::Update(c) => {
                 let mut c = c.clone();
@@ -716,6 +733,7 @@ impl Permutation {
                 c.slots = self.slot_set(&c.slots);
                 Msg::Update(c)
             }
+            Msg::FailoverStart => Msg::FailoverStart,
         }
     }
 
@@ -800,6 +818,8 @@ impl Permutation {
             retried: self.set(&g.retried),
             retry_won: g.retry_won,
             asymmetric_collision: g.asymmetric_collision,
+            manual_failovers: g.manual_failovers,
+            manual_promotion: g.manual_promotion,
         }
     }
 

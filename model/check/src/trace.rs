@@ -158,13 +158,17 @@ pub fn describe_action(action: &Action) -> String {
         Action::Crash(node) => format!("{node} crashes"),
         Action::Recover(node) => format!("{node} restarts from its state file"),
         Action::CrashRestart(node) => format!("{node} crashes and restarts from its state file"),
+        Action::Failover { node, mode } => {
+            format!("operator: CLUSTER FAILOVER {} to {node}", mode.name())
+        }
     }
 }
 
 fn describe_header(h: &Header) -> String {
-    let role = match h.master {
-        None => "master".to_string(),
-        Some(m) => format!("replica of {m}"),
+    let role = match (h.master, h.flags.paused) {
+        (None, false) => "master".to_string(),
+        (None, true) => "master paused".to_string(),
+        (Some(m), _) => format!("replica of {m}"),
     };
     format!(
         "{role} currentEpoch={} configEpoch={} slots={}",
@@ -188,13 +192,20 @@ pub fn describe_msg(msg: &Msg) -> String {
         ),
         Msg::Fail { node } => format!("FAIL {node}"),
         Msg::AuthRequest(r) => format!(
-            "AUTH_REQUEST epoch={} for {} (configEpoch={}, slots={})",
+            "AUTH_REQUEST epoch={} for {} (configEpoch={}, slots={}){}",
             r.epoch,
             r.master,
             r.master_config_epoch,
-            ranges(&r.slots.ranges())
+            ranges(&r.slots.ranges()),
+            if r.forced { " manual" } else { "" }
         ),
-        Msg::AuthAck { epoch, .. } => format!("AUTH_ACK epoch={epoch}"),
+        Msg::AuthAck { epoch, forced, .. } => {
+            format!(
+                "AUTH_ACK epoch={epoch}{}",
+                if *forced { " manual" } else { "" }
+            )
+        }
+        Msg::FailoverStart => "MFSTART".to_string(),
         Msg::Update(c) => format!(
             "UPDATE {} owns {} at configEpoch={}",
             c.node,
@@ -241,9 +252,17 @@ fn election(e: &Election) -> String {
     match e {
         Election::Idle => "idle".to_string(),
         Election::Scheduled => "scheduled".to_string(),
-        Election::Running { epoch, votes } => {
+        Election::Running {
+            epoch,
+            votes,
+            forced,
+        } => {
             let voters: Vec<String> = votes.iter().map(|v| v.to_string()).collect();
-            format!("running epoch={epoch} votes={{{}}}", voters.join(","))
+            let manual = if *forced { " (manual failover)" } else { "" };
+            format!(
+                "running epoch={epoch} votes={{{}}}{manual}",
+                voters.join(",")
+            )
         }
     }
 }
@@ -379,7 +398,8 @@ pub fn describe_step(
         Action::Timeout { node, .. }
         | Action::Crash(node)
         | Action::Recover(node)
-        | Action::CrashRestart(node) => Some(*node),
+        | Action::CrashRestart(node)
+        | Action::Failover { node, .. } => Some(*node),
         Action::Drop(_) => None,
     };
     let changes = actor

@@ -56,6 +56,8 @@ fn reduced_and_exact_networks_reach_the_same_node_states() {
         epochs: InitialEpochs::Zero,
         suspects: None,
         witnesses: Vec::new(),
+        manual_failovers: 0,
+        failover_modes: slotguard_check::config::safe_failover_modes(),
     };
     for config in [crash_free, collisions] {
         let reduced = config.model().expect("valid");

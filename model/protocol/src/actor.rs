@@ -65,7 +65,10 @@ impl ClusterNode {
                 Msg::Gossip(e) => s.on_gossip(from, e),
                 Msg::Fail { node } => s.on_fail_message(*node),
                 Msg::AuthRequest(req) => s.on_vote_request(from, req),
-                Msg::AuthAck { epoch, candidate } => s.on_vote(from, *epoch, *candidate),
+                Msg::AuthAck {
+                    epoch, candidate, ..
+                } => s.on_vote(from, *epoch, *candidate),
+                Msg::FailoverStart => s.on_failover_start(from),
                 Msg::Update(claim) => s.on_update(claim),
             }
         });
@@ -89,7 +92,7 @@ impl ClusterNode {
     }
 
     /// Runs `handler` as one atomic step: buffered effects, durable state saved first.
-    fn step<'s>(
+    pub(crate) fn step<'s>(
         &self,
         state: &mut Cow<'s, NodeState>,
         o: &mut Out<Self>,
@@ -264,6 +267,7 @@ impl Actor for ClusterNode {
             Timer::FailUndo(node) => s.on_fail_undo(node),
             Timer::ElectionDelay => s.on_election_delay(),
             Timer::ElectionTimeout => s.on_election_timeout(),
+            Timer::ManualFailover => s.on_manual_failover_timeout(),
         });
     }
 }

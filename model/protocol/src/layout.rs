@@ -310,6 +310,12 @@ impl Timing {
     pub fn auth_retry(&self) -> Duration {
         self.auth_timeout()
     }
+
+    /// How long a manual failover may take before the replica gives up and the master
+    /// resumes writes (Redis's `CLUSTER_MF_TIMEOUT`, 5 s).
+    pub fn manual_failover_timeout(&self) -> Duration {
+        Duration::from_millis(5000)
+    }
 }
 
 #[cfg(test)]

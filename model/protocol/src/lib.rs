@@ -33,6 +33,9 @@ pub use cluster_state::{cluster_status, ClusterStatus, FailReason};
 pub use ids::{Epoch, NodeId};
 pub use layout::{InitialEpochs, InitialRole, Layout, LayoutError, NodeSpec, Timing};
 pub use message::{GossipEntry, Header, Msg, SlotClaim, Suspicion, VoteRequest};
+pub use protocol::manual::FailoverMode;
 pub use routing::{accepts_write, route, route_in, Access, Down, Route};
-pub use state::{Election, Health, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap};
+pub use state::{
+    Election, Health, ManualFailover, NodeState, PeerView, Persisted, PersistedPeer, Role, SlotMap,
+};
 pub use timer::Timer;

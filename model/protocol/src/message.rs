@@ -45,6 +45,9 @@ pub struct Header {
 pub struct HeaderFlags {
     /// The sender is a replica configured never to fail over (`cluster-replica-no-failover`).
     pub no_failover: bool,
+    /// The sender is a master that paused writes for a manual failover (Redis's
+    /// `CLUSTERMSG_FLAG0_PAUSED`): its replication offset is final until the failover ends.
+    pub paused: bool,
 }
 
 /// What a sender believes about another node that it has not marked FAIL (a FAIL node is
@@ -84,6 +87,9 @@ pub struct VoteRequest {
     pub master_config_epoch: Epoch,
     /// That master's slots as the candidate sees them.
     pub slots: SlotSet,
+    /// A manual failover (`CLUSTER FAILOVER` or `FORCE`): grant the vote although the master
+    /// is not FAIL (Redis's `CLUSTERMSG_FLAG0_FORCEACK`).
+    pub forced: bool,
 }
 
 /// A slot claim sent to a node whose claim is stale (`UPDATE`, §1.2, §3.4).
@@ -125,7 +131,11 @@ pub enum Msg {
         /// one thing wherever it lands: a vote that names its candidate cannot be counted by
         /// another candidate of the same epoch (the node's MAC also binds the destination).
         candidate: NodeId,
+        /// Granted to a manual failover's request (the master need not have been FAIL).
+        forced: bool,
     },
+    /// A replica asks its master to pause writes for a manual failover (`MFSTART`).
+    FailoverStart,
     /// "Your claim is stale: this node owns these slots at this epoch."
     Update(SlotClaim),
 }
@@ -140,6 +150,7 @@ impl Msg {
             Msg::Fail { .. } => "FAIL",
             Msg::AuthRequest(_) => "AUTH_REQUEST",
             Msg::AuthAck { .. } => "AUTH_ACK",
+            Msg::FailoverStart => "MFSTART",
             Msg::Update(_) => "UPDATE",
         }
     }

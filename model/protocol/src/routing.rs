@@ -25,7 +25,7 @@ use crate::bugs::Bug;
 use crate::cluster_state::{cluster_status, ClusterStatus, FailReason};
 use crate::ids::NodeId;
 use crate::layout::Layout;
-use crate::state::NodeState;
+use crate::state::{ManualFailover, NodeState};
 
 /// What a command does with its keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +56,8 @@ pub enum Down {
     Unbound,
     /// A write without keys (`FLUSHALL`) on a replica, which takes no write of its own.
     ReadOnlyReplica,
+    /// A write on a master that paused writes for a manual failover (specs/protocol.md §5.8).
+    FailoverPause,
     /// This node sees the cluster as failed, for this reason.
     ClusterFail(FailReason),
 }
@@ -66,6 +68,7 @@ impl Down {
         match self {
             Down::Unbound => "CLUSTERDOWN Hash slot not served",
             Down::ReadOnlyReplica => "READONLY You can't write against a read only replica.",
+            Down::FailoverPause => "TRYAGAIN Writes are paused for a manual failover",
             Down::ClusterFail(_) => "CLUSTERDOWN The cluster is down",
         }
     }
@@ -98,9 +101,15 @@ impl ClusterNode {
     /// Where a command without keys goes (`DBSIZE`, `KEYS`, `SCAN`, `FLUSHALL`): it acts on
     /// this node's own keys, as in Redis, except that a replica refuses a write.
     pub fn route_keyless(&self, state: &NodeState, access: Access) -> Route {
-        match access == Access::Write && state.role != crate::state::Role::Master {
-            true => Route::Down(Down::ReadOnlyReplica),
-            false => Route::Serve,
+        if access != Access::Write {
+            return Route::Serve;
+        }
+        if state.role != crate::state::Role::Master {
+            return Route::Down(Down::ReadOnlyReplica);
+        }
+        match state.manual {
+            ManualFailover::Paused { .. } => Route::Down(Down::FailoverPause),
+            _ => Route::Serve,
         }
     }
 }
@@ -119,6 +128,10 @@ fn decide(
         ClusterStatus::Fail(FailReason::Minority { .. }) if bug(Bug::WritesInMinority) => {}
         ClusterStatus::Fail(reason) => return Route::Down(Down::ClusterFail(reason)),
         ClusterStatus::Ok => {}
+    }
+    let paused = matches!(state.manual, ManualFailover::Paused { .. });
+    if owner == state.me && access == Access::Write && paused {
+        return Route::Down(Down::FailoverPause);
     }
     let may_read = access == Access::ReadFromReplica || bug(Bug::ReplicaTakesWrites);
     let replica_serves = may_read && state.role.master() == Some(owner);

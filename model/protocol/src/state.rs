@@ -153,6 +153,27 @@ pub enum Election {
         epoch: Epoch,
         /// Distinct voters (the network duplicates, so a counter would over-count).
         votes: NodeSet,
+        /// A manual failover's election (`CLUSTER FAILOVER [FORCE]`): the master need not be
+        /// FAIL.
+        forced: bool,
+    },
+}
+
+/// Where a node is in a manual failover (`CLUSTER FAILOVER`, specs/protocol.md §5.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum ManualFailover {
+    /// None under way.
+    #[default]
+    Idle,
+    /// A replica asked its master to pause and waits for its final offset.
+    Waiting,
+    /// A master paused writes for this replica's manual failover.
+    Paused {
+        /// The replica taking over.
+        replica: NodeId,
+        /// Whether its headers say so yet. The first header that does is built in a step after
+        /// the one that paused, so the replication offset it carries is final (§5.8).
+        announced: bool,
     },
 }
 
@@ -177,6 +198,8 @@ pub struct NodeState {
     pub election: Election,
     /// This node never fails over (from the layout; advertised in every header).
     pub no_failover: bool,
+    /// A manual failover under way (volatile: a restart abandons it).
+    pub manual: ManualFailover,
 }
 
 /// The durable part of [`NodeState`] (stateright `Storage`; the node's state file).
@@ -306,6 +329,7 @@ impl NodeState {
             peers,
             election: Election::Idle,
             no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
+            manual: ManualFailover::Idle,
         }
     }
 
@@ -335,6 +359,7 @@ impl NodeState {
             peers,
             election: Election::Idle,
             no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
+            manual: ManualFailover::Idle,
         }
     }
 

@@ -27,6 +27,9 @@ pub enum Timer {
     ElectionDelay,
     /// The election's auth_timeout has passed without a quorum of votes.
     ElectionTimeout,
+    /// A manual failover did not complete in time: the replica gives up, the master resumes
+    /// writes (Redis's `CLUSTER_MF_TIMEOUT`).
+    ManualFailover,
 }
 
 impl std::fmt::Display for Timer {
@@ -42,6 +45,7 @@ impl std::fmt::Display for Timer {
             Timer::FailUndo(n) => write!(f, "FailUndo({n})"),
             Timer::ElectionDelay => write!(f, "ElectionDelay"),
             Timer::ElectionTimeout => write!(f, "ElectionTimeout"),
+            Timer::ManualFailover => write!(f, "ManualFailover"),
         }
     }
 }

@@ -31,6 +31,7 @@ pub fn message_is_valid(layout: &Layout, msg: &Msg) -> bool {
         Msg::Fail { node } => node_ok(layout, *node),
         Msg::AuthRequest(req) => node_ok(layout, req.master) && slots_ok(layout, &req.slots),
         Msg::AuthAck { candidate, .. } => node_ok(layout, *candidate),
+        Msg::FailoverStart => true,
         Msg::Update(claim) => node_ok(layout, claim.node) && slots_ok(layout, &claim.slots),
     }
 }

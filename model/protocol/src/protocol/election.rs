@@ -18,7 +18,7 @@ use crate::actor::{exactly, Step};
 use crate::bugs::Bug;
 use crate::ids::{Epoch, NodeId};
 use crate::message::{Msg, SlotClaim, VoteRequest};
-use crate::state::{Election, Health, Role};
+use crate::state::{Election, Health, ManualFailover, Role};
 use crate::timer::Timer;
 
 impl Step<'_, '_> {
@@ -70,6 +70,12 @@ impl Step<'_, '_> {
             self.st_mut().election = Election::Idle;
             return;
         }
+        self.start_election(master, false);
+    }
+
+    /// Asks every master for its vote to replace `master`, in a new epoch; `forced`: a manual
+    /// failover's election, whose master need not be FAIL (§5.8).
+    pub(crate) fn start_election(&mut self, master: NodeId, forced: bool) {
         let stale_votes = match &self.st().election {
             Election::Running { votes, .. } if self.node.bug(Bug::StaleVotesNotReset) => {
                 votes.clone()
@@ -85,6 +91,7 @@ impl Step<'_, '_> {
         st.election = Election::Running {
             epoch,
             votes: stale_votes,
+            forced,
         };
         if self.node.bug(Bug::UnpersistedEpochBump) {
             self.skip_save = true;
@@ -94,6 +101,7 @@ impl Step<'_, '_> {
             master,
             master_config_epoch: self.st().epoch_of(master),
             slots: self.st().slots.slots_of(master),
+            forced,
         };
         self.broadcast(&Msg::AuthRequest(request));
         let timeout = self.node.timing.auth_timeout();
@@ -102,7 +110,12 @@ impl Step<'_, '_> {
 
     /// No quorum within auth_timeout: retry after auth_retry, if the master is still FAIL then.
     pub(crate) fn on_election_timeout(&mut self) {
-        if let Election::Running { .. } = self.st().election {
+        if let Election::Running { forced, .. } = self.st().election {
+            if forced {
+                // A manual failover's election is not retried (Redis aborts it).
+                self.st_mut().election = Election::Idle;
+                return;
+            }
             if !self.node.bug(Bug::StaleVotesNotReset) {
                 self.st_mut().election = Election::Scheduled;
             }
@@ -120,6 +133,7 @@ impl Step<'_, '_> {
         let Election::Running {
             epoch: running,
             votes,
+            ..
         } = &self.st().election
         else {
             return;
@@ -172,8 +186,10 @@ impl Step<'_, '_> {
             st.slots.bind(slot, me);
         }
         st.election = Election::Idle;
+        st.manual = ManualFailover::Idle;
         self.cancel_timer(Timer::ElectionTimeout);
         self.cancel_timer(Timer::ElectionDelay);
+        self.cancel_timer(Timer::ManualFailover);
         // The new header (master, slots, epoch) goes to every node at the end of this step,
         // as every header change does (Redis: `clusterBroadcastPong` after a promotion).
     }
@@ -189,8 +205,9 @@ impl Step<'_, '_> {
         if st.last_vote_epoch == st.current_epoch && !self.node.bug(Bug::VoteTwicePerEpoch) {
             return;
         }
+        let failed = self.failed_for_election(req.master) || req.forced;
         if st.peers[candidate.index()].role != (Role::Replica { of: req.master })
-            || !(self.failed_for_election(req.master) || self.node.bug(Bug::VoteWithoutFail))
+            || !(failed || self.node.bug(Bug::VoteWithoutFail))
         {
             return;
         }
@@ -211,6 +228,14 @@ impl Step<'_, '_> {
         let st = self.st_mut();
         st.last_vote_epoch = st.current_epoch;
         let epoch = st.current_epoch;
-        self.send(candidate, Msg::AuthAck { epoch, candidate });
+        let forced = req.forced;
+        self.send(
+            candidate,
+            Msg::AuthAck {
+                epoch,
+                candidate,
+                forced,
+            },
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::bitset::SlotSet;
 use crate::bugs::Bug;
 use crate::ids::{Epoch, NodeId};
 use crate::message::{GossipEntry, Header, HeaderFlags, Msg, SlotClaim, Suspicion};
-use crate::state::{Election, Health, NodeState, Role};
+use crate::state::{Election, Health, ManualFailover, NodeState, Role};
 use crate::timer::Timer;
 
 /// The header `state` advertises.
@@ -27,6 +27,13 @@ pub fn header(state: &NodeState) -> Header {
         repl_offset: state.peers[state.me.index()].repl_offset,
         flags: HeaderFlags {
             no_failover: state.no_failover,
+            paused: matches!(
+                state.manual,
+                ManualFailover::Paused {
+                    announced: true,
+                    ..
+                }
+            ),
         },
     }
 }
@@ -96,6 +103,7 @@ impl Step<'_, '_> {
             self.set_timer(Timer::Tick, exactly(interval));
             return;
         }
+        self.announce_pause();
         let st = self.st();
         let ping = Msg::Ping(header(st));
         let suspects: Vec<(NodeId, Msg)> = self
@@ -120,6 +128,7 @@ impl Step<'_, '_> {
     pub(crate) fn on_heartbeat(&mut self, from: NodeId, h: &Header, is_pong: bool) {
         self.observe_epoch(h.current_epoch);
         self.apply_header(from, h);
+        self.on_master_paused(from, h);
         if is_pong {
             self.on_peer_alive(from);
         } else {
@@ -237,8 +246,10 @@ impl Step<'_, '_> {
         let st = self.st_mut();
         st.role = Role::Replica { of: new_master };
         st.election = Election::Idle;
+        st.manual = ManualFailover::Idle;
         self.cancel_timer(Timer::ElectionDelay);
         self.cancel_timer(Timer::ElectionTimeout);
+        self.cancel_timer(Timer::ManualFailover);
         // If the new master is already FAIL in my view, its replicas must try to replace it.
         if self.st().peers[new_master.index()].health.is_fail() {
             self.schedule_election();

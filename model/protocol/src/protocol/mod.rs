@@ -4,6 +4,7 @@
 pub(crate) mod election;
 pub mod failure;
 pub mod heartbeat;
+pub mod manual;
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,7 @@ fn request(epoch: u64) -> Msg {
         master: NodeId(2),
         master_config_epoch: Epoch(3),
         slots: [2u16].into_iter().collect(),
+        forced: false,
     })
 }
 
@@ -149,7 +150,8 @@ fn a_master_votes_once_per_epoch_and_saves_before_acking() {
         && *m
             == Msg::AuthAck {
                 epoch: Epoch(5),
-                candidate: NodeId(5)
+                candidate: NodeId(5),
+                forced: false,
             }));
 }
 
@@ -169,6 +171,7 @@ fn ack(epoch: u64) -> Msg {
     Msg::AuthAck {
         epoch: Epoch(epoch),
         candidate: NodeId(5),
+        forced: false,
     }
 }
 
@@ -346,6 +349,7 @@ fn a_vote_for_another_candidate_does_not_count() {
     let for_other = |epoch| Msg::AuthAck {
         epoch: Epoch(epoch),
         candidate: NodeId(3),
+        forced: false,
     };
     deliver(&a, &mut s, 0, for_other(4));
     deliver(&a, &mut s, 1, for_other(4));
