@@ -102,10 +102,14 @@ impl Cluster {
             .append(true)
             .open(self.dir.join(format!("node-{i}.log")))
             .expect("log");
+        let traces = self.dir.join("traces");
+        std::fs::create_dir_all(&traces).expect("trace dir");
         let child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
             .arg("node")
             .arg("--config")
             .arg(self.config(i))
+            .arg("--trace")
+            .arg(traces.join(format!("node-{i}.trace")))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -157,10 +161,23 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// Stops every node; removes the directory unless the test failed (its logs tell why).
+    /// Stops every node and validates their traces (specs/protocol.md §12): a test whose
+    /// nodes' steps do not replay through the model, or whose global states break a property,
+    /// fails. Removes the directory unless the test failed (its logs tell why).
     fn drop(&mut self) {
         for i in 0..self.len() {
             self.kill9(i);
+        }
+        if !std::thread::panicking() && self.dir.join("traces").is_dir() {
+            let out = validate(&self.dir.join("traces"));
+            if !out.status.success() {
+                eprintln!("node logs, traces and state files: {}", self.dir.display());
+                panic!(
+                    "slotguard validate failed on the traces of this test:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         if std::thread::panicking() {
             eprintln!("node logs and state files: {}", self.dir.display());
@@ -168,6 +185,15 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Runs `slotguard validate` on a directory of traces.
+fn validate(dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .arg("validate")
+        .arg(dir)
+        .output()
+        .expect("slotguard validate runs")
 }
 
 /// One RESP request; the reply as text (bulk/simple strings) or a debug rendering.

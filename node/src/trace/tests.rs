@@ -1,0 +1,1 @@
+//! Recording and validating traces of drivers wired together in memory.
