@@ -411,6 +411,55 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     );
 }
 
+#[test]
+fn validate_accepts_the_traces_and_names_a_tampered_step() {
+    let mut c = Cluster::new("tamper", 3, 0, 14);
+    c.start_and_agree();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..c.len() {
+        c.kill9(i);
+    }
+    let traces = c.dir.join("traces");
+    let out = validate(&traces);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("RESULT: VALID"), "{report}");
+    // A copy of the traces in which one step of n1 records another state digest.
+    let copy = c.dir.join("tampered");
+    std::fs::create_dir_all(&copy).expect("dir");
+    for i in 0..c.len() {
+        let name = format!("node-{i}.trace");
+        std::fs::copy(traces.join(&name), copy.join(&name)).expect("copy");
+    }
+    let text = std::fs::read_to_string(copy.join("node-1.trace")).expect("trace");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let (i, line) = lines
+        .iter()
+        .enumerate()
+        .skip(10)
+        .find(|(_, l)| l.starts_with("{\"step\""))
+        .expect("a step");
+    let at = line.find("\"digest\":\"").expect("a digest") + 10;
+    let mut tampered = line.clone();
+    let flipped = if &tampered[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(at..at + 1, flipped);
+    lines[i] = tampered;
+    std::fs::write(copy.join("node-1.trace"), lines.join("\n") + "\n").expect("write");
+    let out = validate(&copy);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("DIVERGENCE"), "{report}");
+    assert!(
+        report.contains(&format!("node-1.trace:{}", i + 1)),
+        "the report names the tampered line {}: {report}",
+        i + 1
+    );
+}
+
 /// The bus key of the 3-master, replica-less cluster the hostile test forges datagrams for.
 fn bus_key(key: &[u8]) -> wire::BusKey {
     let layout = slotguard_protocol::layout::Layout::grid(

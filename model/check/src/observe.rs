@@ -216,3 +216,79 @@ impl ClusterModel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use slotguard_protocol::actor::out_buffer;
+    use slotguard_protocol::layout::{InitialEpochs, Layout, Timing};
+    use stateright::actor::{Actor, Id};
+
+    use super::*;
+
+    fn started() -> (Observer, Vec<NodeState>) {
+        let layout = Arc::new(Layout::grid(3, 1, 3, InitialEpochs::Distinct).expect("layout"));
+        let actor = ClusterNode::new(layout, Timing::default());
+        let mut observer = Observer::new(actor.clone());
+        let states: Vec<NodeState> = (0..4)
+            .map(|i| actor.on_start(Id::from(i), &None, &mut out_buffer()))
+            .collect();
+        for (i, s) in states.iter().enumerate() {
+            assert!(observer.start(NodeId(i as u16), s, &[]).is_empty());
+        }
+        (observer, states)
+    }
+
+    #[test]
+    fn identifies_a_slot_bound_to_two_nodes_at_one_epoch() {
+        let (mut observer, states) = started();
+        // n1 binds n0's slot 0 to itself, at n0's configEpoch as its own.
+        let mut after = states[1].clone();
+        after.slots.bind(0, NodeId(1));
+        after.config_epoch = states[0].config_epoch;
+        let violated = observer.step(Seen {
+            node: NodeId(1),
+            after: &after,
+            fired: None,
+            sent: &[],
+        });
+        assert!(violated.contains(&names::SLOT_EPOCH_UNIQUE), "{violated:?}");
+    }
+
+    #[test]
+    fn identifies_two_votes_of_one_master_in_one_epoch() {
+        let (mut observer, states) = started();
+        let epoch = Epoch(states[0].current_epoch.0 + 1);
+        let vote = |candidate: u16| {
+            [(
+                NodeId(candidate),
+                Msg::AuthAck {
+                    epoch,
+                    candidate: NodeId(candidate),
+                },
+            )]
+        };
+        let mut after = states[0].clone();
+        after.current_epoch = epoch;
+        after.last_vote_epoch = epoch;
+        let first = vote(3);
+        let seen = |sent| Seen {
+            node: NodeId(0),
+            after: &after,
+            fired: None,
+            sent,
+        };
+        let violated = observer.step(seen(&first));
+        assert!(
+            !violated.contains(&names::ONE_VOTE_PER_EPOCH),
+            "{violated:?}"
+        );
+        let second = vote(2);
+        let violated = observer.step(seen(&second));
+        assert!(
+            violated.contains(&names::ONE_VOTE_PER_EPOCH),
+            "{violated:?}"
+        );
+    }
+}

@@ -298,6 +298,13 @@ impl Driver {
         events::role_text(self.state.role, &self.names)
     }
 
+    /// Breaks this driver's replay filter: it admits every datagram (for tests that show trace
+    /// validation catches a broken runtime).
+    #[cfg(test)]
+    pub(crate) fn break_replay_filter(&mut self) {
+        self.replay.admits_everything = true;
+    }
+
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
     }

@@ -585,13 +585,31 @@ impl Validation {
     }
 
     fn fail(&self, kind: Kind, k: usize, entry: Entry, what: String) -> Failure {
-        let mut details = vec![String::from("the global steps before it:")];
+        let mut details = vec![format!("the step: {}", self.describe(k, entry))];
+        details.push(String::from("the global steps before it:"));
         details.extend(self.recent.iter().map(|r| format!("  {r}")));
         Failure {
             kind,
             at: Some(self.place(k, entry)),
             what,
             details,
+        }
+    }
+
+    /// A step in words, as the context lines name it.
+    fn describe(&self, k: usize, entry: Entry) -> String {
+        let trace = &self.traces[k];
+        let life = &trace.lives[entry.life];
+        let (me, inc) = (trace.node, life.start.incarnation);
+        let Some(s) = entry.step else {
+            return format!("n{me} #{inc} starts");
+        };
+        let step = &life.steps[s].0;
+        match &step.input {
+            Input::Msg { from, msg, .. } => {
+                format!("n{me} #{inc}.{} <- n{from}: {}", step.n, describe_msg(msg))
+            }
+            Input::Timer(t) => format!("n{me} #{inc}.{}: timer {t} fires", step.n),
         }
     }
 
