@@ -930,6 +930,8 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
         .arg(base.to_string())
         .arg("--dir")
         .arg(&dir)
+        .arg("--trace")
+        .arg(dir.join("traces"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -962,6 +964,14 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
             "node {i} stopped gracefully: {log}"
         );
     }
+    let out = validate(&dir.join("traces"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("n5") && report.contains("RESULT: VALID"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Whether missing tools must fail a test rather than skip it (CI sets `CI`).

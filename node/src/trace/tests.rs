@@ -37,6 +37,7 @@ struct Sim {
     flight: VecDeque<Transmit>,
     now: Now,
     faults: Faults,
+    trace: bool,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -45,8 +46,13 @@ fn addr(i: usize) -> SocketAddr {
 
 impl Sim {
     fn new(masters: usize, replicas: usize, faults: Faults) -> Sim {
-        let layout =
-            Arc::new(Layout::grid(masters, replicas, 6, InitialEpochs::Distinct).expect("layout"));
+        Sim::with(masters, replicas, 6, faults, true)
+    }
+
+    fn with(masters: usize, replicas: usize, slots: usize, faults: Faults, trace: bool) -> Sim {
+        let layout = Arc::new(
+            Layout::grid(masters, replicas, slots, InitialEpochs::Distinct).expect("layout"),
+        );
         let n = layout.len();
         let mut sim = Sim {
             layout,
@@ -59,6 +65,7 @@ impl Sim {
                 unix_ms: 1_000_000,
             },
             faults,
+            trace,
         };
         for i in 0..n {
             sim.start(i);
@@ -80,7 +87,7 @@ impl Sim {
             incarnation: saved.as_ref().map_or(0, |s| s.incarnation + 1),
             stored: saved.map(|s| s.state),
             addrs: (0..n).map(|j| Some(addr(j))).collect(),
-            trace: true,
+            trace: self.trace,
         };
         self.drivers[i] = Some(Driver::start(setup, self.now));
         self.drain(i);
@@ -326,4 +333,48 @@ fn a_restart_that_loses_its_last_save_is_caught() {
     assert_eq!(failure.kind, Kind::Runtime, "{report}");
     assert!(failure.what.contains("last durable save"), "{report}");
     assert_eq!(failure.at.as_ref().map(|a| a.node), Some(1), "{report}");
+}
+
+/// What tracing costs a driver (specs/protocol.md §12.4): the same minute of a 3 × 1 cluster of
+/// 16384 slots, with a failover in it, run in memory with and without traces.
+/// `cargo test --release -p slotguard --lib trace_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn trace_cost() {
+    let run = |trace: bool| {
+        let began = Instant::now();
+        let mut sim = Sim::with(3, 1, 16384, Faults::default(), trace);
+        sim.advance(Duration::from_secs(20));
+        sim.kill(0);
+        sim.advance(Duration::from_secs(20));
+        sim.flight.clear();
+        sim.start(0);
+        sim.advance(Duration::from_secs(20));
+        let elapsed = began.elapsed();
+        let steps: usize = sim
+            .traces
+            .iter()
+            .map(|t| t.iter().filter(|&&b| b == b'\n').count())
+            .sum();
+        let bytes: usize = sim.traces.iter().map(Vec::len).sum();
+        (elapsed, steps, bytes, sim)
+    };
+    for round in 0..3 {
+        let (off, _, _, _) = run(false);
+        let (on, lines, bytes, sim) = run(true);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let began = Instant::now();
+        let report = sim.validate(dir.path());
+        let validated = began.elapsed();
+        assert!(report.failure.is_none(), "{report}");
+        println!(
+            "round {round}: without trace {:.0} ms, with {:.0} ms: {:.1} us more per record over {lines} records ({} steps), {:.1} MB of trace; validate {:.0} ms",
+            off.as_secs_f64() * 1e3,
+            on.as_secs_f64() * 1e3,
+            (on.as_secs_f64() - off.as_secs_f64()) * 1e6 / lines as f64,
+            report.steps,
+            bytes as f64 / 1e6,
+            validated.as_secs_f64() * 1e3
+        );
+    }
 }
