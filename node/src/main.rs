@@ -8,6 +8,8 @@ mod cluster_cmd;
 #[cfg(test)]
 mod deploy_tests;
 mod explore_cmd;
+#[cfg(test)]
+mod fuzz_tests;
 mod live;
 mod node_cmd;
 mod page;
