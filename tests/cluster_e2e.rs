@@ -102,10 +102,14 @@ impl Cluster {
             .append(true)
             .open(self.dir.join(format!("node-{i}.log")))
             .expect("log");
+        let traces = self.dir.join("traces");
+        std::fs::create_dir_all(&traces).expect("trace dir");
         let child = Command::new(env!("CARGO_BIN_EXE_slotguard"))
             .arg("node")
             .arg("--config")
             .arg(self.config(i))
+            .arg("--trace")
+            .arg(traces.join(format!("node-{i}.trace")))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -157,10 +161,23 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    /// Stops every node; removes the directory unless the test failed (its logs tell why).
+    /// Stops every node and validates their traces (specs/protocol.md §12): a test whose
+    /// nodes' steps do not replay through the model, or whose global states break a property,
+    /// fails. Removes the directory unless the test failed (its logs tell why).
     fn drop(&mut self) {
         for i in 0..self.len() {
             self.kill9(i);
+        }
+        if !std::thread::panicking() && self.dir.join("traces").is_dir() {
+            let out = validate(&self.dir.join("traces"));
+            if !out.status.success() {
+                eprintln!("node logs, traces and state files: {}", self.dir.display());
+                panic!(
+                    "slotguard validate failed on the traces of this test:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         if std::thread::panicking() {
             eprintln!("node logs and state files: {}", self.dir.display());
@@ -168,6 +185,15 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Runs `slotguard validate` on a directory of traces.
+fn validate(dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slotguard"))
+        .arg("validate")
+        .arg(dir)
+        .output()
+        .expect("slotguard validate runs")
 }
 
 /// One RESP request; the reply as text (bulk/simple strings) or a debug rendering.
@@ -382,6 +408,55 @@ fn kill_a_master_a_replica_takes_over_and_the_old_master_rejoins_as_its_replica(
     assert!(
         conflicts.is_empty(),
         "two owners for one slot and epoch: {conflicts:?}"
+    );
+}
+
+#[test]
+fn validate_accepts_the_traces_and_names_a_tampered_step() {
+    let mut c = Cluster::new("tamper", 3, 0, 14);
+    c.start_and_agree();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..c.len() {
+        c.kill9(i);
+    }
+    let traces = c.dir.join("traces");
+    let out = validate(&traces);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("RESULT: VALID"), "{report}");
+    // A copy of the traces in which one step of n1 records another state digest.
+    let copy = c.dir.join("tampered");
+    std::fs::create_dir_all(&copy).expect("dir");
+    for i in 0..c.len() {
+        let name = format!("node-{i}.trace");
+        std::fs::copy(traces.join(&name), copy.join(&name)).expect("copy");
+    }
+    let text = std::fs::read_to_string(copy.join("node-1.trace")).expect("trace");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let (i, line) = lines
+        .iter()
+        .enumerate()
+        .skip(10)
+        .find(|(_, l)| l.starts_with("{\"step\""))
+        .expect("a step");
+    let at = line.find("\"digest\":\"").expect("a digest") + 10;
+    let mut tampered = line.clone();
+    let flipped = if &tampered[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(at..at + 1, flipped);
+    lines[i] = tampered;
+    std::fs::write(copy.join("node-1.trace"), lines.join("\n") + "\n").expect("write");
+    let out = validate(&copy);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("DIVERGENCE"), "{report}");
+    assert!(
+        report.contains(&format!("node-1.trace:{}", i + 1)),
+        "the report names the tampered line {}: {report}",
+        i + 1
     );
 }
 
@@ -855,6 +930,8 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
         .arg(base.to_string())
         .arg("--dir")
         .arg(&dir)
+        .arg("--trace")
+        .arg(dir.join("traces"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -887,6 +964,14 @@ fn the_local_cluster_command_starts_agrees_and_stops_everything() {
             "node {i} stopped gracefully: {log}"
         );
     }
+    let out = validate(&dir.join("traces"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("n5") && report.contains("RESULT: VALID"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Whether missing tools must fail a test rather than skip it (CI sets `CI`).

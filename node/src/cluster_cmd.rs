@@ -36,6 +36,10 @@ pub(crate) struct ClusterArgs {
     /// 127.0.0.1; 0 picks a free one. The URL is printed once the cluster is ready.
     #[arg(long)]
     ui_port: Option<u16>,
+    /// Every node records a trace (`node --trace`) in this directory, as `node-<i>.trace`,
+    /// for `slotguard validate DIR` (specs/protocol.md §12).
+    #[arg(long, value_name = "DIR")]
+    trace: Option<PathBuf>,
 }
 
 /// Hash slots of the clusters this command makes (the node's default, `slots` unset).
@@ -200,10 +204,19 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
             .create(true)
             .append(true)
             .open(dir.join(format!("node-{i}.log")))?;
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .arg("node")
             .arg("--config")
-            .arg(dir.join(format!("node-{i}.toml")))
+            .arg(dir.join(format!("node-{i}.toml")));
+        if let Some(traces) = &args.trace {
+            std::fs::create_dir_all(traces)
+                .with_context(|| format!("cannot create {}", traces.display()))?;
+            command
+                .arg("--trace")
+                .arg(traces.join(format!("node-{i}.trace")));
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -18,4 +18,5 @@ mod events;
 pub mod identity;
 pub mod reply;
 mod timers;
+pub mod trace;
 pub mod wire;

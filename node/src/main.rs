@@ -8,10 +8,13 @@ mod cluster_cmd;
 #[cfg(test)]
 mod deploy_tests;
 mod explore_cmd;
+#[cfg(test)]
+mod fuzz_tests;
 mod live;
 mod node_cmd;
 mod page;
 mod runtime;
+mod validate_cmd;
 
 use std::process::ExitCode;
 
@@ -41,6 +44,9 @@ enum Command {
     Node(runtime::config::NodeArgs),
     /// Run a local cluster on loopback, one child process per node.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Replay the traces of `node --trace` through the model and check them (exit 1 if not
+    /// valid).
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore_cmd::run(args).map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node_cmd::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster_cmd::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Validate(args) => validate_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,7 @@ pub mod hashed;
 pub mod model;
 pub mod network;
 pub mod noop_cache;
+pub mod observe;
 pub mod picture;
 pub mod properties;
 pub mod reductions;

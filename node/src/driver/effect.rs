@@ -46,6 +46,8 @@ pub struct Transmit {
     pub addr: SocketAddr,
     /// The sealed datagram (wire.rs).
     pub bytes: Vec<u8>,
+    /// Its sequence number (a trace names the datagram by it).
+    pub sequence: u64,
     /// Whether it carries a PING (CLUSTER NODES shows when the pending one left).
     pub pings: bool,
 }

@@ -34,6 +34,7 @@ use self::inbound::ReplayFilter;
 use crate::events::{self, Cause};
 use crate::identity::{Directory, Learned, NodeName};
 use crate::timers::Timers;
+use crate::trace::{render, Input, Recorder, Start};
 use crate::wire::BusKey;
 
 /// The time of an input, read by the caller: a monotonic instant for timers, and the wall
@@ -67,6 +68,9 @@ pub struct Setup {
     pub stored: Option<Persisted>,
     /// Every node's bus address as far as known, by id.
     pub addrs: Vec<Option<SocketAddr>>,
+    /// Record a trace of every step (specs/protocol.md §12), drained with
+    /// [`Driver::take_trace`].
+    pub trace: bool,
 }
 
 /// One node's protocol engine (module docs).
@@ -85,6 +89,8 @@ pub struct Driver {
     last_heard: Vec<Option<Instant>>,
     counters: BTreeMap<&'static str, u64>,
     effects: VecDeque<Effect>,
+    /// The trace being recorded, if asked for.
+    trace: Option<Recorder>,
 }
 
 impl Driver {
@@ -101,6 +107,7 @@ impl Driver {
             incarnation,
             stored,
             addrs,
+            trace,
         } = setup;
         let n = layout.len();
         let actor = ClusterNode::new(Arc::clone(&layout), timing);
@@ -120,7 +127,22 @@ impl Driver {
             last_heard: vec![None; n],
             counters: BTreeMap::new(),
             effects: VecDeque::new(),
+            trace: trace.then(Recorder::default),
         };
+        if let Some(trace) = &mut driver.trace {
+            trace.start(Start {
+                node: me.0,
+                incarnation,
+                slot_count: layout.slot_count() as u16,
+                layout: layout.specs().to_vec(),
+                timing,
+                stored,
+                t: now.unix_ms,
+                out: render(&out),
+                digest: String::new(),
+                tx: Vec::new(),
+            });
+        }
         driver.effects.push_back(Effect::Log(Event::Started {
             name,
             role: driver.role_text(),
@@ -133,6 +155,9 @@ impl Driver {
             driver.queue_save(driver.state.persisted());
         }
         driver.interpret(out, now);
+        if let Some(trace) = &mut driver.trace {
+            trace.close(&driver.state);
+        }
         driver
     }
 
@@ -157,7 +182,7 @@ impl Driver {
         if let Some(heard) = self.last_heard.get_mut(from.index()) {
             *heard = Some(now.at);
         }
-        for msg in datagram.messages {
+        for (idx, msg) in datagram.messages.into_iter().enumerate() {
             if matches!(msg, Msg::Pong(_)) {
                 self.names.pong_received(from.index(), now.unix_ms);
             }
@@ -166,6 +191,16 @@ impl Driver {
             self.actor
                 .on_msg_ref(&mut cow, Id::from(from.index()), &msg, &mut out);
             let next = into_owned_if_changed(cow);
+            if self.trace.is_some() {
+                let input = Input::Msg {
+                    from: from.0,
+                    inc: datagram.incarnation,
+                    seq: datagram.sequence,
+                    idx: idx as u32,
+                    msg: msg.clone(),
+                };
+                self.trace_step(input, &out, next.is_some(), now);
+            }
             self.apply(next, out, Cause::Message { from, msg: &msg }, now);
         }
     }
@@ -187,8 +222,25 @@ impl Driver {
         self.effects.pop_front()
     }
 
+    /// The shell's report on a [`Effect::Persist`]: it is durable. (Only a trace reads it.)
+    pub fn on_persisted(&mut self) {
+        if let Some(trace) = &mut self.trace {
+            trace.durable();
+        }
+    }
+
+    /// The trace lines recorded since the last call (empty unless [`Setup::trace`]): the shell
+    /// writes them out before it carries out the effects of the same inputs, so that a trace
+    /// never lacks the sending of a message that was received.
+    pub fn take_trace(&mut self) -> Vec<u8> {
+        self.trace.as_mut().map(Recorder::take).unwrap_or_default()
+    }
+
     /// The shell's report on a [`Transmit`]: whether the socket took it.
     pub fn on_transmitted(&mut self, transmit: &Transmit, sent: bool, now: Now) {
+        if let Some(trace) = &mut self.trace {
+            trace.sent(transmit.sequence, sent);
+        }
         if !sent {
             return self.count("send_errors");
         }
@@ -246,6 +298,13 @@ impl Driver {
         events::role_text(self.state.role, &self.names)
     }
 
+    /// Breaks this driver's replay filter: it admits every datagram (for tests that show trace
+    /// validation catches a broken runtime).
+    #[cfg(test)]
+    pub(crate) fn break_replay_filter(&mut self) {
+        self.replay.admits_everything = true;
+    }
+
     fn count(&mut self, what: &'static str) {
         *self.counters.entry(what).or_default() += 1;
     }
@@ -276,7 +335,18 @@ impl Driver {
         self.actor
             .on_timeout(Id::from(self.me.index()), &mut cow, timer, &mut out);
         let next = into_owned_if_changed(cow);
+        if self.trace.is_some() {
+            self.trace_step(Input::Timer(timer.clone()), &out, next.is_some(), now);
+        }
         self.apply(next, out, Cause::Local, now);
+    }
+
+    /// Opens a trace record for a step about to be applied.
+    fn trace_step(&mut self, input: Input, out: &Out<ClusterNode>, changed: bool, now: Now) {
+        let offset = self.state.peer(self.me).map_or(0, |me| me.repl_offset);
+        if let Some(trace) = &mut self.trace {
+            trace.step(input, out, changed, offset, now.unix_ms);
+        }
     }
 
     /// Adopts a step's new state and queues its effects, then its log lines (events.rs): a
@@ -294,6 +364,9 @@ impl Driver {
             self.state = next;
         }
         self.interpret(out, now);
+        if let Some(trace) = &mut self.trace {
+            trace.close(&self.state);
+        }
         for line in lines {
             self.effects.push_back(Effect::Log(Event::Step(line)));
         }

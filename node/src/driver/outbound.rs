@@ -9,6 +9,7 @@ use slotguard_protocol::{ClusterNode, Msg, NodeId, Persisted};
 use stateright::actor::{Command, Out};
 
 use super::{Driver, Effect, Now, Save, Transmit};
+use crate::trace::Tx;
 use crate::wire;
 
 impl Driver {
@@ -31,6 +32,9 @@ impl Driver {
 
     /// Queues a write of the state file with `state` and what the runtime keeps beside it.
     pub(super) fn queue_save(&mut self, state: Persisted) {
+        if let Some(trace) = &mut self.trace {
+            trace.saved();
+        }
         self.effects.push_back(Effect::Persist(Save {
             name: self.names.my_name(),
             peers: self.names.peer_names(),
@@ -57,10 +61,18 @@ impl Driver {
         };
         match wire::seal(&self.bus_key, address, msgs) {
             Ok(bytes) if bytes.len() <= wire::MAX_DATAGRAM => {
+                if let Some(trace) = &mut self.trace {
+                    trace.sealed(Tx {
+                        to: to as u16,
+                        seq: self.sequence,
+                        n: msgs.len() as u32,
+                    });
+                }
                 self.effects.push_back(Effect::Transmit(Transmit {
                     to: NodeId(to as u16),
                     addr,
                     bytes,
+                    sequence: self.sequence,
                     pings: msgs.iter().any(|m| matches!(m, Msg::Ping(_))),
                 }));
             }

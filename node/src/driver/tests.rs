@@ -54,6 +54,7 @@ impl Net {
                     incarnation: 0,
                     stored: None,
                     addrs: (0..n).map(|j| Some(addr(j))).collect(),
+                    trace: false,
                 };
                 Driver::start(setup, now)
             })
@@ -254,6 +255,7 @@ fn the_start_step_saves_before_it_announces_and_a_learnt_name_is_saved() {
         incarnation: 1,
         stored: None,
         addrs: (0..3).map(|j| Some(addr(j))).collect(),
+        trace: false,
     };
     let mut d = Driver::start(setup, net.now);
     assert!(matches!(

@@ -301,6 +301,10 @@ pub(crate) struct NodeArgs {
     /// when it is an IP literal, else 0.0.0.0.
     #[arg(long)]
     bind_ip: Option<IpAddr>,
+    /// Record every step of the node's actor in this file (NDJSON, appended to), for
+    /// `slotguard validate` (specs/protocol.md §12); off unless given.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 /// A validated node configuration.
@@ -317,6 +321,8 @@ pub(crate) struct NodeConfig {
     pub(crate) metrics_port: Option<u16>,
     /// The IP to listen on when this node's own address is a host name.
     pub(crate) bind_ip: Option<IpAddr>,
+    /// Where to append the trace of every step (specs/protocol.md §12); `None`: no trace.
+    pub(crate) trace: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -399,6 +405,7 @@ impl NodeConfig {
             clients,
             metrics_port: args.metrics_port.or(file.metrics_port),
             bind_ip: args.bind_ip.or(file.bind_ip),
+            trace: args.trace.clone(),
         })
     }
 

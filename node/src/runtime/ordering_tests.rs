@@ -90,6 +90,7 @@ fn config(layout: &Arc<Layout>, buses: &[SocketAddr], dir: PathBuf) -> NodeConfi
         clients: ClientLimits::default(),
         metrics_port: None,
         bind_ip: None,
+        trace: None,
     }
 }
 

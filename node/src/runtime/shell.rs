@@ -8,6 +8,7 @@
 //! on a worker, so client connections are served while the step waits for the disk.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,8 @@ pub(crate) struct Runtime {
     shared: Shared,
     /// This node's replication offset, kept by the client port's data plane (admin.rs).
     repl_offset: Arc<AtomicU64>,
+    /// Where the driver's trace goes, if asked for (specs/protocol.md §12).
+    trace: Option<std::fs::File>,
 }
 
 /// The time of an input, read from the system's clocks.
@@ -72,6 +75,7 @@ impl Runtime {
             .with_context(|| format!("cannot bind the cluster bus on {bus}"))?;
         let mut resolver = Resolver::new(&config.nodes, bus.is_ipv4());
         resolver.look_up_all();
+        let trace = config.trace.as_deref().map(open_trace).transpose()?;
         let setup = Setup {
             layout: Arc::clone(&config.layout),
             timing: config.timing,
@@ -82,6 +86,7 @@ impl Runtime {
             incarnation,
             stored,
             addrs: resolver.addrs().to_vec(),
+            trace: trace.is_some(),
         };
         let driver = Driver::start(setup, now());
         let shared = Arc::new(RwLock::new(Snapshot {
@@ -101,6 +106,7 @@ impl Runtime {
             resolver,
             shared: Arc::clone(&shared),
             repl_offset: Arc::new(AtomicU64::new(0)),
+            trace,
         };
         rt.carry_out().await?;
         rt.publish();
@@ -164,9 +170,15 @@ impl Runtime {
     /// Carries out the driver's effects one at a time, in order: each write is durable before
     /// the next effect starts.
     async fn carry_out(&mut self) -> Result<()> {
+        // The steps' records reach the file before their datagrams leave: a receiver's trace
+        // never names a datagram its sender's trace lacks, even after a kill -9.
+        self.write_trace()?;
         while let Some(effect) = self.driver.poll_effect() {
             match effect {
-                Effect::Persist(save) => self.persist(save).await?,
+                Effect::Persist(save) => {
+                    self.persist(save).await?;
+                    self.driver.on_persisted();
+                }
                 Effect::Transmit(t) => {
                     let sent = self.socket.send_to(&t.bytes, t.addr).await;
                     if let Err(e) = &sent {
@@ -176,6 +188,19 @@ impl Runtime {
                 }
                 Effect::Log(event) => log(event),
             }
+        }
+        self.write_trace()
+    }
+
+    /// Appends what the driver recorded since the last call to the trace file (one write).
+    fn write_trace(&mut self) -> Result<()> {
+        let Some(file) = &mut self.trace else {
+            return Ok(());
+        };
+        let lines = self.driver.take_trace();
+        if !lines.is_empty() {
+            file.write_all(&lines)
+                .context("cannot write the trace file")?;
         }
         Ok(())
     }
@@ -203,6 +228,29 @@ impl Runtime {
             self.resolver.look_up(i);
         }
     }
+}
+
+/// Opens a trace file for appending. A file whose last line was cut short (a node killed while
+/// writing) gets a line break first, so the next record starts a line of its own.
+fn open_trace(path: &std::path::Path) -> Result<std::fs::File> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the trace file {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| file.read_exact(&mut last))
+            .with_context(|| format!("cannot read the trace file {}", path.display()))?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")
+                .with_context(|| format!("cannot write the trace file {}", path.display()))?;
+        }
+    }
+    Ok(file)
 }
 
 /// Logs an [`Event`] with the fields operators know.

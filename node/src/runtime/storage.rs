@@ -257,6 +257,10 @@ impl Store for StateFile {
 }
 
 #[cfg(test)]
+#[path = "storage_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use slotguard_protocol::{Layout, NodeId, NodeState};

@@ -28,6 +28,7 @@ pub(super) fn config(masters: usize, replicas: usize, me: u16, ports: &[u16]) ->
         clients: ClientLimits::default(),
         metrics_port: None,
         bind_ip: None,
+        trace: None,
     }
 }
 
