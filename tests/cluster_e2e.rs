@@ -1901,3 +1901,71 @@ fn a_master_without_a_good_replica_refuses_writes() {
         resp(c.port(0), &["SET", &key, "x"]).as_deref() == Some("OK")
     });
 }
+
+/// `CLUSTER FAILOVER` on a replica (specs/protocol.md §5.8) while a client keeps writing to its
+/// master: the master pauses writes (`-TRYAGAIN`), the replica catches up to its final offset
+/// and wins an election without any FAIL, the old master follows it, and every write either
+/// master acknowledged reads back. Sent to a master, the command is refused; `TAKEOVER` then
+/// gives the slots back without an election.
+#[test]
+fn a_manual_failover_swaps_master_and_replica_and_loses_no_acknowledged_write() {
+    let mut c = Cluster::new("manual", 3, 1, 52);
+    c.start_and_agree();
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
+    });
+    let refused = resp(c.port(0), &["CLUSTER", "FAILOVER"]).unwrap_or_default();
+    assert!(
+        refused.contains("send CLUSTER FAILOVER to a replica"),
+        "{refused}"
+    );
+    let entry = c.port(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut acknowledged, mut refused, mut i) = (Vec::new(), 0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("{{b}}:{i}");
+                match on_owner(entry, &[&["SET", &key, &format!("value {i}")]]) {
+                    Some(r) if r[0] == "OK" => acknowledged.push(i),
+                    _ => refused += 1,
+                }
+                i += 1;
+            }
+            (acknowledged, refused)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        resp(c.port(3), &["CLUSTER", "FAILOVER"]).as_deref(),
+        Some("OK")
+    );
+    let (n0, n3) = (myid(c.port(0)), myid(c.port(3)));
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("node 3 owns node 0's slots and node 0 follows it", || {
+        agree(&c, &all).is_some_and(|owners| owners.values().any(|(o, _)| *o == n3))
+            && cluster_nodes(c.port(0))
+                .is_some_and(|l| l.iter().any(|n| n.id == n0 && n.master == n3))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, refused) = writer.join().expect("the writer ends");
+    eprintln!(
+        "{} writes acknowledged, {refused} refused during the manual failover",
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 20, "the writer made progress");
+    for i in acknowledged {
+        let key = format!("{{b}}:{i}");
+        let got = on_owner(entry, &[&["GET", &key]]).expect("the owner answers");
+        assert_eq!(got[0], format!("value {i}"), "{key}");
+    }
+    assert_eq!(
+        resp(c.port(0), &["CLUSTER", "FAILOVER", "TAKEOVER"]).as_deref(),
+        Some("OK")
+    );
+    wait_until("node 0 owns its slots again", || {
+        agree(&c, &all).is_some_and(|owners| owners.values().any(|(o, _)| *o == n0))
+    });
+}

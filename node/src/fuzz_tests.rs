@@ -126,6 +126,7 @@ fn message(rng: &mut Rng) -> Msg {
         _ => Msg::AuthAck {
             epoch: epoch(rng),
             candidate: node(rng),
+            forced: false,
         },
     }
 }

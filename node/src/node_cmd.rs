@@ -35,7 +35,12 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             listen(client).with_context(|| format!("cannot listen for clients on {client}"))?;
         let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
         info!(id = config.id, %client, bus = %config.me().bus, "serving");
-        let server = admin::Server::new(Arc::clone(&config), shared, node.replication_offset())?;
+        let server = admin::Server::new(
+            Arc::clone(&config),
+            shared,
+            node.replication_offset(),
+            node.operator(),
+        )?;
         if let Some(port) = config.metrics_port {
             let addr = std::net::SocketAddr::new(client.ip(), port);
             metrics::serve(addr, Arc::clone(&server)).await?;

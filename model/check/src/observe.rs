@@ -213,6 +213,8 @@ impl ClusterModel {
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
             witnesses: crate::properties::Witness::ALL.to_vec(),
+            manual_failover_budget: 0,
+            failover_modes: Vec::new(),
         }
     }
 }
@@ -266,6 +268,7 @@ mod tests {
                 Msg::AuthAck {
                     epoch,
                     candidate: NodeId(candidate),
+                    forced: false,
                 },
             )]
         };

@@ -25,8 +25,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use slotguard_protocol::protocol::manual::FailoverRefused;
 use slotguard_protocol::state::NodeState;
-use slotguard_protocol::{ClusterNode, Layout, Msg, NodeId, Persisted, Timer, Timing};
+use slotguard_protocol::{
+    ClusterNode, FailoverMode, Layout, Msg, NodeId, Persisted, Timer, Timing,
+};
 use stateright::actor::{Actor, Command, Id, Out};
 
 pub use self::effect::{Effect, Event, Save, Transmit};
@@ -215,6 +218,20 @@ impl Driver {
         for timer in self.timers.take_due(now.at) {
             self.on_timer(&timer, now);
         }
+    }
+
+    /// An operator's `CLUSTER FAILOVER` in `mode` (specs/protocol.md §5.8), as one actor step;
+    /// a refusal changes nothing.
+    pub fn handle_failover(&mut self, mode: FailoverMode, now: Now) -> Result<(), FailoverRefused> {
+        let mut out = Out::new();
+        let mut cow = Cow::Borrowed(&self.state);
+        let result = self.actor.on_failover(&mut cow, mode, &mut out);
+        let next = into_owned_if_changed(cow);
+        if self.trace.is_some() {
+            self.trace_step(Input::Failover(mode), &out, next.is_some(), now);
+        }
+        self.apply(next, out, Cause::Local, now);
+        result
     }
 
     /// The next effect to carry out, in order.

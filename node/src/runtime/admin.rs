@@ -34,7 +34,7 @@ use super::format::{Replication, ServerStats};
 use super::replication;
 use super::reply::Reply;
 use super::request::{Limits, Parser};
-use super::Shared;
+use super::{FailoverRequest, Operator, Shared};
 
 /// Bytes read from a socket at once: the most a connection can overshoot its budget by.
 const READ_CHUNK: usize = 16 * 1024;
@@ -88,6 +88,8 @@ pub(crate) struct Server {
     /// This node's replication offset for its bus headers (the shell reads it): the end of
     /// its stream as a master, what it has applied as a replica.
     pub(crate) repl_offset: Arc<AtomicU64>,
+    /// Where operators' requests go (the node's owner task, shell.rs).
+    operator: Operator,
     pub(crate) limits: ClientLimits,
     started: Instant,
     clients: AtomicUsize,
@@ -154,6 +156,20 @@ impl Server {
             data.promote(ReplId::random()?);
         }
         Ok(())
+    }
+
+    /// Hands an operator's `CLUSTER FAILOVER` to the node's owner task and returns its answer.
+    pub(crate) async fn failover(&self, mode: slotguard_protocol::FailoverMode) -> Reply {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let request = FailoverRequest { mode, answer };
+        if self.operator.send(request).await.is_err() {
+            return Reply::error("ERR the node is shutting down");
+        }
+        match answered.await {
+            Ok(Ok(())) => Reply::ok(),
+            Ok(Err(refused)) => Reply::error(format!("ERR {refused}")),
+            Err(_) => Reply::error("ERR the node is shutting down"),
+        }
     }
 
     /// Replicas that acknowledged the stream within `min_replicas_max_lag` seconds.
@@ -244,6 +260,7 @@ impl Server {
         config: Arc<NodeConfig>,
         shared: Shared,
         repl_offset: Arc<AtomicU64>,
+        operator: Operator,
     ) -> Result<Arc<Server>> {
         Ok(Arc::new(Server {
             actor: ClusterNode::new(Arc::clone(&config.layout), config.timing),
@@ -256,6 +273,7 @@ impl Server {
             replicas: Mutex::new(BTreeMap::new()),
             link: Mutex::new(None),
             repl_offset,
+            operator,
             started: Instant::now(),
             clients: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -424,6 +442,11 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
         match batch {
             Batch::Flush => continue,
             Batch::Replicate(asked) => return replication::feed(stream, server, id, asked).await,
+            Batch::Failover(mode) => {
+                let reply = server.failover(mode).await;
+                out.extend_from_slice(&reply.encode(session.protocol));
+                continue;
+            }
             Batch::Wait { replicas, timeout } => {
                 let acked = wait(server, session.last_write, replicas, timeout).await;
                 let reply = Reply::Int(i64::try_from(acked).unwrap_or(i64::MAX));
@@ -496,6 +519,8 @@ enum Batch {
     /// The client is a replica (`SYNC`, `PSYNC`): the connection becomes its replication
     /// stream, from the stream and offset it asked for if it can.
     Replicate(Option<(ReplId, u64)>),
+    /// `CLUSTER FAILOVER`: answer once the node's owner task has run it.
+    Failover(slotguard_protocol::FailoverMode),
     /// `WAIT`: answer once enough replicas have this client's writes, or at the timeout.
     Wait {
         /// Replicas wanted.
@@ -541,6 +566,7 @@ impl Conn<'_, '_> {
                     let outcome = commands::answer(server, self.session, &args);
                     match outcome.then {
                         Then::Replicate(asked) => return Batch::Replicate(asked),
+                        Then::Failover(mode) => return Batch::Failover(mode),
                         Then::Wait { replicas, timeout } => {
                             return Batch::Wait { replicas, timeout }
                         }

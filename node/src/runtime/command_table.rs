@@ -142,6 +142,17 @@ const fn complexity(mut s: Spec, text: &'static str) -> Spec {
 
 const CLUSTER_SUBS: &[Spec] = &[
     since(
+        spec(
+            "cluster|failover",
+            -2,
+            ADMIN_FLAGS,
+            &["@admin", "@slow", "@dangerous"],
+            "Forces a replica to perform a manual failover of its master.",
+            "cluster",
+        ),
+        "3.0.0",
+    ),
+    since(
         tips(
             spec(
                 "cluster|info",

@@ -53,6 +53,8 @@ pub(crate) enum Then {
     Nothing,
     /// `SYNC`, or `PSYNC` with the stream and offset the replica has: become its stream.
     Replicate(Option<(ReplId, u64)>),
+    /// `CLUSTER FAILOVER [FORCE | TAKEOVER]`: ask the node's owner task, answer what it says.
+    Failover(slotguard_protocol::FailoverMode),
     /// `WAIT`: wait for this many replicas, at most this long (`None`: forever).
     Wait {
         replicas: usize,
@@ -108,6 +110,9 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
     if let Some(reply) = keys::cluster_keys(server, spec.name, sub.as_deref(), raw) {
         return reply.into();
     }
+    if spec.name == "cluster" && sub.as_deref() == Some("FAILOVER") {
+        return failover(&args[2..]);
+    }
     match spec.name {
         "quit" => Outcome {
             reply: Reply::ok(),
@@ -147,6 +152,19 @@ fn is_replica(server: &Server) -> bool {
         .shared
         .read()
         .is_ok_and(|s| s.state.role != slotguard_protocol::Role::Master)
+}
+
+/// `CLUSTER FAILOVER [FORCE | TAKEOVER]` (specs/protocol.md §5.8): the actor decides, in the
+/// node's owner task.
+fn failover(args: &[String]) -> Outcome {
+    use slotguard_protocol::FailoverMode;
+    let mode = match args {
+        [] => FailoverMode::Default,
+        [m] if m.eq_ignore_ascii_case("force") => FailoverMode::Force,
+        [m] if m.eq_ignore_ascii_case("takeover") => FailoverMode::Takeover,
+        _ => return Reply::error("ERR syntax error").into(),
+    };
+    Then::Failover(mode).into()
 }
 
 /// `PSYNC <replid> <offset>`: a replica asks to continue stream `replid` from `offset`; any

@@ -66,3 +66,17 @@ pub(crate) struct Snapshot {
 
 /// Shared view for the admin port.
 pub(crate) type Shared = Arc<RwLock<Snapshot>>;
+
+/// An operator's `CLUSTER FAILOVER`, sent from the client port to the node's owner task, which
+/// runs it as an actor step and answers (specs/protocol.md §5.8).
+pub(crate) struct FailoverRequest {
+    /// The mode asked for.
+    pub(crate) mode: slotguard_protocol::FailoverMode,
+    /// Where the actor's answer goes.
+    pub(crate) answer: tokio::sync::oneshot::Sender<
+        Result<(), slotguard_protocol::protocol::manual::FailoverRefused>,
+    >,
+}
+
+/// Where the client port sends operators' requests.
+pub(crate) type Operator = tokio::sync::mpsc::Sender<FailoverRequest>;

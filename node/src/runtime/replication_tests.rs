@@ -65,7 +65,8 @@ async fn a_broken_stream_drops_the_link_and_the_replica_continues_from_what_it_a
     let port = listener.local_addr().expect("addr").port();
     let cfg = Arc::new(test_support::config(1, 1, 1, &[port, 1]));
     let shared = Arc::new(RwLock::new(test_support::snapshot(&cfg)));
-    let server = Server::new(cfg, shared, Arc::new(AtomicU64::new(0))).expect("server");
+    let (operator, _requests) = tokio::sync::mpsc::channel(1);
+    let server = Server::new(cfg, shared, Arc::new(AtomicU64::new(0)), operator).expect("server");
     tokio::spawn(follow_forever(Arc::clone(&server)));
     let stream = ReplId::random().expect("randomness");
 

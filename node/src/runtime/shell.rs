@@ -25,7 +25,7 @@ use super::identity::{self, NodeName};
 use super::resolve::{self, Resolver};
 use super::storage::{Loaded, StateFile, Store};
 use super::wire::{self, MAX_DATAGRAM};
-use super::{Shared, Snapshot};
+use super::{FailoverRequest, Operator, Shared, Snapshot};
 
 /// A running node.
 pub(crate) struct Runtime {
@@ -41,6 +41,8 @@ pub(crate) struct Runtime {
     repl_offset: Arc<AtomicU64>,
     /// Where the driver's trace goes, if asked for (specs/protocol.md §12).
     trace: Option<std::fs::File>,
+    /// Operators' requests from the client port, and the end the client port sends to.
+    operator: (Operator, tokio::sync::mpsc::Receiver<FailoverRequest>),
 }
 
 /// The time of an input, read from the system's clocks.
@@ -107,6 +109,7 @@ impl Runtime {
             shared: Arc::clone(&shared),
             repl_offset: Arc::new(AtomicU64::new(0)),
             trace,
+            operator: tokio::sync::mpsc::channel(8),
         };
         rt.carry_out().await?;
         rt.publish();
@@ -116,6 +119,11 @@ impl Runtime {
     /// Where the data plane keeps this node's replication offset for the headers.
     pub(crate) fn replication_offset(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.repl_offset)
+    }
+
+    /// Where the client port sends an operator's `CLUSTER FAILOVER`.
+    pub(crate) fn operator(&self) -> Operator {
+        self.operator.0.clone()
     }
 
     fn publish(&self) {
@@ -145,7 +153,12 @@ impl Runtime {
                 || Instant::now() + Duration::from_secs(3600),
                 Instant::from_std,
             );
+            let mut answer = None;
             tokio::select! {
+                Some(request) = self.operator.1.recv() => {
+                    let result = self.driver.handle_failover(request.mode, now());
+                    answer = Some((request.answer, result));
+                }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => self.driver.handle_datagram(&buf[..n], now()),
                     Err(e) => warn!(error = %e, "receive failed"),
@@ -164,6 +177,9 @@ impl Runtime {
             }
             self.carry_out().await?;
             self.publish();
+            if let Some((to, result)) = answer {
+                let _ = to.send(result);
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use slotguard_protocol::{ClusterNode, Msg, NodeSpec, NodeState, Persisted, Timer, Timing};
+use slotguard_protocol::{
+    ClusterNode, FailoverMode, Msg, NodeSpec, NodeState, Persisted, Timer, Timing,
+};
 use stateright::actor::{Command, Out};
 
 use super::digest;
@@ -95,6 +97,8 @@ pub enum Input {
     },
     /// A timer fired.
     Timer(Timer),
+    /// An operator's `CLUSTER FAILOVER` in this mode (specs/protocol.md §5.8).
+    Failover(FailoverMode),
 }
 
 /// A datagram a step's messages left in: `n` messages to node `to`, in the order the actor sent
@@ -116,25 +120,13 @@ pub(crate) fn render(out: &Out<ClusterNode>) -> Vec<String> {
         .map(|command| match command {
             Command::Save(p) => format!("save {}", digest(p)),
             Command::Send(to, msg) => {
-                format!("send n{} {} {}", usize::from(*to), kind(msg), digest(msg))
+                format!("send n{} {} {}", usize::from(*to), msg.kind(), digest(msg))
             }
             Command::SetTimer(t, r) => format!("set {t} {:?}..{:?}", r.start, r.end),
             Command::CancelTimer(t) => format!("cancel {t}"),
             Command::ChooseRandom(..) => String::from("random"),
         })
         .collect()
-}
-
-fn kind(msg: &Msg) -> &'static str {
-    match msg {
-        Msg::Ping(_) => "PING",
-        Msg::Pong(_) => "PONG",
-        Msg::Gossip(_) => "GOSSIP",
-        Msg::Fail { .. } => "FAIL",
-        Msg::AuthRequest(_) => "AUTH_REQUEST",
-        Msg::AuthAck { .. } => "AUTH_ACK",
-        Msg::Update(_) => "UPDATE",
-    }
 }
 
 /// The driver's recorder: it fills a buffer of NDJSON lines that the shell drains

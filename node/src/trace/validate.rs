@@ -610,6 +610,11 @@ impl Validation {
                 format!("n{me} #{inc}.{} <- n{from}: {}", step.n, describe_msg(msg))
             }
             Input::Timer(t) => format!("n{me} #{inc}.{}: timer {t} fires", step.n),
+            Input::Failover(mode) => format!(
+                "n{me} #{inc}.{}: operator: CLUSTER FAILOVER {}",
+                step.n,
+                mode.name()
+            ),
         }
     }
 
@@ -845,6 +850,15 @@ impl Validation {
                     .on_timeout(Id::from(usize::from(me)), &mut cow, timer, &mut out);
                 format!("n{me} #{incarnation}.{}: timer {timer} fires", step.n)
             }
+            Input::Failover(mode) => {
+                // A refused command changes nothing and outputs nothing, in the node as here.
+                let _ = rep.actor.on_failover(&mut cow, *mode, &mut out);
+                format!(
+                    "n{me} #{incarnation}.{}: operator: CLUSTER FAILOVER {}",
+                    step.n,
+                    mode.name()
+                )
+            }
         };
         let after = match cow {
             std::borrow::Cow::Owned(s) => Some(s),
@@ -874,7 +888,7 @@ impl Validation {
         };
         let fired = match &step.input {
             Input::Timer(t) => Some(t),
-            Input::Msg { .. } => None,
+            Input::Msg { .. } | Input::Failover(_) => None,
         };
         let violated = self
             .observer
@@ -1096,7 +1110,7 @@ impl Validation {
 fn timer_fits(layout: &Layout, timer: &Timer) -> bool {
     let n = layout.len();
     match timer {
-        Timer::Tick | Timer::ElectionDelay | Timer::ElectionTimeout => true,
+        Timer::Tick | Timer::ElectionDelay | Timer::ElectionTimeout | Timer::ManualFailover => true,
         Timer::PeerTimeout(p) | Timer::FailUndo(p) => p.index() < n,
         Timer::ReportExpiry { target, reporter } => target.index() < n && reporter.index() < n,
     }
