@@ -447,7 +447,7 @@ mod tests {
         );
         assert_eq!(
             check_arity(cluster, &args(&["cluster", "meet"])),
-            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT.".into())
+            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: FAILOVER, INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT.".into())
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));
