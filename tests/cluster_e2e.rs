@@ -1902,7 +1902,7 @@ fn a_master_without_a_good_replica_refuses_writes() {
     });
 }
 
-/// `CLUSTER FAILOVER` on a replica (specs/protocol.md §5.8) while a client keeps writing to its
+/// `CLUSTER FAILOVER` on a replica (specs/protocol.md §6.1) while a client keeps writing to its
 /// master: the master pauses writes (`-TRYAGAIN`), the replica catches up to its final offset
 /// and wins an election without any FAIL, the old master follows it, and every write either
 /// master acknowledged reads back. Sent to a master, the command is refused; `TAKEOVER` then

@@ -57,7 +57,7 @@ pub(crate) struct ConfigArgs {
     #[arg(long, value_enum)]
     network: Option<NetworkArg>,
     /// Override: manual failovers (`CLUSTER FAILOVER`) an operator may ask of any replica in
-    /// a behaviour (specs/protocol.md §5.8).
+    /// a behaviour (specs/protocol.md §6.1).
     #[arg(long)]
     manual_failovers: Option<u8>,
     /// Override: the modes they may use, from `default,force,takeover` (default: `default,force`;

@@ -90,7 +90,7 @@ pub struct CheckConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub witnesses: Vec<Witness>,
     /// Manual failovers (`CLUSTER FAILOVER`) an operator may ask of any replica in a
-    /// behaviour, in any of `failover_modes` (specs/protocol.md §5.8).
+    /// behaviour, in any of `failover_modes` (specs/protocol.md §6.1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub manual_failovers: u8,
     /// The modes those may use (absent: `default` and `force`; `takeover` only when named).

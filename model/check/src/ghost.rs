@@ -302,7 +302,7 @@ impl Ghost {
                     Role::Replica { of } => a.peers[of.index()].health.is_fail(),
                     Role::Master => false,
                 };
-                // A manual failover's vote needs no FAIL (specs/protocol.md §5.8).
+                // A manual failover's vote needs no FAIL (specs/protocol.md §6.1).
                 if !master_failed && !forced {
                     ghost.to_mut().violations.push(Violation::VoteWithoutFail {
                         voter: node,

@@ -207,7 +207,7 @@ pub enum Action {
     /// A node crashes and restarts from its state file at once (with `Reduction::AtomicRestart`; the
     /// time it spends down is spent, equivalently, up and idle: specs/protocol.md §8.8).
     CrashRestart(NodeId),
-    /// An operator sends `CLUSTER FAILOVER` in `mode` to a replica (specs/protocol.md §5.8).
+    /// An operator sends `CLUSTER FAILOVER` in `mode` to a replica (specs/protocol.md §6.1).
     Failover {
         /// The replica.
         node: NodeId,

@@ -1,4 +1,4 @@
-//! Manual failover (`CLUSTER FAILOVER`, specs/protocol.md §5.8) under the checker: the default
+//! Manual failover (`CLUSTER FAILOVER`, specs/protocol.md §6.1) under the checker: the default
 //! and FORCE modes keep every property, TAKEOVER does not (specs/properties.md, "Manual
 //! failover").
 

@@ -56,7 +56,7 @@ pub enum Down {
     Unbound,
     /// A write without keys (`FLUSHALL`) on a replica, which takes no write of its own.
     ReadOnlyReplica,
-    /// A write on a master that paused writes for a manual failover (specs/protocol.md §5.8).
+    /// A write on a master that paused writes for a manual failover (specs/protocol.md §6.1).
     FailoverPause,
     /// This node sees the cluster as failed, for this reason.
     ClusterFail(FailReason),

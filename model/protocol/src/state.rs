@@ -159,7 +159,7 @@ pub enum Election {
     },
 }
 
-/// Where a node is in a manual failover (`CLUSTER FAILOVER`, specs/protocol.md §5.8).
+/// Where a node is in a manual failover (`CLUSTER FAILOVER`, specs/protocol.md §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum ManualFailover {
     /// None under way.
@@ -172,7 +172,7 @@ pub enum ManualFailover {
         /// The replica taking over.
         replica: NodeId,
         /// Whether its headers say so yet. The first header that does is built in a step after
-        /// the one that paused, so the replication offset it carries is final (§5.8).
+        /// the one that paused, so the replication offset it carries is final (§6.1).
         announced: bool,
     },
 }

@@ -220,7 +220,7 @@ impl Driver {
         }
     }
 
-    /// An operator's `CLUSTER FAILOVER` in `mode` (specs/protocol.md §5.8), as one actor step;
+    /// An operator's `CLUSTER FAILOVER` in `mode` (specs/protocol.md §6.1), as one actor step;
     /// a refusal changes nothing.
     pub fn handle_failover(&mut self, mode: FailoverMode, now: Now) -> Result<(), FailoverRefused> {
         let mut out = Out::new();

@@ -154,7 +154,7 @@ fn is_replica(server: &Server) -> bool {
         .is_ok_and(|s| s.state.role != slotguard_protocol::Role::Master)
 }
 
-/// `CLUSTER FAILOVER [FORCE | TAKEOVER]` (specs/protocol.md §5.8): the actor decides, in the
+/// `CLUSTER FAILOVER [FORCE | TAKEOVER]` (specs/protocol.md §6.1): the actor decides, in the
 /// node's owner task.
 fn failover(args: &[String]) -> Outcome {
     use slotguard_protocol::FailoverMode;

@@ -68,7 +68,7 @@ pub(crate) struct Snapshot {
 pub(crate) type Shared = Arc<RwLock<Snapshot>>;
 
 /// An operator's `CLUSTER FAILOVER`, sent from the client port to the node's owner task, which
-/// runs it as an actor step and answers (specs/protocol.md §5.8).
+/// runs it as an actor step and answers (specs/protocol.md §6.1).
 pub(crate) struct FailoverRequest {
     /// The mode asked for.
     pub(crate) mode: slotguard_protocol::FailoverMode,

@@ -97,7 +97,7 @@ pub enum Input {
     },
     /// A timer fired.
     Timer(Timer),
-    /// An operator's `CLUSTER FAILOVER` in this mode (specs/protocol.md §5.8).
+    /// An operator's `CLUSTER FAILOVER` in this mode (specs/protocol.md §6.1).
     Failover(FailoverMode),
 }
 

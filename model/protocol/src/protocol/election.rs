@@ -74,7 +74,7 @@ impl Step<'_, '_> {
     }
 
     /// Asks every master for its vote to replace `master`, in a new epoch; `forced`: a manual
-    /// failover's election, whose master need not be FAIL (§5.8).
+    /// failover's election, whose master need not be FAIL (§6.1).
     pub(crate) fn start_election(&mut self, master: NodeId, forced: bool) {
         let stale_votes = match &self.st().election {
             Election::Running { votes, .. } if self.node.bug(Bug::StaleVotesNotReset) => {

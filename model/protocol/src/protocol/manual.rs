@@ -1,5 +1,5 @@
 //! Manual failover: `CLUSTER FAILOVER [FORCE | TAKEOVER]` sent to a replica (specs/protocol.md
-//! §5.8; Redis's `clusterCommand` "failover" and `clusterHandleManualFailover`).
+//! §6.1; Redis's `clusterCommand` "failover" and `clusterHandleManualFailover`).
 //!
 //! - **Default**: the replica asks its master to pause writes (`MFSTART`). The master pauses at
 //!   once and says so from its next header on, with its replication offset, which is then final
