@@ -5,9 +5,13 @@
 use slotguard_check::config::Replicas;
 use slotguard_check::properties::names;
 use slotguard_check::trace::{describe_action, replay};
-use slotguard_check::{CheckConfig, ClusterModel, ClusterState};
+use slotguard_check::CheckConfig;
 use slotguard_protocol::{FailoverMode, Role};
 use stateright::{Checker, HasDiscoveries, Model};
+
+mod common;
+
+use common::follow;
 
 /// `tiny` with master 2's two replicas, no faults, and `budget` manual failovers in `modes`.
 fn manual(modes: &[FailoverMode], budget: u8, elections: u64) -> CheckConfig {
@@ -19,31 +23,6 @@ fn manual(modes: &[FailoverMode], budget: u8, elections: u64) -> CheckConfig {
     config.manual_failovers = budget;
     config.failover_modes = modes.to_vec();
     config
-}
-
-/// Follows `schedule` (each step the first enabled action whose description starts with it)
-/// from the initial state; returns the path and the state reached.
-fn follow(model: &ClusterModel, schedule: &[&str]) -> (Vec<slotguard_check::Action>, ClusterState) {
-    let mut state = model.init_states().remove(0);
-    let mut path = Vec::new();
-    for step in schedule {
-        let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
-        let action = actions
-            .into_iter()
-            .find(|a| describe_action(a).starts_with(step))
-            .unwrap_or_else(|| {
-                let mut enabled = Vec::new();
-                model.actions(&state, &mut enabled);
-                let enabled: Vec<String> = enabled.iter().map(describe_action).collect();
-                panic!("no enabled action matches {step:?} among {enabled:#?}")
-            });
-        state = model
-            .next_state(&state, action.clone())
-            .unwrap_or_else(|| panic!("{step:?} changes nothing"));
-        path.push(action);
-    }
-    (path, state)
 }
 
 /// The default mode, step by step: the replica asks, the master pauses and says so in its next

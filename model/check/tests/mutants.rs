@@ -9,7 +9,7 @@ use slotguard_check::hashed::stable_hash;
 use slotguard_check::properties::{convergence_failure, names};
 use slotguard_check::run::{self, RunOptions, Status};
 use slotguard_check::settle::{settle_from, InFlight, Settled};
-use slotguard_check::trace::{describe_action, replay};
+use slotguard_check::trace::replay;
 use slotguard_check::Reduction;
 use slotguard_check::{CheckConfig, ClusterModel, ClusterState};
 use slotguard_protocol::{Bug, Bugs};
@@ -125,20 +125,7 @@ fn mutant_vote_twice_gives_two_winners() {
         "n0 -> n4: AUTH_ACK",
         "n1 -> n4: AUTH_ACK",
     ];
-    let mut state = model.init_states().remove(0);
-    let mut path = Vec::new();
-    for step in schedule {
-        let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
-        let action = actions
-            .into_iter()
-            .find(|a| describe_action(a).starts_with(step))
-            .unwrap_or_else(|| panic!("no enabled action matches {step:?}"));
-        state = model
-            .next_state(&state, action.clone())
-            .unwrap_or_else(|| panic!("{step:?} changes nothing"));
-        path.push(action);
-    }
+    let (path, _) = common::follow(&model, &schedule);
     let trace = replay(&model, names::ONE_WINNER_PER_EPOCH, &path)
         .expect("the schedule ends in two winners of one epoch");
     assert_eq!(trace.steps.len(), schedule.len());

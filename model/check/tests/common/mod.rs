@@ -110,3 +110,33 @@ pub(crate) fn comparison_configs() -> [(CheckConfig, bool); 3] {
         (standard_two_suspicions_one_election(), true),
     ]
 }
+
+/// Follows `schedule` from `model`'s initial state: each step is the first enabled action whose
+/// description (as `slotguard check` prints it) starts with the step's text. Returns the path
+/// and the state reached; panics naming the enabled actions if a step matches none.
+#[allow(dead_code)]
+pub(crate) fn follow(
+    model: &ClusterModel,
+    schedule: &[&str],
+) -> (Vec<slotguard_check::Action>, ClusterState) {
+    use slotguard_check::trace::describe_action;
+    let mut state = model.init_states().remove(0);
+    let mut path = Vec::new();
+    for step in schedule {
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        let Some(action) = actions
+            .iter()
+            .find(|a| describe_action(a).starts_with(step))
+            .cloned()
+        else {
+            let enabled: Vec<String> = actions.iter().map(describe_action).collect();
+            panic!("no enabled action matches {step:?} among {enabled:#?}");
+        };
+        state = model
+            .next_state(&state, action.clone())
+            .unwrap_or_else(|| panic!("{step:?} changes nothing"));
+        path.push(action);
+    }
+    (path, state)
+}
