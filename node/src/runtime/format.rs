@@ -287,14 +287,17 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
     text
 }
 
-/// The runtime's datagram counters that are not rejections (the driver counts them).
-const DATAGRAM_COUNTERS: [&str; 6] = [
+/// The runtime's datagram counters that are not rejections (the driver counts them), and the
+/// bus bytes (the shell counts them).
+const DATAGRAM_COUNTERS: [&str; 8] = [
     "datagrams_received",
     "datagrams_accepted",
     "datagrams_sent",
     "send_errors",
     "unsendable",
     "unresolved",
+    "bus_bytes_sent",
+    "bus_bytes_received",
 ];
 
 /// Every counter, so that each is listed even while it is zero: the known ones, then any

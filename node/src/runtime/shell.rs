@@ -38,6 +38,9 @@ pub(crate) struct Runtime {
     shared: Shared,
     /// This node's replication offset, kept by the client port's data plane (admin.rs).
     repl_offset: Arc<AtomicU64>,
+    /// Bus payload bytes sent and received (UDP payloads, every datagram read or handed to
+    /// the socket): what a node costs the network, reported beside the driver's counters.
+    bus_bytes: (u64, u64),
 }
 
 /// The time of an input, read from the system's clocks.
@@ -101,6 +104,7 @@ impl Runtime {
             resolver,
             shared: Arc::clone(&shared),
             repl_offset: Arc::new(AtomicU64::new(0)),
+            bus_bytes: (0, 0),
         };
         rt.carry_out().await?;
         rt.publish();
@@ -117,6 +121,8 @@ impl Runtime {
             s.state = self.driver.state().clone();
             s.status = cluster_status(&s.state, &self.config.layout);
             s.counters = self.driver.counters().clone();
+            s.counters.insert("bus_bytes_sent", self.bus_bytes.0);
+            s.counters.insert("bus_bytes_received", self.bus_bytes.1);
             s.names = self.driver.names().clone();
             s.addrs = self.resolver.addrs().to_vec();
         }
@@ -141,7 +147,10 @@ impl Runtime {
             );
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, _from)) => self.driver.handle_datagram(&buf[..n], now()),
+                    Ok((n, _from)) => {
+                        self.bus_bytes.1 += n as u64;
+                        self.driver.handle_datagram(&buf[..n], now());
+                    }
                     Err(e) => warn!(error = %e, "receive failed"),
                 },
                 () = sleep_until(deadline) => self.driver.handle_timeout(now()),
@@ -169,8 +178,9 @@ impl Runtime {
                 Effect::Persist(save) => self.persist(save).await?,
                 Effect::Transmit(t) => {
                     let sent = self.socket.send_to(&t.bytes, t.addr).await;
-                    if let Err(e) = &sent {
-                        tracing::debug!(error = %e, addr = %t.addr, "send failed");
+                    match &sent {
+                        Ok(n) => self.bus_bytes.0 += *n as u64,
+                        Err(e) => tracing::debug!(error = %e, addr = %t.addr, "send failed"),
                     }
                     self.driver.on_transmitted(&t, sent.is_ok(), now());
                 }
