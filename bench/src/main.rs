@@ -20,6 +20,7 @@ mod host;
 mod memory;
 mod report;
 mod resp;
+mod sim;
 mod view;
 
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Cmd {
     /// `slotguard check` on the issue's configurations; with --write-specs, the table in
     /// specs/properties.md.
     Checker(CheckerArgs),
+    /// Scale beyond processes: every node's engine in one process on a simulated clock.
+    Sim(SimArgs),
     /// Every benchmark, one after another; with --smoke, each in a few seconds (CI).
     All(AllArgs),
     /// Prints the tables of a run's JSON again; with --write-readme / --write-specs, writes them.
@@ -150,6 +153,25 @@ struct CheckerArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+struct SimArgs {
+    /// Cluster sizes (masters with one replica each).
+    #[arg(long, value_delimiter = ',', default_values_t = [20usize, 100, 200])]
+    nodes: Vec<usize>,
+    /// node_timeout, ms.
+    #[arg(long, default_value_t = 1000)]
+    node_timeout: u64,
+    /// One-way latency of every datagram, µs.
+    #[arg(long, default_value_t = 100)]
+    latency_us: u64,
+    /// Simulated seconds of idle traffic measured.
+    #[arg(long, default_value_t = 2)]
+    idle_seconds: u64,
+    /// Wall-clock seconds each size may take before it is cut short.
+    #[arg(long, default_value_t = 300)]
+    wall_budget: u64,
+}
+
+#[derive(Args, Debug, Clone)]
 struct AllArgs {
     /// Tiny sizes: each benchmark in seconds (what CI runs).
     #[arg(long)]
@@ -205,6 +227,8 @@ struct Results {
     memory: Vec<serde_json::Value>,
     data_plane: Vec<serde_json::Value>,
     checker: Vec<serde_json::Value>,
+    #[serde(default)]
+    sim: Vec<serde_json::Value>,
     /// The comparison's rows.
     rows: Vec<Row>,
 }
@@ -256,6 +280,10 @@ fn main() -> Result<()> {
             checker(&tools, a, &mut results)?;
             ("checker", false, a.write_specs)
         }
+        Cmd::Sim(a) => {
+            simulate(a, &mut results)?;
+            ("sim", false, false)
+        }
         Cmd::All(a) => {
             all(&tools, a, &mut results)?;
             ("all", a.write_readme, a.write_specs)
@@ -280,16 +308,22 @@ fn main() -> Result<()> {
 /// Prints the tables and writes them where asked.
 fn publish(results: &Results, write_readme: bool, write_specs: bool) -> Result<()> {
     let table = report::markdown(&results.rows);
-    println!("{table}");
+    if !results.rows.is_empty() {
+        println!("{table}");
+    }
     let checker = checker_table(results);
     if !checker.is_empty() {
         println!("{checker}");
+    }
+    let sim = sim_table(results);
+    if !sim.is_empty() {
+        println!("{sim}");
     }
     if write_readme {
         report::replace_section(
             std::path::Path::new("README.md"),
             "performance",
-            &readme_section(results, &table),
+            &readme_section(results, &format!("{table}\n{sim}")),
         )?;
         eprintln!("README.md: Performance table written");
     }
@@ -351,6 +385,41 @@ fn checker_table(r: &Results) -> String {
             thousands(c["unique_per_second"].as_f64().unwrap_or(0.0)),
             thousands(c["unique_per_minute"].as_f64().unwrap_or(0.0)),
             c["peak_rss"].as_f64().unwrap_or(0.0) / 1e6,
+        ));
+    }
+    out
+}
+
+fn sim_table(r: &Results) -> String {
+    if r.sim.is_empty() {
+        return String::new();
+    }
+    let secs = |v: &serde_json::Value| {
+        v.as_f64()
+            .map_or("not reached".to_string(), |x| format!("{x:.2} s"))
+    };
+    let mut out = String::from(
+        "Simulated (`slotguard-bench sim`: every node's engine in one process, simulated clock, every datagram delivered after the same latency):\n\n\
+         | nodes | node_timeout | all heard from all after start | idle bus KB/s per node | datagrams/s per node | every node FAIL after the kill | promoted | all agree | wall time |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in &r.sim {
+        out.push_str(&format!(
+            "| {} | {} ms | {} | {:.1} | {:.0} | {} | {} | {} | {:.0} s{} |\n",
+            s["nodes"],
+            s["node_timeout_ms"],
+            secs(&s["all_heard_s"]),
+            s["bytes_per_node_s"].as_f64().unwrap_or(0.0) / 1e3,
+            s["datagrams_per_node_s"].as_f64().unwrap_or(0.0),
+            secs(&s["all_fail_s"]),
+            secs(&s["promoted_s"]),
+            secs(&s["all_agree_s"]),
+            s["wall_s"].as_f64().unwrap_or(0.0),
+            if s["cut_short"].as_bool() == Some(true) {
+                " (cut short)"
+            } else {
+                ""
+            },
         ));
     }
     out
@@ -650,6 +719,22 @@ fn checker(tools: &Tools, a: &CheckerArgs, results: &mut Results) -> Result<()> 
     Ok(())
 }
 
+fn simulate(a: &SimArgs, results: &mut Results) -> Result<()> {
+    for &n in &a.nodes {
+        let r = sim::run(
+            (n / 2).max(1),
+            a.node_timeout,
+            Duration::from_micros(a.latency_us),
+            Duration::from_secs(a.idle_seconds),
+            Duration::from_secs(a.wall_budget),
+        )
+        .with_context(|| format!("simulating {n} nodes"))?;
+        eprintln!("{r:?}");
+        results.sim.push(to_json(&r)?);
+    }
+    Ok(())
+}
+
 fn all(tools: &Tools, a: &AllArgs, results: &mut Results) -> Result<()> {
     let smoke = a.smoke;
     failover(
@@ -693,6 +778,16 @@ fn all(tools: &Tools, a: &AllArgs, results: &mut Results) -> Result<()> {
         tools,
         &MemoryArgs {
             keys: if smoke { 20_000 } else { 1_000_000 },
+        },
+        results,
+    )?;
+    simulate(
+        &SimArgs {
+            nodes: if smoke { vec![6] } else { vec![20, 100, 200] },
+            node_timeout: 1000,
+            latency_us: 100,
+            idle_seconds: if smoke { 1 } else { 2 },
+            wall_budget: if smoke { 60 } else { 300 },
         },
         results,
     )?;
