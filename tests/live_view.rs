@@ -1,8 +1,9 @@
 //! The live view of a running cluster in a real browser: `slotguard cluster --ui-port` starts
 //! three masters with a replica each and serves the page; Debian's headless Chromium must show
 //! a card per node with its role; after master n0 is killed with SIGKILL, the page must show
-//! its replica n3 promoted (a master, at a higher currentEpoch) and n0 unreachable, and list
-//! the promotion among the changes seen. A screenshot is written to `SLOTGUARD_SCREENSHOT_DIR`
+//! its replica n3 promoted (a master, at a higher currentEpoch) and n0 unreachable, each card
+//! as the node reports it (`CLUSTER PICTURE`: its election and its votes, nothing "not
+//! reported"), and list the promotion among the changes seen. A screenshot is written to `SLOTGUARD_SCREENSHOT_DIR`
 //! if set, else to the target's temporary directory.
 //!
 //! Chromium comes from Debian (`.ci/run` installs it). Without it the test fails under CI
@@ -115,6 +116,16 @@ fn card_tag<'a>(dom: &'a str, id: &str) -> &'a str {
     &dom[start..at + dom[at..].find('>').unwrap_or(0)]
 }
 
+/// Node `id`'s card, up to the next card.
+fn card_html<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!("id=\"card-{id}\""))
+        .unwrap_or_else(|| panic!("no card of {id}"));
+    let rest = &dom[at..];
+    let end = rest[1..].find("id=\"card-").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
 fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
     let key = format!("{name}=\"");
     let at = tag
@@ -204,6 +215,11 @@ fn the_live_view_shows_a_failover_as_it_happens() {
             "{tag}"
         );
     }
+    let n3 = card_html(&before, "n3");
+    assert!(
+        n3.contains("election") && !n3.contains("not reported"),
+        "n3 reports its own card, election included: {n3}"
+    );
     let epoch_before: u64 = attr(card_tag(&before, "n3"), "data-current-epoch")
         .parse()
         .expect("n3 reports its currentEpoch");
@@ -220,6 +236,22 @@ fn the_live_view_shows_a_failover_as_it_happens() {
             nodes[3]["role"] == "master" && nodes[0]["down"].is_string()
         })
     });
+    // The nodes' own cards carry their election and votes: the winner reports one, and a
+    // master that voted for it reports the winner's epoch as its lastVoteEpoch.
+    let view = live(&addr).expect("the live view answers");
+    let nodes = &view["picture"]["nodes"];
+    assert!(
+        nodes[3]["election"]["state"].is_string(),
+        "n3 reports its election: {}",
+        nodes[3]
+    );
+    let won = nodes[3]["config_epoch"].as_u64().expect("n3's configEpoch");
+    assert!(
+        [1, 2]
+            .iter()
+            .any(|&m| nodes[m]["last_vote_epoch"].as_u64() == Some(won)),
+        "a master reports its vote in epoch {won}: {nodes}"
+    );
     let after = render(&chromium, &profile, &url, None);
     let n3 = card_tag(&after, "n3");
     assert_eq!(attr(n3, "data-role"), "master", "{n3}");

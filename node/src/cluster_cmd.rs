@@ -47,8 +47,20 @@ const SLOTS: usize = 16384;
 
 /// Sends one command to a RESP port and returns the reply.
 pub(crate) fn resp_command(port: u16, args: &[&str]) -> Result<OwnedFrame> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    resp_command_within(port, args, Duration::from_secs(5))
+}
+
+/// Sends one command to a RESP port of 127.0.0.1 and returns the reply; connecting, sending
+/// and each read may each take up to `within`.
+pub(crate) fn resp_command_within(
+    port: u16,
+    args: &[&str],
+    within: Duration,
+) -> Result<OwnedFrame> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, within)?;
+    stream.set_read_timeout(Some(within))?;
+    stream.set_write_timeout(Some(within))?;
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
         req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -249,9 +261,11 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
     if let Some(port) = args.ui_port {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let subtitle = format!(
-            "{} masters, {} replicas each, client ports {}-{}, node timeout {} ms; logs in {}",
+            "{} master{}, {} replica{} each, client ports {}-{}, node timeout {} ms; logs in {}",
             args.masters,
+            if args.masters == 1 { "" } else { "s" },
             args.replicas,
+            if args.replicas == 1 { "" } else { "s" },
             args.base_port,
             args.base_port + (n - 1) as u16,
             args.node_timeout,

@@ -1,15 +1,19 @@
 //! The live view of `slotguard cluster --ui-port`: the page of `page.rs` with one card per
 //! running node, refreshed from the nodes, so that a failover can be watched as it happens.
 //!
-//! Why polling the client ports: every node already reports, to any Redis client, what a card
-//! shows — `CLUSTER NODES` its view of roles, masters, slot owners and PFAIL (`fail?`) / FAIL
-//! flags, `CLUSTER INFO` its currentEpoch, configEpoch, lastVoteEpoch and cluster state
-//! (specs/background.md §R8) — so the view needs no change to the node and reads exactly what
-//! clients read. What no node reports (its election and the votes it counts, failure reports)
-//! stays `None` on the card, which says "not reported". A node that does not answer keeps its
-//! last card, marked unreachable. Each poll is compared with the one before, and the changes
-//! (role, master, epochs, suspicions, slot owners, reachability) are listed as events on the
-//! page's sequence diagram, newest last.
+//! Why each node reports its own card: a card is what one node believes, and the node has that
+//! state (the actor's `NodeState`). `CLUSTER PICTURE` answers it as JSON, built by the
+//! explorer's own builder (`slotguard_check::picture::node_card`), so a live card is the
+//! explorer's card: role, master, epochs, slot owners in its view, the peers it has PFAIL or
+//! FAIL with the failure reports it holds, and its election. A node that does not know the
+//! command (another build) is read from `CLUSTER NODES` and `CLUSTER INFO` instead, as any
+//! client reads them, and what those do not say stays `None` ("not reported").
+//!
+//! Why a thread per node with a short timeout: a node that is stopped (SIGSTOP) or slow must
+//! grey only its own card; polled one after another, it would hold up every card behind it. A
+//! node that does not answer keeps its last card, marked unreachable. Each answer is compared
+//! with the node's previous one, and the changes (role, master, epochs, suspicions, slot owners,
+//! reachability) are listed as events on the page's sequence diagram, newest last.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,11 +24,14 @@ use redis_protocol::resp2::types::OwnedFrame;
 use serde::Serialize;
 use slotguard_check::picture::{Belief, Fact, NodeCard, Picture, SlotRun, StepView};
 
-use crate::cluster_cmd::resp_command;
+use crate::cluster_cmd::resp_command_within;
 use crate::page;
 
-/// How often the nodes are asked.
+/// How often each node is asked.
 const POLL: Duration = Duration::from_millis(500);
+/// How long a node may take to answer before its card is greyed as unreachable: short, so
+/// that a stopped node (SIGSTOP, a full disk) shows within a second.
+const ANSWER_WITHIN: Duration = Duration::from_millis(1000);
 /// Events kept for the page.
 const EVENTS: usize = 80;
 
@@ -278,41 +285,96 @@ struct LiveView {
     picture: Picture,
     events: Vec<StepView>,
     poll_ms: u64,
+    /// Answers (or failures to answer) so far, over all nodes.
     polls: u64,
+    /// Changes listed so far (the number of the next event, less one).
+    #[serde(skip)]
+    changes_seen: usize,
 }
 
-/// Asks every node once and returns the new picture (cards of nodes that did not answer keep
-/// their last content, marked unreachable).
-fn poll(ports: &[u16], slot_count: usize, last: &Picture) -> Picture {
-    let nodes = ports
-        .iter()
-        .enumerate()
-        .map(|(i, &port)| {
-            let answer = resp_command(port, &["CLUSTER", "NODES"])
-                .and_then(bulk_text)
-                .and_then(|nodes| {
-                    let info = resp_command(port, &["CLUSTER", "INFO"]).and_then(bulk_text)?;
-                    card(i, ports, slot_count, &nodes, &info)
-                });
-            match answer {
-                Ok(card) => card,
-                Err(e) => {
-                    let mut card = last.nodes.get(i).cloned().unwrap_or_else(|| NodeCard {
-                        id: format!("n{i}"),
-                        address: Some(format!("127.0.0.1:{port}")),
-                        role: "?".to_string(),
-                        ..NodeCard::default()
-                    });
-                    card.down = Some(format!("unreachable: {e}"));
-                    card
-                }
+/// One node's card: its own answer to `CLUSTER PICTURE` (the explorer's card builder, run by
+/// the node on its own state), or, from a node that does not know that command, the card read
+/// from its `CLUSTER NODES` and `CLUSTER INFO`.
+fn poll_node(me: usize, ports: &[u16], slot_count: usize) -> Result<NodeCard> {
+    let port = *ports
+        .get(me)
+        .ok_or_else(|| anyhow!("no node {me} among {} ports", ports.len()))?;
+    let ask = |args: &[&str]| resp_command_within(port, args, ANSWER_WITHIN);
+    match ask(&["CLUSTER", "PICTURE"])? {
+        OwnedFrame::Error(e) if e.contains("unknown subcommand") => {
+            let nodes = ask(&["CLUSTER", "NODES"]).and_then(bulk_text)?;
+            let info = ask(&["CLUSTER", "INFO"]).and_then(bulk_text)?;
+            card(me, ports, slot_count, &nodes, &info)
+        }
+        reply => {
+            let card: NodeCard = serde_json::from_str(&bulk_text(reply)?)
+                .map_err(|e| anyhow!("CLUSTER PICTURE is not a card: {e}"))?;
+            if card.id != format!("n{me}") {
+                bail!("the node on port {port} says it is {}", card.id);
             }
-        })
-        .collect();
-    Picture {
-        nodes,
-        slot_count,
-        ..Picture::default()
+            Ok(card)
+        }
+    }
+}
+
+/// Why a node did not answer, in words: a read that timed out says so, rather than the OS's
+/// "Resource temporarily unavailable".
+fn why_unreachable(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            format!("no answer within {} ms", ANSWER_WITHIN.as_millis())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Polls node `me` for ever, on its own thread: its card in `view` and the changes it shows
+/// among the events. A node that does not answer within [`ANSWER_WITHIN`] keeps its last card,
+/// marked unreachable; the other nodes' threads do not wait for it.
+fn poll_forever(
+    me: usize,
+    ports: Vec<u16>,
+    slot_count: usize,
+    view: Arc<Mutex<LiveView>>,
+    start: Instant,
+) {
+    let mut polled = false;
+    loop {
+        let answer = poll_node(me, &ports, slot_count);
+        let Ok(mut v) = view.lock() else { return };
+        let Some(before) = v.picture.nodes.get(me).cloned() else {
+            return;
+        };
+        let next = match answer {
+            Ok(card) => card,
+            Err(e) => NodeCard {
+                down: Some(format!("unreachable: {}", why_unreachable(&e))),
+                ..before.clone()
+            },
+        };
+        if polled {
+            for (label, text) in changes(&before, &next) {
+                v.changes_seen += 1;
+                let index = v.changes_seen;
+                v.events.push(StepView {
+                    index,
+                    action: format!("+{:.1}s n{me}: {text}", start.elapsed().as_secs_f64()),
+                    kind: "event".to_string(),
+                    from: None,
+                    to: me,
+                    label,
+                    changes: Vec::new(),
+                    sent: Vec::new(),
+                });
+            }
+            let excess = v.events.len().saturating_sub(EVENTS);
+            v.events.drain(..excess);
+        }
+        polled = true;
+        v.picture.nodes[me] = next;
+        v.polls += 1;
+        drop(v);
+        std::thread::sleep(POLL);
     }
 }
 
@@ -335,47 +397,28 @@ pub(crate) fn serve(
         &serde_json::json!({"mode": "live", "title": title, "subtitle": subtitle,
                             "poll_ms": POLL.as_millis() as u64}),
     )?;
+    let waiting = |i: usize| NodeCard {
+        id: format!("n{i}"),
+        address: Some(format!("127.0.0.1:{}", ports[i])),
+        role: "?".to_string(),
+        down: Some("unreachable: not asked yet".to_string()),
+        ..NodeCard::default()
+    };
     let view = Arc::new(Mutex::new(LiveView {
         subtitle,
         poll_ms: POLL.as_millis() as u64,
+        picture: Picture {
+            nodes: (0..ports.len()).map(waiting).collect(),
+            slot_count,
+            ..Picture::default()
+        },
         ..LiveView::default()
     }));
-    let poller = Arc::clone(&view);
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut last = Picture::default();
-        let mut events: Vec<StepView> = Vec::new();
-        let mut count = 0;
-        loop {
-            let next = poll(&ports, slot_count, &last);
-            if !last.nodes.is_empty() {
-                for (i, (b, a)) in last.nodes.iter().zip(&next.nodes).enumerate() {
-                    for (label, text) in changes(b, a) {
-                        count += 1;
-                        events.push(StepView {
-                            index: count,
-                            action: format!("+{:.1}s n{i}: {text}", start.elapsed().as_secs_f64()),
-                            kind: "event".to_string(),
-                            from: None,
-                            to: i,
-                            label,
-                            changes: Vec::new(),
-                            sent: Vec::new(),
-                        });
-                    }
-                }
-                let excess = events.len().saturating_sub(EVENTS);
-                events.drain(..excess);
-            }
-            if let Ok(mut v) = poller.lock() {
-                v.picture = next.clone();
-                v.events = events.clone();
-                v.polls += 1;
-            }
-            last = next;
-            std::thread::sleep(POLL);
-        }
-    });
+    let start = Instant::now();
+    for me in 0..ports.len() {
+        let (ports, view) = (ports.clone(), Arc::clone(&view));
+        std::thread::spawn(move || poll_forever(me, ports, slot_count, view, start));
+    }
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
             let response = match request.url() {
@@ -385,7 +428,7 @@ pub(crate) fn serve(
                 "/api/live" => {
                     let body = view
                         .lock()
-                        .map_err(|_| anyhow!("the poller panicked"))
+                        .map_err(|_| anyhow!("a poller panicked"))
                         .and_then(|v| Ok(serde_json::to_vec(&*v)?));
                     match body {
                         Ok(body) => page::response(200, "application/json", body),

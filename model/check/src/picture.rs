@@ -6,8 +6,9 @@
 //! Why data and not markup: the three views show the same things from different sources (a
 //! model state here; what running nodes report, in the binary), and one renderer in the browser
 //! draws them all from this JSON, so a card looks the same in a counterexample report as in
-//! the live view of a failover. Fields a source cannot know (a live node does not report its
-//! election) are `None`, and the page says so rather than guessing.
+//! the live view of a failover. A running node builds its own card with [`node_card`], the
+//! builder the explorer uses, from the same actor state. Fields a source cannot know (a live
+//! node's armed timers, say) are empty or `None`, and the page says so rather than guessing.
 //!
 //! A path is a list of action indices from an initial state, as stateright's explorer and
 //! `slotguard check` print them (`0/4/1`, specs/background.md §S2): the model is
@@ -17,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stateright::{Expectation, Model};
 use thiserror::Error;
 
@@ -47,7 +48,7 @@ pub struct Picture {
 }
 
 /// What one node believes, as one card.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCard {
     /// `n0`: the node's index in the layout.
     pub id: String,
@@ -82,7 +83,7 @@ pub struct NodeCard {
 }
 
 /// Slots `start..=end`, all bound to `owner` (`None`: unbound) in one node's view.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotRun {
     /// First slot.
     pub start: u16,
@@ -93,7 +94,7 @@ pub struct SlotRun {
 }
 
 /// One node's suspicion of a peer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Belief {
     /// The suspected peer (`n2`).
     pub peer: String,
@@ -104,7 +105,7 @@ pub struct Belief {
 }
 
 /// A replica's failover attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElectionView {
     /// `idle`, `scheduled` or `running`.
     pub state: String,
@@ -137,7 +138,7 @@ pub struct Budget {
 }
 
 /// A labelled line of text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
     /// What it is.
     pub label: String,
@@ -501,8 +502,14 @@ fn ids(set: impl IntoIterator<Item = NodeId>) -> Vec<String> {
     set.into_iter().map(|n| n.to_string()).collect()
 }
 
-/// One node's card in a model state.
-fn card(node: &NodeState, crashed: bool, state: &ClusterState) -> NodeCard {
+/// One node's card from its own state alone: role, master, epochs, slot map, the peers it
+/// suspects with the failure reports it holds, and its election.
+///
+/// Why separate from [`picture`]: a running node has exactly this state (the actor's
+/// `NodeState`), so it answers its own card with this builder (`CLUSTER PICTURE`) and the live
+/// view draws the explorer's card. What only a model state knows (crashed, the votes the
+/// history keeps, armed timers) the explorer adds; a live source leaves it empty.
+pub fn node_card(node: &NodeState) -> NodeCard {
     let me = node.me;
     let beliefs = node
         .peers
@@ -541,6 +548,31 @@ fn card(node: &NodeState, crashed: bool, state: &ClusterState) -> NodeCard {
             votes: ids(votes.iter()),
         },
     };
+    NodeCard {
+        id: me.to_string(),
+        name: None,
+        address: None,
+        down: None,
+        role: match node.role {
+            Role::Master => "master".to_string(),
+            Role::Replica { .. } => "replica".to_string(),
+        },
+        master: node.role.master().map(|m| m.to_string()),
+        current_epoch: Some(node.current_epoch.0),
+        config_epoch: Some(node.config_epoch.0),
+        last_vote_epoch: Some(node.last_vote_epoch.0),
+        slots: slot_runs(&node.slots),
+        beliefs,
+        election: Some(election),
+        votes: Vec::new(),
+        timers: Vec::new(),
+        extra: Vec::new(),
+    }
+}
+
+/// One node's card in a model state: [`node_card`], with what the model state adds.
+fn card(node: &NodeState, crashed: bool, state: &ClusterState) -> NodeCard {
+    let me = node.me;
     let votes = state
         .ghost
         .grants
@@ -558,27 +590,13 @@ fn card(node: &NodeState, crashed: bool, state: &ClusterState) -> NodeCard {
         })
         .collect();
     NodeCard {
-        id: me.to_string(),
-        name: None,
-        address: None,
         down: crashed.then(|| "crashed".to_string()),
-        role: match node.role {
-            Role::Master => "master".to_string(),
-            Role::Replica { .. } => "replica".to_string(),
-        },
-        master: node.role.master().map(|m| m.to_string()),
-        current_epoch: Some(node.current_epoch.0),
-        config_epoch: Some(node.config_epoch.0),
-        last_vote_epoch: Some(node.last_vote_epoch.0),
-        slots: slot_runs(&node.slots),
-        beliefs,
-        election: Some(election),
         votes,
         timers: state.timers[me.index()]
             .iter()
             .map(|t| t.to_string())
             .collect(),
-        extra: Vec::new(),
+        ..node_card(node)
     }
 }
 

@@ -261,6 +261,21 @@ const CLUSTER_SUBS: &[Spec] = &[
         ),
         "3.0.0",
     ),
+    // slotguard's own: the node's card of the live view, as JSON (format.rs).
+    since(
+        tips(
+            spec(
+                "cluster|picture",
+                2,
+                &["stale"],
+                &["@slow"],
+                "Returns this node's card (its view, election and failure reports) as JSON.",
+                "cluster",
+            ),
+            &["nondeterministic_output"],
+        ),
+        "0.1.0",
+    ),
 ];
 
 const CLIENT_SUBS: &[Spec] = &[

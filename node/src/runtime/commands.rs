@@ -208,6 +208,7 @@ fn state_view(server: &Server, s: &Snapshot, name: &str, sub: Option<&str>) -> R
         ("cluster", Some("SHARDS")) => shards_as_maps(format::cluster_shards(cfg, s).into()),
         ("cluster", Some("INFO")) => Reply::Verbatim(format::cluster_info(cfg, s)),
         ("cluster", Some("MYID")) => Reply::text(format::node_name(s, s.state.me.index())),
+        ("cluster", Some("PICTURE")) => Reply::text(format::cluster_picture(cfg, s)),
         _ => Reply::error(format!("ERR unknown command '{name}'")),
     }
 }
@@ -447,7 +448,7 @@ mod tests {
         );
         assert_eq!(
             check_arity(cluster, &args(&["cluster", "meet"])),
-            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: FAILOVER, INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT.".into())
+            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: FAILOVER, INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT, PICTURE.".into())
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));

@@ -235,6 +235,26 @@ pub(crate) fn cluster_shards(cfg: &NodeConfig, s: &Snapshot) -> OwnedFrame {
     OwnedFrame::Array(shards)
 }
 
+/// `CLUSTER PICTURE` (slotguard's own): this node's card as JSON, built by the explorer's
+/// builder from the actor state (`slotguard_check::picture::node_card`), so the live view draws
+/// exactly the explorer's card, election and failure reports included.
+pub(crate) fn cluster_picture(cfg: &NodeConfig, s: &Snapshot) -> String {
+    let me = s.state.me.index();
+    let mut card = slotguard_check::picture::node_card(&s.state);
+    card.name = Some(node_name(s, me).chars().take(8).collect());
+    card.address = Some(format!(
+        "{}:{}",
+        ip_text(cfg, s, me),
+        cfg.nodes[me].client.port
+    ));
+    card.extra.push(slotguard_check::picture::Fact {
+        label: "cluster_state".to_string(),
+        value: s.status.as_str().to_string(),
+    });
+    // A card is plain strings and numbers: serialising it cannot fail.
+    serde_json::to_string(&card).unwrap_or_default()
+}
+
 /// `CLUSTER INFO`, with slotguard's datagram counters appended.
 pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
     let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
@@ -267,14 +287,17 @@ pub(crate) fn cluster_info(cfg: &NodeConfig, s: &Snapshot) -> String {
     text
 }
 
-/// The runtime's datagram counters that are not rejections (the driver counts them).
-const DATAGRAM_COUNTERS: [&str; 6] = [
+/// The runtime's datagram counters that are not rejections (the driver counts them), and the
+/// bus bytes (the shell counts them).
+const DATAGRAM_COUNTERS: [&str; 8] = [
     "datagrams_received",
     "datagrams_accepted",
     "datagrams_sent",
     "send_errors",
     "unsendable",
     "unresolved",
+    "bus_bytes_sent",
+    "bus_bytes_received",
 ];
 
 /// Every counter, so that each is listed even while it is zero: the known ones, then any
@@ -446,5 +469,22 @@ mod tests {
             },
         );
         assert!(myid_in_info.contains(&format!("run_id:{}\r\n", "ab".repeat(20))));
+    }
+
+    #[test]
+    fn cluster_picture_is_the_explorers_card_of_this_node() {
+        let cfg = config();
+        let s = snapshot(&cfg);
+        let card: slotguard_check::picture::NodeCard =
+            serde_json::from_str(&cluster_picture(&cfg, &s)).expect("a card in JSON");
+        assert_eq!(card.id, "n0");
+        assert_eq!(card.address.as_deref(), Some("127.0.0.1:7000"));
+        assert_eq!(card.name.as_deref(), Some("3f3f3f3f"));
+        assert_eq!(
+            card.election.map(|e| e.state).as_deref(),
+            Some("idle"),
+            "a node reports its election"
+        );
+        assert_eq!(card.extra[0].label, "cluster_state");
     }
 }

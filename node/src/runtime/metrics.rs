@@ -42,8 +42,15 @@ fn epoch(e: slotguard_protocol::Epoch) -> i64 {
 pub(crate) fn render(s: &Snapshot, stats: &ServerStats) -> Result<String> {
     let mut registry = Registry::with_prefix("slotguard");
     let datagrams = Family::<Labels, Counter>::default();
+    let bytes = Family::<Labels, Counter>::default();
     for name in format::counter_names(s) {
         let value = s.counters.get(name).copied().unwrap_or(0);
+        if let Some(direction) = name.strip_prefix("bus_bytes_") {
+            bytes
+                .get_or_create(&vec![("direction".to_string(), direction.to_string())])
+                .inc_by(value);
+            continue;
+        }
         datagrams
             .get_or_create(&vec![("event".to_string(), name.to_string())])
             .inc_by(value);
@@ -52,6 +59,11 @@ pub(crate) fn render(s: &Snapshot, stats: &ServerStats) -> Result<String> {
         "datagrams",
         "Cluster-bus datagrams by event: received, accepted, sent, and drops by reason",
         datagrams,
+    );
+    registry.register(
+        "bus_bytes",
+        "Cluster-bus payload bytes, sent and received",
+        bytes,
     );
     let master = i64::from(s.state.role == Role::Master);
     gauge(

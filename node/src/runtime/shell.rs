@@ -43,6 +43,9 @@ pub(crate) struct Runtime {
     trace: Option<std::fs::File>,
     /// Operators' requests from the client port, and the end the client port sends to.
     operator: (Operator, tokio::sync::mpsc::Receiver<FailoverRequest>),
+    /// Bus payload bytes sent and received (UDP payloads, every datagram read or handed to
+    /// the socket): what a node costs the network, reported beside the driver's counters.
+    bus_bytes: (u64, u64),
 }
 
 /// The time of an input, read from the system's clocks.
@@ -110,6 +113,7 @@ impl Runtime {
             repl_offset: Arc::new(AtomicU64::new(0)),
             trace,
             operator: tokio::sync::mpsc::channel(8),
+            bus_bytes: (0, 0),
         };
         rt.carry_out().await?;
         rt.publish();
@@ -131,6 +135,8 @@ impl Runtime {
             s.state = self.driver.state().clone();
             s.status = cluster_status(&s.state, &self.config.layout);
             s.counters = self.driver.counters().clone();
+            s.counters.insert("bus_bytes_sent", self.bus_bytes.0);
+            s.counters.insert("bus_bytes_received", self.bus_bytes.1);
             s.names = self.driver.names().clone();
             s.addrs = self.resolver.addrs().to_vec();
         }
@@ -160,7 +166,10 @@ impl Runtime {
                     answer = Some((request.answer, result));
                 }
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, _from)) => self.driver.handle_datagram(&buf[..n], now()),
+                    Ok((n, _from)) => {
+                        self.bus_bytes.1 += n as u64;
+                        self.driver.handle_datagram(&buf[..n], now());
+                    }
                     Err(e) => warn!(error = %e, "receive failed"),
                 },
                 () = sleep_until(deadline) => self.driver.handle_timeout(now()),
@@ -197,8 +206,9 @@ impl Runtime {
                 }
                 Effect::Transmit(t) => {
                     let sent = self.socket.send_to(&t.bytes, t.addr).await;
-                    if let Err(e) = &sent {
-                        tracing::debug!(error = %e, addr = %t.addr, "send failed");
+                    match &sent {
+                        Ok(n) => self.bus_bytes.0 += *n as u64,
+                        Err(e) => tracing::debug!(error = %e, addr = %t.addr, "send failed"),
                     }
                     self.driver.on_transmitted(&t, sent.is_ok(), now());
                 }

@@ -1,0 +1,195 @@
+//! What the benchmarks read from the operating system: a process's resident memory and CPU
+//! time (/proc), the machine's load, and the bytes and segments of TCP sockets (`ss`).
+//!
+//! Why /proc and `ss` rather than each system's own counters alone: resident memory and CPU
+//! time mean the same for both systems only when the kernel measures them. Bytes on the bus
+//! are the exception (see `bus.rs`): Redis's bus is TCP, which `ss` counts per socket; the
+//! kernel keeps no per-socket byte counts for UDP, so slotguard's bytes come from its own
+//! counter of the payloads it hands to and reads from its socket.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+
+/// Resident set size of `pid`, in bytes (VmRSS).
+pub(crate) fn rss_bytes(pid: u32) -> Result<u64> {
+    status_kb(pid, "VmRSS").map(|kb| kb * 1024)
+}
+
+/// Peak resident set size of `pid` so far, in bytes (VmHWM).
+pub(crate) fn peak_rss_bytes(pid: u32) -> Result<u64> {
+    status_kb(pid, "VmHWM").map(|kb| kb * 1024)
+}
+
+fn status_kb(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// CPU seconds (user + system) `pid` has used so far.
+pub(crate) fn cpu_seconds(pid: u32, ticks_per_second: f64) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks = |i: usize| -> Result<f64> {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))
+    };
+    Ok((ticks(11)? + ticks(12)?) / ticks_per_second)
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux by default).
+pub(crate) fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The load averages over 1, 5 and 15 minutes, as `uptime` shows them.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Load {
+    /// 1-minute load average.
+    pub(crate) one: f64,
+    /// 5-minute load average.
+    pub(crate) five: f64,
+    /// 15-minute load average.
+    pub(crate) fifteen: f64,
+}
+
+/// The machine's load now.
+pub(crate) fn load() -> Result<Load> {
+    let text = std::fs::read_to_string("/proc/loadavg")?;
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match v[..] {
+        [one, five, fifteen] => Ok(Load { one, five, fifteen }),
+        _ => Err(anyhow!("unreadable /proc/loadavg: {text:?}")),
+    }
+}
+
+/// Logical CPUs of the machine.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bytes and segments sent, summed over the TCP sockets of which one end is a port in
+/// `ports` (both ends of every loopback connection are sockets of this machine, so each
+/// socket's own `bytes_sent` is counted once).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct TcpTotals {
+    /// Payload bytes sent (tcp_info bytes_sent, retransmissions included).
+    pub(crate) bytes: u64,
+    /// Segments sent, pure ACKs included (tcp_info segs_out).
+    pub(crate) segments: u64,
+    /// Sockets counted.
+    pub(crate) sockets: usize,
+}
+
+/// The TCP sockets with one end in `ports`, as `ss -tinH` reports them.
+pub(crate) fn tcp_totals(ports: std::ops::Range<u16>) -> Result<TcpTotals> {
+    let out = Command::new("ss")
+        .args(["-tinH", "state", "established"])
+        .output()
+        .context("cannot run ss (Debian: apt-get install iproute2)")?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "ss failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(parse_ss(&String::from_utf8_lossy(&out.stdout), &ports))
+}
+
+fn parse_ss(text: &str, ports: &std::ops::Range<u16>) -> TcpTotals {
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let mut totals = TcpTotals::default();
+    let mut counting = false;
+    for line in text.lines() {
+        if !line.starts_with(|c: char| c.is_whitespace()) {
+            // `Recv-Q Send-Q Local:Port Peer:Port [Process]` (with `state`, no state column).
+            let f: Vec<&str> = line.split_whitespace().collect();
+            counting = f.get(2..4).is_some_and(|ends| {
+                ends.iter()
+                    .any(|a| port_of(a).is_some_and(|p| ports.contains(&p)))
+            });
+            continue;
+        }
+        if !counting {
+            continue;
+        }
+        let value = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        totals.sockets += 1;
+        totals.bytes += value("bytes_sent:").unwrap_or(0);
+        totals.segments += value("segs_out:").unwrap_or(0);
+        counting = false;
+    }
+    totals
+}
+
+/// The process whose command line contains every one of `words`, if one runs.
+pub(crate) fn pid_with_args(words: &[&str]) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        words
+            .iter()
+            .all(|w| args.iter().any(|a| a == w))
+            .then_some(pid)
+    })
+}
+
+/// Whether `path` is an executable file.
+pub(crate) fn executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ss_sockets_of_the_bus_ports_are_summed_and_others_ignored() {
+        let text = "\
+0 0 127.0.0.1:20100 127.0.0.1:45678 \n\t cubic bytes_sent:100 bytes_acked:101 segs_out:4 segs_in:3\n\
+0 0 127.0.0.1:45678 127.0.0.1:20100 \n\t cubic bytes_sent:50 segs_out:2\n\
+0 0 127.0.0.1:6379 127.0.0.1:40000 \n\t cubic bytes_sent:999 segs_out:9\n";
+        let t = parse_ss(text, &(20100..20106));
+        assert_eq!(
+            t,
+            TcpTotals {
+                bytes: 150,
+                segments: 6,
+                sockets: 2
+            }
+        );
+    }
+}
