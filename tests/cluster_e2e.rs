@@ -1855,6 +1855,17 @@ fn a_sibling_continues_from_the_promoted_replica_without_a_full_copy() {
         info_field(winner, "connected_slaves") == Some(1)
             && resp(sibling, &["INFO"]).is_some_and(|i| i.contains("master_link_status:up"))
     });
+    let replid = |port: u16| {
+        let info = resp(port, &["INFO"]).unwrap_or_default();
+        info.lines()
+            .find_map(|l| l.strip_prefix("master_replid:"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        replid(sibling),
+        replid(winner),
+        "the sibling streams under the winner's new name, before any write of the winner"
+    );
     assert_eq!(
         info_field(winner, "sync_partial_ok"),
         Some(1),

@@ -60,9 +60,38 @@ pub(crate) fn step_lines(
             ));
         }
     }
+    lines.extend(manual_failover_line(before, after, names));
     lines.extend(vote_lines(out, names));
     lines.extend(slot_lines(before, after, names));
     lines
+}
+
+/// A manual failover's progress (specs/protocol.md §6.1), as the operator needs to follow it.
+fn manual_failover_line(
+    before: &NodeState,
+    after: &NodeState,
+    names: &Directory,
+) -> Option<String> {
+    use slotguard_protocol::ManualFailover as M;
+    if before.manual == after.manual {
+        return None;
+    }
+    Some(match (before.manual, after.manual) {
+        (_, M::Waiting) => "manual failover: asked my master to pause writes".to_string(),
+        (M::Paused { .. }, M::Paused { .. }) => {
+            "manual failover: pause announced with the final offset".to_string()
+        }
+        (_, M::Paused { replica, .. }) => format!(
+            "manual failover: writes paused for replica {}",
+            names.label(replica)
+        ),
+        (M::Waiting, M::Idle) if matches!(after.election, Election::Running { .. }) => {
+            "manual failover: caught up with my master, election follows".to_string()
+        }
+        (M::Waiting, M::Idle) => "manual failover: timed out or abandoned".to_string(),
+        (M::Paused { .. }, M::Idle) => "manual failover: writes resumed".to_string(),
+        (M::Idle, M::Idle) => return None,
+    })
 }
 
 /// PFAIL, FAIL (by quorum, or adopted from a peer's FAIL message) and FAIL cleared.

@@ -316,6 +316,12 @@ impl Timing {
     pub fn manual_failover_timeout(&self) -> Duration {
         Duration::from_millis(5000)
     }
+
+    /// How often a master paused for a manual failover sends its header (Redis pings the
+    /// replica on every 100 ms cron run during one).
+    pub fn manual_failover_ping(&self) -> Duration {
+        self.ping_interval.min(Duration::from_millis(100))
+    }
 }
 
 #[cfg(test)]

@@ -144,10 +144,12 @@ impl Dataset {
     }
 
     /// Starts following `master`: returns the stream and offset to ask it to continue from,
-    /// `None` if the keys are half a copy.
+    /// `None` if there is nothing to continue (the keys are half a copy, or the stream has not
+    /// started: a new node asks as Redis's replicas do, with `PSYNC ? -1`).
     pub fn follow(&mut self, master: NodeId) -> Option<(ReplId, u64)> {
         self.upstream = Some(master);
-        self.complete.then_some((self.id, self.offset()))
+        let resumable = self.complete && self.offset() > 0;
+        resumable.then_some((self.id, self.offset()))
     }
 
     /// Stops following (the node was promoted) and starts stream `fresh` where the old one

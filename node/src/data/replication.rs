@@ -166,7 +166,9 @@ impl Backlog {
 }
 
 /// How many replicas acknowledged the stream within `max_lag` before `now`, given when each
-/// last did (Redis's "good replicas", which `min-replicas-to-write` counts).
+/// last did (Redis's "good replicas", which `min-replicas-to-write` counts). Lags are whole
+/// seconds, as Redis counts them and `INFO` shows them: a replica is good while its lag in
+/// seconds is at most `max_lag`'s.
 pub fn good_replicas(
     acked_at: impl IntoIterator<Item = Instant>,
     now: Instant,
@@ -174,7 +176,7 @@ pub fn good_replicas(
 ) -> usize {
     acked_at
         .into_iter()
-        .filter(|at| now.saturating_duration_since(*at) <= max_lag)
+        .filter(|at| now.saturating_duration_since(*at).as_secs() <= max_lag.as_secs())
         .count()
 }
 

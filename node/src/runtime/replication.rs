@@ -41,7 +41,15 @@ pub(crate) async fn feed(
     let peer = stream.peer_addr().ok();
     // Only the list of keys is taken under the lock; the copy is encoded after it is released.
     let started = std::time::Instant::now();
-    let answer = server.lock_store()?.answer_sync(asked, unix_ms());
+    let answer = {
+        let mut data = server.lock_store()?;
+        // A node promoted a moment ago streams under its own name from its first replica on,
+        // not only from its first write.
+        if master_of(server).is_none() {
+            server.start_own_stream(&mut data)?;
+        }
+        data.answer_sync(asked, unix_ms())
+    };
     let locked_ms = started.elapsed().as_millis();
     let full = matches!(answer, SyncAnswer::Full { .. });
     count_sync(server, asked.is_some(), full);

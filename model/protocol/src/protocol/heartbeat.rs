@@ -120,7 +120,12 @@ impl Step<'_, '_> {
                 }
             }
         }
-        let interval = self.node.timing.ping_interval;
+        // While paused for a manual failover, tick (and so send the header with the offset) as
+        // often as Redis's cron pings the replica, whatever node_timeout is (§6.1).
+        let interval = match self.st().manual {
+            ManualFailover::Paused { .. } => self.node.timing.manual_failover_ping(),
+            _ => self.node.timing.ping_interval,
+        };
         self.set_timer(Timer::Tick, exactly(interval));
     }
 

@@ -139,6 +139,9 @@ impl Step<'_, '_> {
         };
         let timeout = self.node.timing.manual_failover_timeout();
         self.set_timer(Timer::ManualFailover, exactly(timeout));
+        // The pause is announced at the next tick: make it come soon.
+        let soon = self.node.timing.manual_failover_ping();
+        self.set_timer(Timer::Tick, exactly(soon));
     }
 
     /// On a tick: a pause not yet in my headers goes into them now.
