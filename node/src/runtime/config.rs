@@ -356,7 +356,7 @@ impl NodeConfig {
         let layout = Layout::grid(masters, replicas, slots, InitialEpochs::Distinct)?;
         if layout.len() != nodes.len() {
             bail!(
-                "{masters} masters with {replicas} replicas each are {} nodes, but {} addresses are listed",
+                "{masters} masters with {replicas} replica(s) each are {} nodes, but {} addresses are listed",
                 layout.len(),
                 nodes.len()
             );

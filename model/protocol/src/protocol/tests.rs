@@ -385,3 +385,43 @@ fn the_noted_offset_is_advertised_and_the_most_up_to_date_replica_goes_first() {
     let behind = delay_after_fail(100, 200);
     assert_eq!(behind - ahead, std::time::Duration::from_secs(1));
 }
+
+/// The `Tick` durations a step asks for.
+fn ticks(cmds: &[Command<Msg, Timer, (), Persisted>]) -> Vec<std::time::Duration> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::SetTimer(Timer::Tick, range) => Some(range.start),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A master paused for a manual failover (specs/protocol.md §6.1) announces the pause within
+/// 100 ms and keeps sending its header every 100 ms, whatever node_timeout is (15 s here, a
+/// ping interval of 3.75 s); once the pause ends it ticks at the ping interval again.
+#[test]
+fn a_paused_master_ticks_every_100_ms_until_the_pause_ends() {
+    use crate::state::ManualFailover;
+    let a = actor();
+    let fast = std::time::Duration::from_millis(100);
+    let mut master = start(&a, 0);
+    let on_request = deliver(&a, &mut master, 3, Msg::FailoverStart);
+    assert!(matches!(
+        master.manual,
+        ManualFailover::Paused {
+            announced: false,
+            ..
+        }
+    ));
+    assert_eq!(ticks(&on_request), [fast]);
+    let tick = fire(&a, &mut master, Timer::Tick);
+    assert_eq!(ticks(&tick), [fast]);
+    let announced = sends(&tick)
+        .iter()
+        .any(|(to, m)| *to == 3 && matches!(m, Msg::Ping(h) if h.flags.paused));
+    assert!(announced, "the pause is in the tick's header");
+    fire(&a, &mut master, Timer::ManualFailover);
+    assert_eq!(master.manual, ManualFailover::Idle);
+    let after = fire(&a, &mut master, Timer::Tick);
+    assert_eq!(ticks(&after), [a.timing.ping_interval]);
+}
