@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod browser;
+
+use browser::chromium;
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -22,22 +26,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Chromium, or `None` (and a message) where a test may be skipped; under CI, a failure.
-fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
-            "chromium is not installed; .ci/run installs it"
-        );
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
-    }
-    found
 }
 
 fn free_port() -> u16 {

@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod browser;
+
+use browser::chromium;
+
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// The `slotguard cluster` process; stopped as a user would (SIGTERM), killed if it hangs.
@@ -36,21 +40,6 @@ impl Drop for ClusterProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
-            "chromium is not installed; .ci/run installs it"
-        );
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
-    }
-    found
 }
 
 fn http_get(addr: &str, path: &str) -> Option<String> {
