@@ -568,8 +568,30 @@ pub fn node_card(node: &NodeState) -> NodeCard {
         election: Some(election),
         votes: Vec::new(),
         timers: Vec::new(),
-        extra: Vec::new(),
+        extra: data_fact(&node.data).into_iter().collect(),
     }
+}
+
+/// What a card says of a node's data (specs/protocol.md §13): the checker's writes it holds,
+/// and whether it lost its data in a restart; nothing for a node with nothing to say.
+fn data_fact(data: &slotguard_protocol::durability::Data) -> Option<Fact> {
+    if data.log.is_empty() && data.complete {
+        return None;
+    }
+    let writes: Vec<String> = data.log.iter().map(|w| format!("w{}", w.0)).collect();
+    let value = match (writes.is_empty(), data.complete) {
+        (_, false) => format!(
+            "lost in a restart, until a whole copy{}",
+            if writes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", writes.join(" "))
+            }
+        ),
+        (false, true) => writes.join(" "),
+        (true, true) => String::new(),
+    };
+    Some(Fact::new("data", value))
 }
 
 /// One node's card in a model state: [`node_card`], with what the model state adds.

@@ -245,3 +245,66 @@ impl Step<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::layout::{InitialEpochs, Layout, Timing};
+
+    /// Three masters with two replicas each: node 0's shard is nodes 0, 3 and 4.
+    fn node(durability: Durability) -> ClusterNode {
+        let layout = Layout::grid(3, 2, 3, InitialEpochs::Distinct).expect("valid");
+        ClusterNode::new(Arc::new(layout), Timing::default()).with_durability(durability)
+    }
+
+    #[test]
+    fn sync_acknowledges_once_every_other_node_of_the_shard_confirmed() {
+        let actor = node(Durability::Sync);
+        let master = NodeState::fresh(&actor.layout, NodeId(0));
+        let others: Vec<NodeId> = actor.acknowledgers(&master).collect();
+        assert_eq!(others, [NodeId(3), NodeId(4)]);
+        let confirmed =
+            |at3: u64, at4: u64| move |n: NodeId| if n == NodeId(3) { at3 } else { at4 };
+        assert!(!actor.may_acknowledge(&master, 10, confirmed(10, 9)));
+        assert!(actor.may_acknowledge(&master, 10, confirmed(10, 12)));
+        assert!(node(Durability::Async).may_acknowledge(&master, 10, confirmed(0, 0)));
+        assert!(actor.can_confirm(&master, |n| n == NodeId(3) || n == NodeId(4)));
+        assert!(!actor.can_confirm(&master, |n| n == NodeId(3)));
+    }
+
+    #[test]
+    fn a_restart_in_sync_mode_leaves_the_data_incomplete() {
+        let mut out = crate::actor::out_buffer();
+        for (durability, complete) in [(Durability::Async, true), (Durability::Sync, false)] {
+            let actor = node(durability);
+            let stored = Some(NodeState::fresh(&actor.layout, NodeId(0)).persisted());
+            let restarted = stateright::actor::Actor::on_start(
+                &actor,
+                stateright::actor::Id::from(0),
+                &stored,
+                &mut out,
+            );
+            assert_eq!(restarted.data.complete, complete, "{durability:?}");
+            assert_eq!(actor.serves_data(&restarted), complete);
+            assert_eq!(
+                crate::protocol::heartbeat::header(&restarted)
+                    .flags
+                    .data_lost,
+                !complete
+            );
+        }
+    }
+
+    #[test]
+    fn a_shard_of_one_acknowledges_nothing_in_sync_mode_and_survives_restarts() {
+        let layout = Layout::grid(3, 0, 3, InitialEpochs::Distinct).expect("valid");
+        let actor =
+            ClusterNode::new(Arc::new(layout), Timing::default()).with_durability(Durability::Sync);
+        let master = NodeState::fresh(&actor.layout, NodeId(0));
+        assert!(!actor.may_acknowledge(&master, 1, |_| u64::MAX));
+        assert!(!actor.can_confirm(&master, |_| true));
+        assert!(actor.complete_after_restart(&master));
+    }
+}

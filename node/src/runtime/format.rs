@@ -368,6 +368,14 @@ fn replication(cfg: &NodeConfig, s: &Snapshot, r: &Replication) -> String {
         ),
     };
     text.push_str(&format!("connected_slaves:{}\r\n", r.replicas.len()));
+    // slotguard's own: when a write is acknowledged, and whether this node holds every write
+    // its shard acknowledged (false after a restart in `sync` mode until a whole copy;
+    // specs/protocol.md §13).
+    text.push_str(&format!(
+        "durability:{}\r\ndata_complete:{}\r\n",
+        cfg.durability.name(),
+        u8::from(s.state.data.complete)
+    ));
     if let Some(good) = r.good_replicas {
         text.push_str(&format!("min_slaves_good_slaves:{good}\r\n"));
     }

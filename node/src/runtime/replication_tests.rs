@@ -17,7 +17,8 @@ use super::admin::Server;
 use super::replication::follow_forever;
 use super::test_support;
 
-/// The next connection from the replica and the two arguments of its `PSYNC`.
+/// The next connection from the replica and the stream and offset of its `PSYNC` (after
+/// which it names its node id, specs/protocol.md §13).
 async fn next_psync(listener: &TcpListener) -> (TcpStream, String, String) {
     let accept = tokio::time::timeout(Duration::from_secs(10), listener.accept());
     let (mut link, _) = accept.await.expect("the replica connects").expect("accept");
@@ -32,8 +33,9 @@ async fn next_psync(listener: &TcpListener) -> (TcpStream, String, String) {
                     .collect(),
                 other => panic!("not a command: {other:?}"),
             };
-            assert_eq!(args.len(), 3, "{args:?}");
+            assert_eq!(args.len(), 4, "{args:?}");
             assert_eq!(args[0], "PSYNC");
+            assert!(args[3].parse::<u16>().is_ok(), "a node id: {args:?}");
             return (link, args[1].clone(), args[2].clone());
         }
         let n = link.read(&mut chunk).await.expect("read");
