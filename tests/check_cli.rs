@@ -413,3 +413,33 @@ fn explore_rejects_a_bad_address_a_used_port_and_a_bad_path() {
         assert!(err.starts_with("slotguard: error:"), "{err}");
     }
 }
+
+/// `--durability` models clients' writes (implying `--writes 1`) and adds property 12: `sync`
+/// passes, `async` is refused with Redis's lost write, said in words (specs/properties.md,
+/// "Durability").
+#[test]
+fn durability_sync_passes_and_async_loses_a_write() {
+    let (code, sync) = json(&["tiny", "--crashes", "0", "--durability", "sync"]);
+    assert_eq!(code, 0, "{sync:#}");
+    assert_eq!(
+        status(&sync, "acknowledged-writes-kept"),
+        Some("holds".into())
+    );
+    let (code, lost) = json(&["tiny", "--crashes", "0", "--durability", "async"]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        status(&lost, "acknowledged-writes-kept"),
+        Some("violated".into()),
+        "{lost:#}"
+    );
+    let property = lost["properties"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "acknowledged-writes-kept"))
+        .expect("listed");
+    let why = property["counterexample"]["why"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("acknowledged to the client"), "{property:#}");
+    let (_, plain) = json(&["tiny", "--crashes", "0"]);
+    assert_eq!(status(&plain, "acknowledged-writes-kept"), None);
+}
