@@ -26,8 +26,34 @@ fn draw(range: &Range<Duration>) -> Duration {
     let span = u64::try_from((range.end - range.start).as_micros())
         .unwrap_or(u64::MAX)
         .max(1);
-    let offset = getrandom::u64().map_or(span / 2, |r| r % span);
+    let offset = random_u64().map_or(span / 2, |r| r % span);
     range.start + Duration::from_micros(offset)
+}
+
+#[cfg(not(test))]
+fn random_u64() -> Option<u64> {
+    getrandom::u64().ok()
+}
+
+/// In test builds, a thread that is given a seed draws from it instead of the OS
+/// ([`seed_draws`]): the deterministic simulation (sim/) must reproduce its timers' jitter.
+#[cfg(test)]
+fn random_u64() -> Option<u64> {
+    SEEDED.with(|s| match &mut *s.borrow_mut() {
+        Some(state) => Some(crate::sim::splitmix(state)),
+        None => getrandom::u64().ok(),
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    static SEEDED: std::cell::RefCell<Option<u64>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes this thread's timer jitter come from `seed` (`None`: from the OS again).
+#[cfg(test)]
+pub(crate) fn seed_draws(seed: Option<u64>) {
+    SEEDED.with(|s| *s.borrow_mut() = seed);
 }
 
 impl Timers {

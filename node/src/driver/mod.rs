@@ -17,6 +17,8 @@ mod effect;
 mod inbound;
 mod outbound;
 #[cfg(test)]
+mod stepped;
+#[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
@@ -34,6 +36,8 @@ use stateright::actor::{Actor, Command, Id, Out};
 
 pub use self::effect::{Effect, Event, Save, Transmit};
 use self::inbound::ReplayFilter;
+#[cfg(test)]
+pub(crate) use self::stepped::{observe_steps, Stepped};
 use crate::events::{self, Cause};
 use crate::identity::{Directory, Learned, NodeName};
 use crate::timers::Timers;
@@ -96,6 +100,12 @@ pub struct Driver {
     effects: VecDeque<Effect>,
     /// The trace being recorded, if asked for.
     trace: Option<Recorder>,
+    /// Test builds: the steps recorded for the simulation, if asked for (stepped.rs).
+    #[cfg(test)]
+    steps: Option<Vec<Stepped>>,
+    /// Test builds: effects handed out so far.
+    #[cfg(test)]
+    polled: u64,
 }
 
 impl Driver {
@@ -134,7 +144,13 @@ impl Driver {
             counters: BTreeMap::new(),
             effects: VecDeque::new(),
             trace: trace.then(Recorder::default),
+            #[cfg(test)]
+            steps: stepped::observing().then(Vec::new),
+            #[cfg(test)]
+            polled: 0,
         };
+        #[cfg(test)]
+        driver.note_step(None, &out, None);
         if let Some(trace) = &mut driver.trace {
             trace.start(Start {
                 node: me.0,
@@ -198,6 +214,8 @@ impl Driver {
             self.actor
                 .on_msg_ref(&mut cow, Id::from(from.index()), &msg, &mut out);
             let next = into_owned_if_changed(cow);
+            #[cfg(test)]
+            self.note_step(None, &out, next.as_ref());
             if self.trace.is_some() {
                 let input = Input::Msg {
                     from: from.0,
@@ -231,6 +249,8 @@ impl Driver {
         let mut cow = Cow::Borrowed(&self.state);
         let result = self.actor.on_failover(&mut cow, mode, &mut out);
         let next = into_owned_if_changed(cow);
+        #[cfg(test)]
+        self.note_step(None, &out, next.as_ref());
         if self.trace.is_some() {
             self.trace_step(Input::Failover(mode), &out, next.is_some(), now);
         }
@@ -252,7 +272,12 @@ impl Driver {
 
     /// The next effect to carry out, in order.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        let effect = self.effects.pop_front();
+        #[cfg(test)]
+        if effect.is_some() {
+            self.polled += 1;
+        }
+        effect
     }
 
     /// The shell's report on a [`Effect::Persist`]: it is durable. (Only a trace reads it.)
@@ -368,6 +393,8 @@ impl Driver {
         self.actor
             .on_timeout(Id::from(self.me.index()), &mut cow, timer, &mut out);
         let next = into_owned_if_changed(cow);
+        #[cfg(test)]
+        self.note_step(Some(timer), &out, next.as_ref());
         if self.trace.is_some() {
             self.trace_step(Input::Timer(timer.clone()), &out, next.is_some(), now);
         }

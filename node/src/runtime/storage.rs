@@ -13,7 +13,9 @@
 //! before any message of the same step is sent (specs/protocol.md §7). A file that exists but
 //! cannot be read, has a bad checksum or does not decode stops start-up with an error that
 //! names it: a node never silently starts from zero after having voted. Format 1 (before `heard`
-//! became durable, specs/protocol.md §3.2) is refused with a message saying so.
+//! became durable, specs/protocol.md §3.2) is refused with a message saying so. The bytes are
+//! the library's (`slotguard::state_file`), which the deterministic simulation shares; this
+//! file adds the disk and the judgement of whose file it is.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -26,11 +28,9 @@ use slotguard::driver::Save;
 
 use super::identity::NodeName;
 
-const MAGIC: &[u8] = b"SLOTGUARD-STATE 3\n";
-/// Format 2: the same payload without the name (written before nodes had names).
-const MAGIC_2: &[u8] = b"SLOTGUARD-STATE 2\n";
-/// The magic line of every format this version does not read.
-const OLD_MAGICS: &[(&[u8], u32)] = &[(b"SLOTGUARD-STATE 1\n", 1)];
+use slotguard::state_file::{self as format, Contents, FormatError};
+#[cfg(test)]
+use slotguard::state_file::{MAGIC, MAGIC_2};
 
 /// A state file that cannot be used.
 #[derive(Debug, Error)]
@@ -78,16 +78,6 @@ pub(crate) enum StorageError {
         why: String,
     },
 }
-
-/// A format-3 payload: name, peers' names, node id, cluster digest, incarnation, state.
-type Record = (
-    NodeName,
-    Vec<Option<NodeName>>,
-    u16,
-    [u8; 32],
-    u32,
-    Persisted,
-);
 
 /// What a state file holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,35 +140,24 @@ impl StateFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        let corrupt = |why: &str| StorageError::Corrupt {
-            path: self.path.clone(),
-            why: why.to_string(),
-        };
-        if let Some(&(_, found)) = OLD_MAGICS.iter().find(|(m, _)| bytes.starts_with(m)) {
-            return Err(StorageError::OldFormat {
+        let contents = format::decode(&bytes).map_err(|e| match e {
+            FormatError::Old(found) => StorageError::OldFormat {
                 path: self.path.clone(),
                 found,
-            });
-        }
-        let (named, rest) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_2)) {
-            (Some(rest), _) => (true, rest),
-            (None, Some(rest)) => (false, rest),
-            (None, None) => {
-                return Err(corrupt("not a slotguard state file, or an unknown version"))
-            }
-        };
-        if rest.len() < 4 {
-            return Err(corrupt("truncated"));
-        }
-        let (crc, payload) = rest.split_at(4);
-        let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if crc32fast::hash(payload) != expected {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let undecodable = |e: postcard::Error| corrupt(&format!("undecodable: {e}"));
-        let loaded = if named {
-            let (name, peers, id, cluster, incarnation, state): Record =
-                postcard::from_bytes(payload).map_err(undecodable)?;
+            },
+            FormatError::Corrupt(why) => StorageError::Corrupt {
+                path: self.path.clone(),
+                why,
+            },
+        })?;
+        let Contents {
+            name,
+            peers,
+            writer,
+            incarnation,
+            state,
+        } = contents;
+        if let Some((id, cluster)) = writer {
             if cluster != self.cluster {
                 return Err(self.other_cluster(String::new()));
             }
@@ -189,20 +168,12 @@ impl StateFile {
                     me: self.id,
                 });
             }
-            Loaded {
-                name: Some(name),
-                peers,
-                incarnation,
-                state,
-            }
-        } else {
-            let (incarnation, state) = postcard::from_bytes(payload).map_err(undecodable)?;
-            Loaded {
-                name: None,
-                peers: Vec::new(),
-                incarnation,
-                state,
-            }
+        }
+        let loaded = Loaded {
+            name,
+            peers,
+            incarnation,
+            state,
         };
         Ok(Some(loaded))
     }
@@ -216,11 +187,11 @@ impl StateFile {
         state: &Persisted,
     ) -> Result<(), StorageError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
-        let record = (name, peers, self.id, self.cluster, incarnation, state);
-        let payload = postcard::to_allocvec(&record).map_err(|e| StorageError::Corrupt {
-            path: self.path.clone(),
-            why: format!("cannot encode: {e}"),
-        })?;
+        let bytes = format::encode(name, peers, (self.id, self.cluster), incarnation, state)
+            .map_err(|e| StorageError::Corrupt {
+                path: self.path.clone(),
+                why: format!("cannot encode: {e}"),
+            })?;
         let tmp = self.path.with_extension("state.tmp");
         {
             let mut f = OpenOptions::new()
@@ -229,10 +200,7 @@ impl StateFile {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(|e| self.io(e))?;
-            f.write_all(MAGIC).map_err(|e| self.io(e))?;
-            f.write_all(&crc32fast::hash(&payload).to_be_bytes())
-                .map_err(|e| self.io(e))?;
-            f.write_all(&payload).map_err(|e| self.io(e))?;
+            f.write_all(&bytes).map_err(|e| self.io(e))?;
             f.sync_all().map_err(|e| self.io(e))?;
         }
         fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;

@@ -1,0 +1,268 @@
+//! The simulation's tests: CI's seeds, the replay of one seed, determinism, the long run, and
+//! one deliberately broken runtime per layer (specs/protocol.md §13.3).
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::checks::RUNTIME_RULE;
+use super::{run, Breakage, Config, Outcome, CI};
+
+/// Seeds CI runs (specs/protocol.md §13.4 has what they cost).
+const CI_SEEDS: u64 = 2000;
+
+/// The configurations a replay command can name.
+fn config(name: &str) -> Option<Config> {
+    let broken = |breakage| Config { breakage, ..CI };
+    Some(match name {
+        "ci" => CI,
+        "late-timers" => Config {
+            name: "late-timers",
+            ..broken(Breakage {
+                late_timers: Duration::from_millis(150),
+                ..Breakage::default()
+            })
+        },
+        "send-before-save" => Config {
+            name: "send-before-save",
+            ..broken(Breakage {
+                send_before_save: true,
+                ..Breakage::default()
+            })
+        },
+        "replay-filter" => Config {
+            name: "replay-filter",
+            ..broken(Breakage {
+                replay_filter: true,
+                ..Breakage::default()
+            })
+        },
+        _ => return None,
+    })
+}
+
+fn named(name: &str) -> Config {
+    config(name).unwrap_or_else(|| panic!("no simulation configuration {name}"))
+}
+
+/// The command that replays `seed` of `config`.
+fn replay_command(seed: u64, config: &Config) -> String {
+    format!(
+        "SLOTGUARD_SIM_SEED={seed} SLOTGUARD_SIM_CONFIG={} cargo test --release -p slotguard --lib sim_replay -- --nocapture",
+        config.name
+    )
+}
+
+/// What a sweep over many seeds showed.
+#[derive(Default)]
+struct Sweep {
+    seeds: u64,
+    failed: Vec<Outcome>,
+    simulated_us: u64,
+    steps: u64,
+    crashes: u64,
+    /// The longest time from the faults' end to agreement.
+    slowest_agreement_us: u64,
+    wall: Duration,
+}
+
+impl Sweep {
+    fn add(&mut self, o: Outcome) {
+        self.seeds += 1;
+        self.simulated_us += o.simulated;
+        self.steps += o.steps;
+        self.crashes += o.crashes;
+        if let Some(at) = o.agreed_at {
+            let took = at - o.plan.faults_end;
+            self.slowest_agreement_us = self.slowest_agreement_us.max(took);
+        }
+        if !o.violations.is_empty() {
+            self.failed.push(o);
+        }
+    }
+
+    fn merge(&mut self, other: Sweep) {
+        self.seeds += other.seeds;
+        self.failed.extend(other.failed);
+        self.simulated_us += other.simulated_us;
+        self.steps += other.steps;
+        self.crashes += other.crashes;
+        self.slowest_agreement_us = self.slowest_agreement_us.max(other.slowest_agreement_us);
+    }
+
+    fn summary(&self, config: &Config) -> String {
+        let wall = self.wall.as_secs_f64();
+        format!(
+            "{} seeds of `{}` in {:.1} s ({:.0} seeds/s): {:.0} simulated s ({:.0} per wall s), {} steps checked, {} crashes; slowest agreement {} ms after the faults; {} failed",
+            self.seeds,
+            config.name,
+            wall,
+            self.seeds as f64 / wall,
+            self.simulated_us as f64 / 1e6,
+            self.simulated_us as f64 / 1e6 / wall,
+            self.steps,
+            self.crashes,
+            self.slowest_agreement_us / 1000,
+            self.failed.len()
+        )
+    }
+
+    /// Every failed seed with its violations and the command that replays it.
+    fn failures(&self, config: &Config) -> String {
+        let mut failed: Vec<&Outcome> = self.failed.iter().collect();
+        failed.sort_by_key(|o| o.plan.seed);
+        let mut text = String::new();
+        for o in failed.iter().take(10) {
+            text.push_str(&format!("seed {}:\n", o.plan.seed));
+            for v in &o.violations {
+                text.push_str(&format!("  {v}\n"));
+            }
+            text.push_str(&format!(
+                "  replay: {}\n",
+                replay_command(o.plan.seed, config)
+            ));
+        }
+        text
+    }
+}
+
+/// Runs `seeds` of `config` on `threads` threads.
+fn sweep(config: &Config, seeds: Range<u64>, threads: u64) -> Sweep {
+    let began = Instant::now();
+    let mut total = Sweep::default();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let seeds = seeds.clone();
+                s.spawn(move || {
+                    let mut part = Sweep::default();
+                    for seed in seeds.filter(|k| k % threads == t) {
+                        part.add(run(seed, config, false));
+                    }
+                    part
+                })
+            })
+            .collect();
+        for h in handles {
+            total.merge(h.join().expect("a simulation thread panicked"));
+        }
+    });
+    total.wall = began.elapsed();
+    total
+}
+
+fn threads() -> u64 {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(2) as u64)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn sim_seeds() {
+    let seeds = env_u64("SLOTGUARD_SIM_SEEDS").unwrap_or(CI_SEEDS);
+    let sweep = sweep(&CI, 0..seeds, threads());
+    println!("{}", sweep.summary(&CI));
+    assert!(sweep.failed.is_empty(), "{}", sweep.failures(&CI));
+}
+
+/// Replays one seed with its log: `SLOTGUARD_SIM_SEED` (0 by default) of
+/// `SLOTGUARD_SIM_CONFIG` (`ci` by default; `late-timers`, `send-before-save`,
+/// `replay-filter` are the broken runtimes).
+#[test]
+fn sim_replay() {
+    let seed = env_u64("SLOTGUARD_SIM_SEED").unwrap_or(0);
+    let name = std::env::var("SLOTGUARD_SIM_CONFIG").unwrap_or_else(|_| String::from("ci"));
+    let config = named(&name);
+    let o = run(seed, &config, true);
+    print!("{}", o.plan);
+    for line in &o.log {
+        println!("{line}");
+    }
+    println!(
+        "simulated {:.1} s, {} steps checked, datagrams {:?}, reached: {}",
+        o.simulated as f64 / 1e6,
+        o.steps,
+        o.net,
+        o.reached.join(", ")
+    );
+    for v in &o.violations {
+        println!("VIOLATED {v}");
+    }
+    assert!(
+        o.violations.is_empty(),
+        "replay: {}",
+        replay_command(seed, &config)
+    );
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let a = run(7, &CI, true);
+    let b = run(7, &CI, true);
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(a.log, b.log);
+    assert_eq!((a.steps, a.simulated), (b.steps, b.simulated));
+    let c = run(8, &CI, false);
+    assert_ne!(a.digest, c.digest, "the digest tells runs apart");
+}
+
+/// The checks are not vacuous: CI's seeds fail over, move slots and restart failed masters.
+#[test]
+fn the_seeds_reach_failovers() {
+    let mut reached = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        reached.extend(run(seed, &CI, false).reached);
+    }
+    for want in [
+        "failover-completes",
+        "slot-rebound",
+        "fail-reached",
+        "failed-master-rejoins-as-replica",
+    ] {
+        assert!(reached.contains(want), "{want} not reached: {reached:?}");
+    }
+}
+
+#[test]
+fn a_timer_that_fires_late_is_harmless() {
+    let config = named("late-timers");
+    let sweep = sweep(&config, 0..300, threads());
+    println!("{}", sweep.summary(&config));
+    assert!(sweep.failed.is_empty(), "{}", sweep.failures(&config));
+}
+
+#[test]
+fn a_save_after_the_send_that_needs_it_is_caught() {
+    let config = named("send-before-save");
+    let sweep = sweep(&config, 0..300, threads());
+    println!("{}", sweep.summary(&config));
+    println!("{}", sweep.failures(&config));
+    assert!(!sweep.failed.is_empty(), "not caught");
+}
+
+#[test]
+fn a_replay_filter_that_admits_old_datagrams_is_caught() {
+    let config = named("replay-filter");
+    let sweep = sweep(&config, 0..50, threads());
+    println!("{}", sweep.summary(&config));
+    let caught = sweep
+        .failed
+        .iter()
+        .filter(|o| o.violations.iter().any(|v| v.property == RUNTIME_RULE))
+        .count();
+    assert!(caught > 0, "not caught");
+}
+
+/// The long form (specs/protocol.md §13.4): `SLOTGUARD_SIM_SEEDS` seeds (100,000 by default)
+/// from `SLOTGUARD_SIM_FIRST` (default: after CI's).
+/// `cargo test --release -p slotguard --lib sim_many_seeds -- --ignored --nocapture`
+#[test]
+#[ignore = "long: many more seeds than CI's"]
+fn sim_many_seeds() {
+    let first = env_u64("SLOTGUARD_SIM_FIRST").unwrap_or(CI_SEEDS);
+    let seeds = env_u64("SLOTGUARD_SIM_SEEDS").unwrap_or(100_000);
+    let sweep = sweep(&CI, first..first + seeds, threads());
+    println!("{}", sweep.summary(&CI));
+    assert!(sweep.failed.is_empty(), "{}", sweep.failures(&CI));
+}
