@@ -81,6 +81,8 @@ pub(crate) struct Spec {
     pub(crate) timing: Timing,
     pub(crate) breakage: Breakage,
     pub(crate) clock: Clock,
+    /// Drivers record traces (specs/protocol.md §12).
+    pub(crate) trace: bool,
 }
 
 /// A node and its disk.
@@ -105,6 +107,8 @@ pub(crate) struct Host {
     pub(crate) life: u64,
     /// The newest `(incarnation, sequence)` this life's driver admitted from each sender.
     admitted: BTreeMap<u16, (u32, u64)>,
+    /// The node's trace file, as the shell writes it (empty unless traced).
+    pub(crate) trace: Vec<u8>,
 }
 
 /// The most datagrams a busy node's socket holds (beyond: dropped, as by a full buffer).
@@ -127,6 +131,7 @@ impl Host {
             start_pending: false,
             life: 0,
             admitted: BTreeMap::new(),
+            trace: Vec::new(),
         }
     }
 
@@ -188,7 +193,7 @@ impl Host {
             incarnation,
             stored,
             addrs: (0..layout.len()).map(|j| Some(addr(j))).collect(),
-            trace: false,
+            trace: self.spec.trace,
         })
     }
 
@@ -309,6 +314,8 @@ impl Host {
     /// Moves the driver's new effects and steps into the shell's queue.
     fn take_effects(&mut self) {
         let Some(d) = &mut self.driver else { return };
+        // The shell writes the input's records before it carries out its effects.
+        self.trace.extend(d.take_trace());
         let mut new = Vec::new();
         while let Some(e) = d.poll_effect() {
             new.push((d.effects_polled() - 1, e));
@@ -339,6 +346,9 @@ impl Host {
                 continue;
             }
             self.see_all(done);
+            if let Some(d) = &mut self.driver {
+                self.trace.extend(d.take_trace());
+            }
             let Some(bytes) = self.inbox.pop_front() else {
                 return;
             };

@@ -11,6 +11,9 @@ use std::collections::BTreeSet;
 use super::plan::{Micros, Plan};
 use super::rng::Rng;
 
+/// One datagram in this many (during the faults) is stalled.
+const STALL_ONE_IN: u64 = 200;
+
 /// A datagram on its way.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Datagram {
@@ -26,6 +29,8 @@ pub(crate) struct Net {
     dup: f64,
     latency: Micros,
     jitter: Micros,
+    /// The longest a stalled datagram is held (a few node timeouts).
+    stall: Micros,
     faults_end: Micros,
     /// Directed links cut, with how many partitions cut each.
     cut: Vec<Vec<u32>>,
@@ -51,6 +56,7 @@ impl Net {
             dup: plan.dup,
             latency: plan.latency_us,
             jitter: plan.jitter_us,
+            stall: 4 * plan.node_timeout.as_micros() as Micros,
             faults_end: plan.faults_end,
             cut: vec![vec![0; n]; n],
             counts: NetCounts::default(),
@@ -80,11 +86,13 @@ impl Net {
         arrivals
     }
 
-    /// The one-way delay of a datagram during the faults.
+    /// The one-way delay of a datagram during the faults: mostly short, sometimes up to the
+    /// whole jitter, and one in [`STALL_ONE_IN`] held for up to a few node timeouts, so that
+    /// datagrams of a sender's or receiver's previous life arrive after a restart.
     fn delay(&mut self) -> Micros {
-        // Mostly short, sometimes up to the whole jitter: reordering of both kinds.
-        let jitter = match self.rng.below(4) {
-            0 => self.rng.below(self.jitter + 1),
+        let jitter = match self.rng.below(4 * STALL_ONE_IN) {
+            0 => self.rng.below(self.stall + 1),
+            k if k % 4 == 0 => self.rng.below(self.jitter + 1),
             _ => self.rng.below(self.jitter / 10 + 1),
         };
         self.latency + jitter

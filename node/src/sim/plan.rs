@@ -56,8 +56,12 @@ pub(crate) struct Config {
     pub(crate) max_pauses: u64,
     /// See `max_crashes`.
     pub(crate) max_partitions: u64,
+    /// The share of crashes that strike while a save is in flight.
+    pub(crate) crash_during_save: f64,
     /// The runtime under test, correct by default.
     pub(crate) breakage: Breakage,
+    /// Nodes record traces (specs/protocol.md §12), for `slotguard validate` to judge too.
+    pub(crate) trace: bool,
 }
 
 /// The configuration CI runs.
@@ -76,11 +80,13 @@ pub(crate) const CI: Config = Config {
     max_crashes: 4,
     max_pauses: 2,
     max_partitions: 3,
+    crash_during_save: 0.5,
     breakage: Breakage {
         late_timers: Duration::ZERO,
         send_before_save: false,
         replay_filter: false,
     },
+    trace: false,
 };
 
 /// A fault of the schedule.
@@ -123,6 +129,7 @@ pub(crate) struct Plan {
     /// The faults, by start time.
     pub(crate) faults: Vec<(Micros, Fault)>,
     pub(crate) breakage: Breakage,
+    pub(crate) trace: bool,
 }
 
 impl Plan {
@@ -138,7 +145,7 @@ impl Plan {
         for _ in 0..rng.below(config.max_crashes + 1) {
             let node = rng.below(nodes as u64) as usize;
             let down = rng.below(3 * nt);
-            let during_save = rng.chance(0.5);
+            let during_save = rng.chance(config.crash_during_save);
             let fault = Fault::Crash {
                 node,
                 down,
@@ -179,6 +186,7 @@ impl Plan {
             settle_end: faults_end + config.settle_within * nt,
             faults,
             breakage: config.breakage,
+            trace: config.trace,
         }
     }
 

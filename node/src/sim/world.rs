@@ -82,6 +82,8 @@ pub(crate) struct Outcome {
     pub(crate) crashes: u64,
     /// The run's log, if asked for.
     pub(crate) log: Vec<String>,
+    /// Every node's trace (empty unless the plan traces).
+    pub(crate) traces: Vec<Vec<u8>>,
 }
 
 /// A simulated cluster.
@@ -116,6 +118,7 @@ impl World {
             timing,
             breakage: plan.breakage,
             clock: Clock::new(),
+            trace: plan.trace,
         });
         let hosts = (0..layout.len())
             .map(|i| Host::new(i, Arc::clone(&spec), plan.seed))
@@ -169,8 +172,13 @@ impl World {
         self.finish()
     }
 
-    fn finish(self) -> Outcome {
+    fn finish(mut self) -> Outcome {
         Outcome {
+            traces: self
+                .hosts
+                .iter_mut()
+                .map(|h| std::mem::take(&mut h.trace))
+                .collect(),
             violations: self.checks.violations.clone(),
             agreed_at: self.agreed_at,
             simulated: self.now,
