@@ -48,11 +48,11 @@ impl Driver {
         out: &Out<ClusterNode>,
         after: Option<&NodeState>,
     ) {
+        if self.steps.is_none() {
+            return;
+        }
         let first_effect = self.polled + self.effects.len() as u64;
         let after = after.unwrap_or(&self.state).clone();
-        let Some(steps) = &mut self.steps else {
-            return;
-        };
         let sent = out
             .iter()
             .filter_map(|c| match c {
@@ -60,6 +60,9 @@ impl Driver {
                 _ => None,
             })
             .collect();
+        let Some(steps) = &mut self.steps else {
+            return;
+        };
         steps.push(Stepped {
             fired: fired.cloned(),
             sent,

@@ -14,7 +14,8 @@
 //! write in flight (or lets it land), which steps the world has seen, and the timers' random
 //! jitter — none of which turmoil models (it has no disk), and all of which are a few lines
 //! against the driver's effect queue. A single-threaded event loop over the drivers is also
-//! cheaper than a tokio runtime per host: thousands of seeds a minute on two cores.
+//! cheaper than a tokio runtime per host, which is what lets CI run thousands of seeds
+//! (specs/protocol.md §13.4).
 //!
 //! Files: plan.rs (a seed's run), net.rs (the bus), host.rs (one node's shell and disk),
 //! world.rs (the event loop), checks.rs (the properties), rng.rs (the seeded generator).
