@@ -35,7 +35,12 @@ pub(crate) use self::world::Outcome;
 
 /// Runs seed `seed` of `config` on this thread; `verbose` keeps the run's log.
 pub(crate) fn run(seed: u64, config: &Config, verbose: bool) -> Outcome {
-    let plan = Plan::draw(seed, config);
+    run_plan(Plan::draw(seed, config), verbose)
+}
+
+/// Runs `plan` on this thread (its seed seeds what the plan leaves to chance).
+pub(crate) fn run_plan(plan: Plan, verbose: bool) -> Outcome {
+    let seed = plan.seed;
     crate::timers::seed_draws(Some(rng::Rng::new(seed, 3).next_u64()));
     crate::driver::observe_steps(true);
     let outcome = world::World::new(plan, verbose).run();

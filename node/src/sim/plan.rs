@@ -196,6 +196,57 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// A scripted plan aimed at a double vote (specs/protocol.md §13.3), its timings drawn from
+    /// `seed`: in a cluster of masters n0, n1, n2 and n2's replicas n3 and n4, n2 dies; n4 stops
+    /// hearing anyone before n3's election (so it will run its own, later, in the same epoch);
+    /// n0 crashes while it saves its vote for n3 and comes back soon; and n3 stops being heard
+    /// once its request has left (so n0, back, does not learn that n3 won). A runtime that
+    /// keeps §7 gives n0 its vote back on restart and n0 refuses n4; one that sends before it
+    /// saves may forget the vote, and grant n4 a second one.
+    pub(crate) fn aimed_at_a_double_vote(seed: u64, breakage: Breakage) -> Plan {
+        let mut rng = Rng::new(seed, 7);
+        let ms = 1000;
+        let t = 2000 * ms;
+        let mut at = |lo, hi| t + rng.between(lo, hi) * ms;
+        let n4_deaf = at(600, 1100);
+        let n0_crash = at(700, 1200);
+        let n3_mute = at(1000, 2200);
+        let down = rng.between(0, 600) * ms;
+        let crash = |node, down, during_save| Fault::Crash {
+            node,
+            down,
+            during_save,
+        };
+        let cut = |side, span| Fault::Partition {
+            side,
+            one_way: true,
+            span,
+        };
+        Plan {
+            seed,
+            replicas: vec![0, 0, 2],
+            slots: 6,
+            node_timeout: Duration::from_millis(500),
+            loss: 0.0,
+            dup: 0.0,
+            latency_us: 200,
+            jitter_us: 1000,
+            disk_us: (100, 5000),
+            faults_end: t + 8000 * ms,
+            settle_end: t + 38_000 * ms,
+            faults: vec![
+                (t, crash(2, 8000 * ms, false)),
+                (n4_deaf, cut(vec![0, 1, 2, 3], 4000 * ms)),
+                (n0_crash, crash(0, down, true)),
+                (n3_mute, cut(vec![3], 5000 * ms)),
+            ],
+            breakage,
+            trace: false,
+        }
+    }
+}
+
 /// A random proper, non-empty subset of `0..nodes`.
 fn side(rng: &mut Rng, nodes: usize) -> Vec<usize> {
     let size = rng.between(1, nodes as u64 - 1) as usize;

@@ -10,7 +10,7 @@ use slotguard_protocol::{Epoch, InitialEpochs, Layout, Msg, NodeId, NodeState, T
 
 use super::checks::{Checks, NO_AGREEMENT, RUNTIME_RULE, SLOT_CLAIMED_TWICE, VOTED_TWICE};
 use super::host::KEY;
-use super::{run, Breakage, Config, Outcome, CI};
+use super::{run, run_plan, Breakage, Config, Outcome, Plan, CI};
 use crate::driver::Stepped;
 use crate::wire::{self, BusKey};
 
@@ -189,13 +189,26 @@ fn sim_seeds() {
 
 /// Replays one seed with its log: `SLOTGUARD_SIM_SEED` (0 by default) of
 /// `SLOTGUARD_SIM_CONFIG` (`ci` by default; `late-timers`, `send-before-save`,
-/// `replay-filter` are the broken runtimes).
+/// `replay-filter` are the broken runtimes; `double-vote` and `double-vote-broken` the plan
+/// [`Plan::aimed_at_a_double_vote`] with the correct and the broken runtime).
 #[test]
 fn sim_replay() {
     let seed = env_u64("SLOTGUARD_SIM_SEED").unwrap_or(0);
     let name = std::env::var("SLOTGUARD_SIM_CONFIG").unwrap_or_else(|_| String::from("ci"));
-    let config = named(&name);
-    let o = run(seed, &config, true);
+    let (o, command) = match name.as_str() {
+        "double-vote" | "double-vote-broken" => {
+            let breakage = Breakage {
+                send_before_save: name == "double-vote-broken",
+                ..Breakage::default()
+            };
+            let plan = Plan::aimed_at_a_double_vote(seed, breakage);
+            (run_plan(plan, true), String::from("(above)"))
+        }
+        _ => {
+            let config = named(&name);
+            (run(seed, &config, true), replay_command(seed, &config))
+        }
+    };
     print!("{}", o.plan);
     for line in &o.log {
         println!("{line}");
@@ -210,11 +223,7 @@ fn sim_replay() {
     for v in &o.violations {
         println!("VIOLATED {v}");
     }
-    assert!(
-        o.violations.is_empty(),
-        "replay: {}",
-        replay_command(seed, &config)
-    );
+    assert!(o.violations.is_empty(), "replay: {command}");
 }
 
 #[test]
@@ -411,4 +420,35 @@ fn validate_agrees_with_the_simulation() {
         disagree.is_empty(),
         "validate disagrees on seeds {disagree:?}"
     );
+}
+
+/// The double vote itself (specs/protocol.md §13.3): on the scripted plans, the broken
+/// runtime's n0 votes twice in one epoch after a crash, seen both by the model's
+/// `one-vote-per-epoch` and on the wire; the correct runtime, on the same plans, breaks
+/// nothing and agrees.
+#[test]
+fn a_save_after_its_send_is_caught_as_a_double_vote_after_a_crash() {
+    let broken = Breakage {
+        send_before_save: true,
+        ..Breakage::default()
+    };
+    let mut double_votes = Vec::new();
+    for seed in 0..100 {
+        let correct = run_plan(
+            Plan::aimed_at_a_double_vote(seed, Breakage::default()),
+            false,
+        );
+        assert!(
+            correct.violations.is_empty(),
+            "seed {seed} of the correct runtime: {:?}",
+            correct.violations
+        );
+        let o = run_plan(Plan::aimed_at_a_double_vote(seed, broken), false);
+        let caught = |p: &str| o.violations.iter().any(|v| v.property == p);
+        if caught("one-vote-per-epoch") && caught(VOTED_TWICE) {
+            double_votes.push(seed);
+        }
+    }
+    println!("double votes on seeds {double_votes:?}");
+    assert!(!double_votes.is_empty(), "no double vote caught");
 }
