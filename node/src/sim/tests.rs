@@ -36,14 +36,22 @@ fn config(name: &str) -> Option<Config> {
                 ..Breakage::default()
             })
         },
-        "send-before-save-votes" => Config {
-            name: "send-before-save-votes",
+        "harsh" => Config {
+            name: "harsh",
             layouts: &[&[0, 0, 2]],
             node_timeouts_ms: &[500],
             max_crashes: 8,
             max_partitions: 6,
             crash_during_save: 1.0,
-            ..named("send-before-save")
+            ..CI
+        },
+        "send-before-save-votes" => Config {
+            name: "send-before-save-votes",
+            breakage: Breakage {
+                send_before_save: true,
+                ..Breakage::default()
+            },
+            ..named("harsh")
         },
         "traced" => Config {
             name: "traced",
@@ -383,16 +391,20 @@ fn a_replay_filter_that_admits_old_datagrams_is_caught() {
 }
 
 /// The long form (specs/protocol.md §13.4): `SLOTGUARD_SIM_SEEDS` seeds (100,000 by default)
-/// from `SLOTGUARD_SIM_FIRST` (default: after CI's).
+/// from `SLOTGUARD_SIM_FIRST` (default: after CI's), of `SLOTGUARD_SIM_CONFIG` (`ci` by
+/// default; `harsh`: two replicas of one master, 500 ms node_timeout, up to 8 crashes, all
+/// during a save, and 6 partitions).
 /// `cargo test --release -p slotguard --lib sim_many_seeds -- --ignored --nocapture`
 #[test]
 #[ignore = "long: many more seeds than CI's"]
 fn sim_many_seeds() {
+    let name = std::env::var("SLOTGUARD_SIM_CONFIG").unwrap_or_else(|_| String::from("ci"));
+    let config = named(&name);
     let first = env_u64("SLOTGUARD_SIM_FIRST").unwrap_or(CI_SEEDS);
     let seeds = env_u64("SLOTGUARD_SIM_SEEDS").unwrap_or(100_000);
-    let sweep = sweep(&CI, first..first + seeds, threads());
-    println!("{}", sweep.summary(&CI));
-    assert!(sweep.failed.is_empty(), "{}", sweep.failures(&CI));
+    let sweep = sweep(&config, first..first + seeds, threads());
+    println!("{}", sweep.summary(&config));
+    assert!(sweep.failed.is_empty(), "{}", sweep.failures(&config));
 }
 
 /// `slotguard validate` on the traces of simulated runs of a correct runtime: it must find
