@@ -9,7 +9,7 @@
 //! Why apart from the file: the binary's storage (runtime/storage.rs) writes these bytes
 //! durably to disk and judges whose file they are; the deterministic simulation (sim/) keeps
 //! the same bytes on a simulated disk, so that a simulated restart decodes exactly what a real
-//! one would (specs/protocol.md §13).
+//! one would (specs/protocol.md §14).
 
 use slotguard_protocol::Persisted;
 use thiserror::Error;

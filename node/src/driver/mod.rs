@@ -264,6 +264,8 @@ impl Driver {
         let mut cow = Cow::Borrowed(&self.state);
         self.actor.on_copied(&mut cow, &mut out);
         let next = into_owned_if_changed(cow);
+        #[cfg(test)]
+        self.note_step(None, &out, next.as_ref());
         if self.trace.is_some() {
             self.trace_step(Input::Copied, &out, next.is_some(), now);
         }

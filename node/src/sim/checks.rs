@@ -1,4 +1,4 @@
-//! What every run is checked against (specs/protocol.md §13.2).
+//! What every run is checked against (specs/protocol.md §14.2).
 //!
 //! - The checker's always-properties, on every global state the run went through: the steps
 //!   the world has seen, in the order it saw them, fed to the checker's own [`Observer`] (the

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slotguard_protocol::{Layout, NodeId, Timing};
+use slotguard_protocol::{Durability, Layout, NodeId, Timing};
 
 use super::plan::{Breakage, Micros};
 use super::rng::Rng;
@@ -62,7 +62,7 @@ pub(crate) enum Done {
     /// A write of the state file started; it is durable at `at` unless a crash comes first.
     Writing { at: Micros },
     /// A step the world has now seen; `start`: the start step of a life.
-    Seen { step: Stepped, start: bool },
+    Seen { step: Box<Stepped>, start: bool },
     /// The runtime broke one of its rules (specs/protocol.md §10).
     Broken(String),
 }
@@ -186,6 +186,8 @@ impl Host {
         Ok(Setup {
             layout: Arc::clone(layout),
             timing: self.spec.timing,
+            // No data plane here (specs/protocol.md §14.5): nothing is copied, so async.
+            durability: Durability::Async,
             me: NodeId(self.id as u16),
             key: KEY.to_vec(),
             name,
@@ -428,7 +430,10 @@ impl Host {
     fn see_next(&mut self, done: &mut Vec<Done>) {
         if let Some(step) = self.pending.pop_front() {
             let start = std::mem::take(&mut self.start_pending);
-            done.push(Done::Seen { step, start });
+            done.push(Done::Seen {
+                step: Box::new(step),
+                start,
+            });
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Deterministic simulation of the node runtime (specs/protocol.md §13): N nodes' real
+//! Deterministic simulation of the node runtime (specs/protocol.md §14): N nodes' real
 //! runtime code below the tokio shell — the [`Driver`](crate::driver::Driver) with its replay
 //! filter, datagram sealing and timers, and the state file's real encoding — in one process,
 //! on a simulated clock and network, with seeded loss, duplication, reordering, delay,
@@ -15,7 +15,7 @@
 //! jitter — none of which turmoil models (it has no disk), and all of which are a few lines
 //! against the driver's effect queue. A single-threaded event loop over the drivers is also
 //! cheaper than a tokio runtime per host, which is what lets CI run thousands of seeds
-//! (specs/protocol.md §13.4).
+//! (specs/protocol.md §14.4).
 //!
 //! Files: plan.rs (a seed's run), net.rs (the bus), host.rs (one node's shell and disk),
 //! world.rs (the event loop), checks.rs (the properties), rng.rs (the seeded generator).

@@ -1,6 +1,6 @@
 //! The simulated cluster bus: datagrams between nodes, lost, duplicated, delayed (and so
 //! reordered) at the plan's rates while the faults last, and cut by partitions, symmetric or
-//! one-way (specs/protocol.md §13.1).
+//! one-way (specs/protocol.md §14.1).
 //!
 //! Why datagrams as bytes: the node's replay filter, MAC and codec (wire.rs, driver/inbound.rs)
 //! are what is under test, so the network carries exactly what a socket would, and a duplicate

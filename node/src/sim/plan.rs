@@ -1,6 +1,6 @@
 //! What a run does, drawn from its seed and a [`Config`]: the cluster, the timing, the
 //! network's fault rates and a schedule of crashes, pauses and partitions within the fault
-//! period, after which everything heals (specs/protocol.md §13.1).
+//! period, after which everything heals (specs/protocol.md §14.1).
 //!
 //! Why drawn up front: the schedule is then a plain value that a failing seed prints, and the
 //! faults do not shift when the runtime under test behaves differently (the runtime's own
@@ -197,7 +197,7 @@ impl Plan {
 }
 
 impl Plan {
-    /// A scripted plan aimed at a double vote (specs/protocol.md §13.3), its timings drawn from
+    /// A scripted plan aimed at a double vote (specs/protocol.md §14.3), its timings drawn from
     /// `seed`: in a cluster of masters n0, n1, n2 and n2's replicas n3 and n4, n2 dies; n4 stops
     /// hearing anyone before n3's election (so it will run its own, later, in the same epoch);
     /// n0 crashes while it saves its vote for n3 and comes back soon; and n3 stops being heard

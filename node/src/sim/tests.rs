@@ -1,5 +1,5 @@
 //! The simulation's tests: CI's seeds, the replay of one seed, determinism, the long run, and
-//! one deliberately broken runtime per layer (specs/protocol.md §13.3).
+//! one deliberately broken runtime per layer (specs/protocol.md §14.3).
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use super::{run, run_plan, Breakage, Config, Outcome, Plan, CI};
 use crate::driver::Stepped;
 use crate::wire::{self, BusKey};
 
-/// Seeds CI runs (specs/protocol.md §13.4 has what they cost).
+/// Seeds CI runs (specs/protocol.md §14.4 has what they cost).
 const CI_SEEDS: u64 = 2000;
 
 /// The configurations a replay command can name.
@@ -360,7 +360,7 @@ fn a_save_after_the_send_that_needs_it_is_caught() {
 
 /// The long form of the test above, on a configuration aimed at double votes (two replicas
 /// of one master, 500 ms node_timeout, every crash during a save, more partitions): which
-/// properties catch the broken runtime, counted (specs/protocol.md §13.3).
+/// properties catch the broken runtime, counted (specs/protocol.md §14.3).
 /// `SLOTGUARD_SIM_SEEDS=20000 cargo test --release -p slotguard --lib save_after_send_at_scale -- --ignored --nocapture`
 #[test]
 #[ignore = "long: many seeds of a broken runtime"]
@@ -390,7 +390,7 @@ fn a_replay_filter_that_admits_old_datagrams_is_caught() {
     assert!(caught > 0, "not caught");
 }
 
-/// The long form (specs/protocol.md §13.4): `SLOTGUARD_SIM_SEEDS` seeds (100,000 by default)
+/// The long form (specs/protocol.md §14.4): `SLOTGUARD_SIM_SEEDS` seeds (100,000 by default)
 /// from `SLOTGUARD_SIM_FIRST` (default: after CI's), of `SLOTGUARD_SIM_CONFIG` (`ci` by
 /// default; `harsh`: two replicas of one master, 500 ms node_timeout, up to 8 crashes, all
 /// during a save, and 6 partitions).
@@ -408,9 +408,9 @@ fn sim_many_seeds() {
 }
 
 /// `slotguard validate` on the traces of simulated runs of a correct runtime: it must find
-/// them valid where the simulation does (specs/protocol.md §13.6).
+/// them valid where the simulation does (specs/protocol.md §14.6).
 #[test]
-#[ignore = "fails: validate reads a crash that lost a save in flight as a broken promise (specs/protocol.md §13.6)"]
+#[ignore = "fails: validate reads a crash that lost a save in flight as a broken promise (specs/protocol.md §14.6)"]
 fn validate_agrees_with_the_simulation() {
     let config = named("traced");
     let seeds = env_u64("SLOTGUARD_SIM_SEEDS").unwrap_or(200);
@@ -434,7 +434,7 @@ fn validate_agrees_with_the_simulation() {
     );
 }
 
-/// The double vote itself (specs/protocol.md §13.3): on the scripted plans, the broken
+/// The double vote itself (specs/protocol.md §14.3): on the scripted plans, the broken
 /// runtime's n0 votes twice in one epoch after a crash, seen both by the model's
 /// `one-vote-per-epoch` and on the wire; the correct runtime, on the same plans, breaks
 /// nothing and agrees.

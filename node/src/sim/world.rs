@@ -1,6 +1,6 @@
 //! The event loop: simulated time, the plan's faults, the network's deliveries, the disks'
 //! completions and the nodes' timers, one at a time in a fixed order, so that a seed replays
-//! the same run (specs/protocol.md §13.1).
+//! the same run (specs/protocol.md §14.1).
 //!
 //! Order of what is due at one instant: scheduled events first, by the order they were
 //! scheduled in, then timers, by node. Every random choice draws from the seed (plan.rs,
