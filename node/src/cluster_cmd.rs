@@ -263,6 +263,19 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Ctrl-C and SIGTERM are caught from before the cluster says it is ready: a signal sent as
+    // soon as it does must stop the nodes, not kill this process alone.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     println!("cluster ready: {n} nodes agree on the slot map");
     println!("  redis-cli -p {} cluster nodes", args.base_port);
     println!("  redis-cli -p {} cluster slots", args.base_port);
@@ -284,11 +297,13 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
     }
     println!("press Ctrl-C to stop every node");
     let (tx, rx) = std::sync::mpsc::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     std::thread::spawn(move || {
-        runtime.block_on(crate::node_cmd::shutdown_signal());
+        runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        });
         let _ = tx.send(());
     });
     loop {

@@ -207,6 +207,29 @@ impl ClusterNode {
             || (self.bug(Bug::RestartedReplicaComplete) && state.role != Role::Master)
     }
 
+    /// Whether a replica that holds its master's stream up to `held` may replace its data with a
+    /// full copy that starts at `offered`. In `sync` mode not with an empty one (`offered` 0)
+    /// over data: a master whose stream is at 0 never took a write, so a replica holding
+    /// writes knows that master is a node recreated without its state file, which holds none of
+    /// the shard's acknowledged writes (a restart keeps the state file and the node knows it
+    /// lost its data; a node without one cannot know). The replica keeps its data, confirms
+    /// nothing to that master, and wins the election that replaces its old incarnation.
+    pub fn accepts_copy(&self, held: u64, offered: u64) -> bool {
+        self.durability == Durability::Async || offered > 0 || held == 0
+    }
+
+    /// `state`'s node, a replica, was offered an empty copy over its data by its master
+    /// ([`ClusterNode::accepts_copy`]): the master was recreated without its state file and holds
+    /// none of the shard's writes, though its header cannot say so. A complete replica takes its
+    /// slots as it would from a master that says it lost its data (rule 3).
+    pub fn on_master_recreated(&self, state: &mut Cow<'_, NodeState>, o: &mut Out<Self>) {
+        self.step(state, o, |s| {
+            if let Role::Replica { of } = s.st().role {
+                s.take_over_from_data_lost(of);
+            }
+        });
+    }
+
     /// `state`'s node, a replica, now holds a full copy of its master's data: it is complete
     /// again, and may run if its master is FAIL or has lost its data.
     pub fn on_copied(&self, state: &mut Cow<'_, NodeState>, o: &mut Out<Self>) {
@@ -232,16 +255,22 @@ impl Step<'_, '_> {
     /// take its slots by a forced election (rule 2), as a manual failover does: the voters
     /// grant it although the master is not FAIL (specs/protocol.md §6.1, §13.2).
     pub(crate) fn on_master_lost_data(&mut self, from: NodeId, h: &Header) {
+        if h.flags.data_lost && h.master.is_none() {
+            self.take_over_from_data_lost(from);
+        }
+    }
+
+    /// `master` lost its data: if it is mine and mine is complete, take its slots by a forced
+    /// election.
+    fn take_over_from_data_lost(&mut self, master: NodeId) {
         let st = self.st();
-        if h.flags.data_lost
-            && h.master.is_none()
-            && st.role == (Role::Replica { of: from })
+        if st.role == (Role::Replica { of: master })
             && st.election == Election::Idle
             && !st.no_failover
             && self.node.may_run(st)
         {
             self.cancel_timer(crate::timer::Timer::ElectionDelay);
-            self.start_election(from, true);
+            self.start_election(master, true);
         }
     }
 }

@@ -99,6 +99,13 @@ pub enum StreamError {
     /// an offset the replica is not at).
     #[error("replication frame out of order")]
     OutOfOrder,
+    /// An empty full copy offered to a replica that holds the stream up to this offset, in
+    /// `sync` mode: the master was recreated without its state file (specs/protocol.md §13.1).
+    #[error("the master offers an empty copy (stream offset 0) and this replica holds the stream up to {0}: the master was recreated without its data, so the replica keeps its own")]
+    EmptyCopy(u64),
+    /// The master answered with an error line instead of a stream.
+    #[error("the master refused: {0}")]
+    Refused(String),
 }
 
 /// The changes a master keeps for replicas that fall behind: the newest `capacity` bytes of
@@ -218,6 +225,9 @@ pub fn full_copy(id: ReplId, offset: u64, entries: Entries) -> Vec<u8> {
 pub struct Follower {
     buf: BytesMut,
     state: FollowerState,
+    /// Refuse a full copy that starts at offset 0 while holding data (`sync` mode: the
+    /// actor's `ClusterNode::accepts_copy`, specs/protocol.md §13.1).
+    keep_data_over_empty_copy: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -232,6 +242,14 @@ enum FollowerState {
 }
 
 impl Follower {
+    /// A follower that refuses an empty full copy over data it holds (`sync` mode).
+    pub fn keeping_data_over_empty_copies() -> Follower {
+        Follower {
+            keep_data_over_empty_copy: true,
+            ..Follower::default()
+        }
+    }
+
     /// Whether the replica's keys are a prefix of the master's stream (the copy, if one was
     /// needed, is complete): only then is its offset worth acknowledging.
     pub fn synced(&self) -> bool {
@@ -251,6 +269,17 @@ impl Follower {
 
     /// The next complete frame and its size with the prefix; the bytes stay in the buffer.
     fn next_frame(&self) -> Result<Option<(Frame, usize)>, StreamError> {
+        if self.state == FollowerState::Waiting && self.buf.first() == Some(&b'-') {
+            // A RESP error instead of a stream (`-LOADING ...` from a master that lost its
+            // data): its text, not a frame length.
+            let line: &[u8] = self.buf[..]
+                .split(|&b| b == b'\r')
+                .next()
+                .unwrap_or_default();
+            let text =
+                String::from_utf8_lossy(line.get(1..line.len().min(200)).unwrap_or_default());
+            return Err(StreamError::Refused(text.into_owned()));
+        }
         let Some(prefix) = self.buf.get(..4) else {
             return Ok(None);
         };
@@ -270,6 +299,11 @@ impl Follower {
     fn apply(&mut self, frame: Frame, size: usize, data: &mut Dataset) -> Result<(), StreamError> {
         use FollowerState::{Copying, Streaming, Waiting};
         self.state = match (&self.state, frame) {
+            (Waiting, Frame::Full { offset: 0, .. })
+                if self.keep_data_over_empty_copy && data.offset() > 0 =>
+            {
+                return Err(StreamError::EmptyCopy(data.offset()));
+            }
             (Waiting, Frame::Full { id, offset }) => {
                 data.start_copy(id, offset);
                 Copying

@@ -132,3 +132,46 @@ fn good_replicas_are_those_that_acknowledged_within_the_lag() {
     assert_eq!(good_replicas(acks, now, Duration::ZERO), 2);
     assert_eq!(good_replicas([], now, Duration::from_secs(1)), 0);
 }
+
+/// `sync` mode (specs/protocol.md §13.1): a replica that holds data refuses an empty full copy
+/// (a master recreated without its state file) and keeps its keys; a copy with data, or an
+/// empty one to an empty replica, is taken. A master's error line is read as its text.
+#[test]
+fn a_replica_with_data_refuses_an_empty_copy_in_sync_mode() {
+    let (mut master, mut log) = (Keyspace::new(), Backlog::new(1 << 20));
+    write(
+        &mut master,
+        &mut log,
+        Change::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            expires_at: None,
+        },
+    );
+    let copy = full_copy(id(1), log.end(), master.entries(NOW));
+    let mut replica = Dataset::new(id(2), 1 << 10);
+    let mut follower = Follower::keeping_data_over_empty_copies();
+    follower
+        .receive(&copy, &mut replica)
+        .expect("a copy with data");
+    assert!(follower.synced() && replica.offset() > 0);
+    let empty = full_copy(id(3), 0, Vec::new());
+    let mut again = Follower::keeping_data_over_empty_copies();
+    assert_eq!(
+        again.receive(&empty, &mut replica),
+        Err(StreamError::EmptyCopy(replica.offset()))
+    );
+    assert_eq!(sorted(&replica.keys), sorted(&master));
+    Follower::default()
+        .receive(&empty, &mut replica)
+        .expect("async takes it, as Redis does");
+    let mut new = Dataset::new(id(4), 1 << 10);
+    Follower::keeping_data_over_empty_copies()
+        .receive(&empty, &mut new)
+        .expect("an empty replica takes an empty copy (a new cluster)");
+    let refused = Follower::default().receive(b"-LOADING no copies\r\n", &mut new);
+    assert_eq!(
+        refused,
+        Err(StreamError::Refused("LOADING no copies".into()))
+    );
+}

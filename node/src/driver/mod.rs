@@ -272,6 +272,19 @@ impl Driver {
         self.apply(next, out, Cause::Local, now);
     }
 
+    /// The replication link was offered an empty copy over this node's data: its master was
+    /// recreated without its state file (specs/protocol.md §13.1).
+    pub fn handle_master_recreated(&mut self, now: Now) {
+        let mut out = Out::new();
+        let mut cow = Cow::Borrowed(&self.state);
+        self.actor.on_master_recreated(&mut cow, &mut out);
+        let next = into_owned_if_changed(cow);
+        if self.trace.is_some() {
+            self.trace_step(Input::MasterRecreated, &out, next.is_some(), now);
+        }
+        self.apply(next, out, Cause::Local, now);
+    }
+
     /// The next effect to carry out, in order.
     pub fn poll_effect(&mut self) -> Option<Effect> {
         let effect = self.effects.pop_front();

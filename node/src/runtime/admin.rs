@@ -181,6 +181,11 @@ impl Server {
         let _ = self.operator.send(OwnerRequest::Copied).await;
     }
 
+    /// Tells the node's owner task that its master offered an empty copy over its data.
+    pub(crate) async fn master_recreated(&self) {
+        let _ = self.operator.send(OwnerRequest::MasterRecreated).await;
+    }
+
     /// Replicas that acknowledged the stream within `min_replicas_max_lag` seconds.
     pub(crate) fn good_replicas(&self) -> usize {
         let max_lag = Duration::from_secs(self.limits.min_replicas_max_lag);
@@ -266,12 +271,17 @@ impl Server {
     }
 
     /// Whether a write could be confirmed now (specs/protocol.md §13): in `sync` mode, every
-    /// other node of the shard has a replication link attached; otherwise the write could only
-    /// time out, so it is refused.
+    /// other node of the shard has a replication link attached that acknowledged within half
+    /// a node_timeout (a replica acknowledges every 100 ms: one that is silent longer is hung or
+    /// cut off); otherwise the write could only time out, so it is refused.
     pub(crate) fn can_confirm(&self, state: &slotguard_protocol::NodeState) -> bool {
+        let fresh = self.config.timing.node_timeout / 2;
         let attached = self.attached();
-        self.actor
-            .can_confirm(state, |n| attached.iter().any(|r| r.node == Some(n)))
+        self.actor.can_confirm(state, |n| {
+            attached
+                .iter()
+                .any(|r| r.node == Some(n) && r.acked_at.elapsed() < fresh)
+        })
     }
 
     /// How many attached replicas have applied the stream up to `offset` (`WAIT`).

@@ -83,6 +83,9 @@ pub(crate) enum OwnerRequest {
     /// The replication link applied a full copy of the master's data: a node that lost its
     /// data holds its shard's writes again (specs/protocol.md §13).
     Copied,
+    /// The replication link was offered an empty copy over this node's data: its master was
+    /// recreated without its state file (specs/protocol.md §13.1).
+    MasterRecreated,
 }
 
 /// Where the client port sends its requests to the owner task.

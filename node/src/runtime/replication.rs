@@ -149,6 +149,14 @@ fn promoted(server: &Server) -> anyhow::Result<()> {
     server.start_own_stream(&mut *server.lock_store()?)
 }
 
+/// Whether `e` is the refusal of an empty copy over this node's data (§13.1).
+fn is_empty_copy(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<slotguard::data::replication::StreamError>(),
+        Some(slotguard::data::replication::StreamError::EmptyCopy(_))
+    )
+}
+
 /// Whether this node may give a replica a copy now (the actor's rule).
 fn serves_copies(server: &Server) -> bool {
     server
@@ -187,7 +195,10 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
         me.len()
     );
     stream.write_all(psync.as_bytes()).await?;
-    let mut follower = Follower::default();
+    let mut follower = match server.actor.accepts_copy(1, 0) {
+        true => Follower::default(),
+        false => Follower::keeping_data_over_empty_copies(),
+    };
     let mut chunk = vec![0u8; 64 * 1024];
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -197,7 +208,14 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 if n == 0 {
                     anyhow::bail!("the master closed the link");
                 }
-                let Some(applied) = apply(server, master, &mut follower, &chunk[..n])? else {
+                let applied = match apply(server, master, &mut follower, &chunk[..n]) {
+                    Err(e) if is_empty_copy(&e) => {
+                        server.master_recreated().await;
+                        return Err(e);
+                    }
+                    other => other?,
+                };
+                let Some(applied) = applied else {
                     return Ok(());
                 };
                 // A node that lost its data holds its shard's writes again once it has a

@@ -168,6 +168,7 @@ impl Runtime {
                         answer = Some((to, result));
                     }
                     OwnerRequest::Copied => self.driver.handle_copied(now()),
+                    OwnerRequest::MasterRecreated => self.driver.handle_master_recreated(now()),
                 },
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => {

@@ -104,6 +104,8 @@ pub enum Input {
     Failover(FailoverMode),
     /// The replication link applied a full copy of the master's data (specs/protocol.md §13).
     Copied,
+    /// The replication link was offered an empty copy over the node's data (§13.1).
+    MasterRecreated,
 }
 
 /// A datagram a step's messages left in: `n` messages to node `to`, in the order the actor sent

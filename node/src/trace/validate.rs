@@ -616,6 +616,9 @@ impl Validation {
                 mode.name()
             ),
             Input::Copied => format!("n{me} #{inc}.{}: copied its master's data", step.n),
+            Input::MasterRecreated => {
+                format!("n{me} #{inc}.{}: its master offered an empty copy", step.n)
+            }
         }
     }
 
@@ -866,6 +869,13 @@ impl Validation {
                 rep.actor.on_copied(&mut cow, &mut out);
                 format!("n{me} #{incarnation}.{}: copied its master's data", step.n)
             }
+            Input::MasterRecreated => {
+                rep.actor.on_master_recreated(&mut cow, &mut out);
+                format!(
+                    "n{me} #{incarnation}.{}: its master offered an empty copy",
+                    step.n
+                )
+            }
         };
         let after = match cow {
             std::borrow::Cow::Owned(s) => Some(s),
@@ -895,7 +905,7 @@ impl Validation {
         };
         let fired = match &step.input {
             Input::Timer(t) => Some(t),
-            Input::Msg { .. } | Input::Failover(_) | Input::Copied => None,
+            Input::Msg { .. } | Input::Failover(_) | Input::Copied | Input::MasterRecreated => None,
         };
         let violated = self
             .observer
