@@ -1,0 +1,397 @@
+//! Network namespaces on a bridge of their own, one per node, and the faults the tests inject
+//! between them.
+//!
+//! Why namespaces and not loopback: a fault has to cut one node off from some peers while its
+//! process, its sockets and its clients stay as they are, which is what a real partition does.
+//! Each node gets its own IP (10.77.X.i on a bridge the harness creates); the host end of the
+//! bridge (10.77.X.254) is where the test's clients run, so every fault below is between nodes
+//! only and a client keeps reaching every node unless a fault says otherwise.
+//!
+//! Why iptables and htb rather than `tc netem`: netem is a kernel module that not every kernel
+//! has (this project's CI kernel does not), whereas iptables' `statistic` match drops a random
+//! share of packets and an htb class of low rate holds a random share back behind the others,
+//! which reorders them.
+//!
+//! Everything created is named with a prefix and a tag unique to the process and instance,
+//! and removed on drop, also when a test panics. A lock file per subnet keeps concurrent test
+//! processes apart, and resources left by a process that died without dropping (kill -9 of a
+//! test run) are removed by the next run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Why the harness could not do something.
+#[derive(Debug)]
+pub(crate) enum NetError {
+    /// Not root, or `ip` / `iptables` missing, or namespaces refused: the test may skip.
+    Unavailable(String),
+    /// A command of the harness failed.
+    Command {
+        /// The command line.
+        command: String,
+        /// Its stderr.
+        stderr: String,
+    },
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Unavailable(why) => write!(f, "network namespaces unavailable: {why}"),
+            NetError::Command { command, stderr } => {
+                write!(f, "`{command}` failed: {}", stderr.trim())
+            }
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// Runs a command and returns its stdout, or the command and its stderr.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| NetError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(NetError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether this machine lets the harness create namespaces, a bridge and iptables rules;
+/// `Err` says why not.
+pub(crate) fn available() -> Result<(), NetError> {
+    let uid = run("id", &["-u"])?;
+    if uid.trim() != "0" {
+        return Err(NetError::Unavailable(format!(
+            "not root (uid {})",
+            uid.trim()
+        )));
+    }
+    for tool in ["ip", "iptables", "tc"] {
+        if run("sh", &["-c", &format!("command -v {tool}")]).is_err() {
+            return Err(NetError::Unavailable(format!(
+                "{tool} is not installed (apt-get install iproute2 iptables)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `Some(net)`, or `None` with a printed reason where the machine forbids namespaces; under
+/// CI (the `CI` variable set), a panic instead, as for every test that needs a tool.
+pub(crate) fn net_or_skip(nodes: usize) -> Option<Net> {
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    match available().and_then(|()| Net::new(nodes)) {
+        Ok(net) => Some(net),
+        Err(e) if ci => panic!("{e} (CI is set: .ci/run installs iproute2 and iptables)"),
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+const LOCKS: &str = "/tmp/slotguard-netns-locks";
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+/// N namespaces on one bridge, each with one address.
+pub(crate) struct Net {
+    tag: String,
+    subnet: u8,
+    nodes: usize,
+    lock: PathBuf,
+}
+
+impl Net {
+    /// Creates the bridge and `nodes` namespaces joined to it.
+    pub(crate) fn new(nodes: usize) -> Result<Net, NetError> {
+        assert!(nodes < 250, "one /24 per Net");
+        std::fs::create_dir_all(LOCKS).map_err(|e| NetError::Unavailable(e.to_string()))?;
+        clean_stale();
+        let pid = std::process::id();
+        let instance = INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{:05x}", (pid.wrapping_mul(16) + instance) & 0xfffff);
+        let (subnet, lock) = claim_subnet(pid, &tag, nodes)?;
+        let net = Net {
+            tag,
+            subnet,
+            nodes,
+            lock,
+        };
+        net.create().map_err(|e| match e {
+            NetError::Command { command, stderr } if stderr.contains("Operation not permitted") => {
+                NetError::Unavailable(format!("{command}: {}", stderr.trim()))
+            }
+            other => other,
+        })?;
+        Ok(net)
+    }
+
+    fn bridge(&self) -> String {
+        format!("sgf{}b", self.tag)
+    }
+
+    /// The host end of node `i`'s veth (on the bridge).
+    fn host_end(&self, i: usize) -> String {
+        format!("sgf{}h{i}", self.tag)
+    }
+
+    /// Node `i`'s namespace.
+    pub(crate) fn ns(&self, i: usize) -> String {
+        format!("sgf{}n{i}", self.tag)
+    }
+
+    /// Node `i`'s address.
+    pub(crate) fn ip(&self, i: usize) -> String {
+        format!("10.77.{}.{}", self.subnet, i + 1)
+    }
+
+    /// The host's address on the bridge, where clients run.
+    pub(crate) fn host_ip(&self) -> String {
+        format!("10.77.{}.254", self.subnet)
+    }
+
+    /// How many namespaces.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes
+    }
+
+    fn create(&self) -> Result<(), NetError> {
+        let br = self.bridge();
+        run("ip", &["link", "add", &br, "type", "bridge"])?;
+        run(
+            "ip",
+            &["addr", "add", &format!("{}/24", self.host_ip()), "dev", &br],
+        )?;
+        run("ip", &["link", "set", &br, "up"])?;
+        for i in 0..self.nodes {
+            let (ns, host, peer) = (self.ns(i), self.host_end(i), format!("sgf{}p{i}", self.tag));
+            run("ip", &["netns", "add", &ns])?;
+            run(
+                "ip",
+                &["link", "add", &host, "type", "veth", "peer", "name", &peer],
+            )?;
+            run("ip", &["link", "set", &peer, "netns", &ns])?;
+            run("ip", &["link", "set", &host, "master", &br])?;
+            run("ip", &["link", "set", &host, "up"])?;
+            self.exec(i, "ip", &["link", "set", &peer, "name", "eth0"])?;
+            self.exec(
+                i,
+                "ip",
+                &["addr", "add", &format!("{}/24", self.ip(i)), "dev", "eth0"],
+            )?;
+            self.exec(i, "ip", &["link", "set", "eth0", "up"])?;
+            self.exec(i, "ip", &["link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Runs a command inside node `i`'s namespace.
+    pub(crate) fn exec(&self, i: usize, program: &str, args: &[&str]) -> Result<String, NetError> {
+        let ns = self.ns(i);
+        let mut all = vec!["netns", "exec", ns.as_str(), program];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// A command that runs `program` inside node `i`'s namespace (`ip netns exec` replaces
+    /// itself with the program, so the child's pid is the program's).
+    pub(crate) fn command(&self, i: usize, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns(i)]).arg(program);
+        c
+    }
+
+    fn iptables(&self, i: usize, rule: &[&str]) -> Result<(), NetError> {
+        self.exec(i, "iptables", rule).map(drop)
+    }
+
+    /// Node `i` neither sends to nor hears from any other node; clients (the host) still
+    /// reach it.
+    pub(crate) fn isolate(&self, i: usize) -> Result<(), NetError> {
+        for j in (0..self.nodes).filter(|&j| j != i) {
+            let peer = self.ip(j);
+            self.iptables(i, &["-I", "INPUT", "-s", &peer, "-j", "DROP"])?;
+            self.iptables(i, &["-I", "OUTPUT", "-d", &peer, "-j", "DROP"])?;
+        }
+        Ok(())
+    }
+
+    /// Node `i` hears nothing from the other nodes while they still hear it: a one-way
+    /// partition.
+    pub(crate) fn deafen(&self, i: usize) -> Result<(), NetError> {
+        for j in (0..self.nodes).filter(|&j| j != i) {
+            self.iptables(i, &["-I", "INPUT", "-s", &self.ip(j), "-j", "DROP"])?;
+        }
+        Ok(())
+    }
+
+    /// Every node drops `percent` % of what it receives from other nodes and holds back
+    /// another `percent` % of what it sends to them behind a slow queue (reordering it
+    /// against the rest). Client traffic is untouched.
+    pub(crate) fn lossy(&self, percent: u32) -> Result<(), NetError> {
+        let p = format!("{:.2}", f64::from(percent) / 100.0);
+        let subnet = format!("10.77.{}.0/24", self.subnet);
+        let host = self.host_ip();
+        for i in 0..self.nodes {
+            self.iptables(
+                i,
+                &[
+                    "-A",
+                    "INPUT",
+                    "-s",
+                    &subnet,
+                    "!",
+                    "-s",
+                    &host,
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+            self.iptables(
+                i,
+                &[
+                    "-t",
+                    "mangle",
+                    "-A",
+                    "OUTPUT",
+                    "-d",
+                    &subnet,
+                    "!",
+                    "-d",
+                    &host,
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "MARK",
+                    "--set-mark",
+                    "2",
+                ],
+            )?;
+            // Marked packets leave through a 64 kbit/s class: a 1 kB datagram waits ~125 ms
+            // plus whatever is queued before it, while the rest pass at once.
+            let tc = |args: &[&str]| self.exec(i, "tc", args).map(drop);
+            tc(&[
+                "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1",
+            ])?;
+            tc(&[
+                "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb", "rate",
+                "10gbit",
+            ])?;
+            tc(&[
+                "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:2", "htb", "rate",
+                "64kbit", "ceil", "64kbit",
+            ])?;
+            tc(&[
+                "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "u32", "match",
+                "mark", "2", "0xff", "flowid", "1:2",
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Takes node `i`'s link down (`up = false`) or up: while down, it reaches nobody and
+    /// nobody, clients included, reaches it.
+    pub(crate) fn link(&self, i: usize, up: bool) -> Result<(), NetError> {
+        run(
+            "ip",
+            &[
+                "link",
+                "set",
+                &self.host_end(i),
+                if up { "up" } else { "down" },
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Removes every fault: rules, queues, links down.
+    pub(crate) fn heal(&self) -> Result<(), NetError> {
+        for i in 0..self.nodes {
+            self.iptables(i, &["-F"])?;
+            self.iptables(i, &["-t", "mangle", "-F"])?;
+            let _ = self.exec(i, "tc", &["qdisc", "del", "dev", "eth0", "root"]);
+            self.link(i, true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        remove(&self.tag, self.nodes);
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Removes a Net's namespaces, veths and bridge; each may already be gone.
+fn remove(tag: &str, nodes: usize) {
+    for i in 0..nodes {
+        let _ = run("ip", &["netns", "del", &format!("sgf{tag}n{i}")]);
+        let _ = run("ip", &["link", "del", &format!("sgf{tag}h{i}")]);
+    }
+    let _ = run("ip", &["link", "del", &format!("sgf{tag}b")]);
+}
+
+/// Takes a free 10.77.X.0/24: the lock file `X` is created exclusively and holds the owner's
+/// pid, tag and node count.
+fn claim_subnet(pid: u32, tag: &str, nodes: usize) -> Result<(u8, PathBuf), NetError> {
+    let start = (pid as usize * 31 + tag.len()) % 240;
+    for k in 0..240 {
+        let subnet = (1 + (start + k) % 240) as u8;
+        let lock = Path::new(LOCKS).join(subnet.to_string());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock);
+        if let Ok(mut f) = file {
+            use std::io::Write;
+            let _ = writeln!(f, "{pid} {tag} {nodes}");
+            return Ok((subnet, lock));
+        }
+    }
+    Err(NetError::Unavailable(format!(
+        "no free subnet 10.77.X.0/24 left ({LOCKS})"
+    )))
+}
+
+/// Removes what processes that no longer run left behind.
+fn clean_stale() {
+    let Ok(entries) = std::fs::read_dir(LOCKS) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let mut f = text.split_whitespace();
+        let (Some(pid), Some(tag), Some(nodes)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let nodes: usize = nodes.parse().unwrap_or(0);
+        remove(tag, nodes);
+        let _ = std::fs::remove_file(e.path());
+    }
+}
