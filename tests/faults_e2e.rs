@@ -29,3 +29,29 @@ fn clusters_start_in_namespaces() {
         eprintln!("{name}: healthy, {}", c.dir().display());
     }
 }
+
+/// Every system through every scenario, printed (the benchmark's matrix, for exploring).
+#[test]
+#[ignore]
+fn explore_lost_writes() {
+    use faults::scenario::{run, Plan, Scenario};
+    let only = std::env::var("FAULTS_SYSTEMS").unwrap_or_default();
+    for s in faults::cluster::SYSTEMS {
+        if !only.is_empty() && !only.split(',').any(|n| n == s.name) {
+            continue;
+        }
+        for sc in Scenario::ALL {
+            match run(*s, sc, slotguard(), Plan::standard()) {
+                Ok(r) => eprintln!(
+                    "{} {}: {:?} traces {:?}\n{}",
+                    s.name,
+                    sc.name(),
+                    r.summary,
+                    r.traces_valid,
+                    r.summary.shortest_anomaly.clone().unwrap_or_default()
+                ),
+                Err(e) => eprintln!("{} {}: {e}", s.name, sc.name()),
+            }
+        }
+    }
+}

@@ -6,6 +6,10 @@
 // Each user takes the part it needs.
 #![allow(dead_code)]
 
+pub(crate) mod client;
 pub(crate) mod cluster;
+pub(crate) mod history;
 pub(crate) mod net;
 pub(crate) mod resp;
+pub(crate) mod scenario;
+pub(crate) mod workload;
