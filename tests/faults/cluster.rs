@@ -361,7 +361,18 @@ impl Cluster {
                         && info_field(c.addr(i), "connected_slaves") == Some(1)
                 })
             });
-            Ok(ok && attached)
+            // A replica is in sync once its link is up and no full copy is in progress (Redis
+            // starts a diskless copy only after repl-diskless-sync-delay, 5 s by default).
+            let synced = live.iter().all(|&i| {
+                let Some(info) = once(c.addr(i), &["INFO", "replication"]) else {
+                    return false;
+                };
+                let text = info.text().unwrap_or_default();
+                !text.contains("role:slave")
+                    || (text.contains("master_link_status:up")
+                        && !text.contains("master_sync_in_progress:1"))
+            });
+            Ok(ok && attached && synced)
         })
     }
 

@@ -7,6 +7,7 @@
 //! - `kill`: kill -9 of master 0, restarted after 5 × node_timeout with its files;
 //! - `pause`: SIGSTOP of master 0 for 3 × node_timeout, then SIGCONT.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -83,6 +84,8 @@ pub(crate) struct Run {
     pub(crate) traces_valid: Option<bool>,
     /// The validation report when it failed.
     pub(crate) validate_report: String,
+    /// Why operations failed or went unanswered, with counts.
+    pub(crate) reasons: BTreeMap<String, usize>,
 }
 
 /// Runs `scenario` against `system`: `Err(ClusterError::Unsupported)` if the system's nodes
@@ -139,7 +142,7 @@ pub(crate) fn run(
     }
     std::thread::sleep(plan.after);
     let end_us = rec.now_us();
-    let mut ops = rec.finish();
+    let (mut ops, reasons) = rec.finish();
     c.wait_healthy(Duration::from_secs(90))?;
     let unread = Recorder::read_back(start, c.addrs(), &mut ops, Duration::from_secs(60));
     let summary = summarize(&ops, affected, (fault_us, end_us), unread)
@@ -162,5 +165,6 @@ pub(crate) fn run(
         summary,
         traces_valid,
         validate_report,
+        reasons,
     })
 }

@@ -92,6 +92,7 @@ pub(crate) struct Recorder {
     start: Instant,
     stop: Arc<AtomicBool>,
     ops: Arc<Mutex<Vec<Op>>>,
+    reasons: Arc<Mutex<BTreeMap<String, usize>>>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -103,13 +104,15 @@ impl Recorder {
         let ops = Arc::new(Mutex::new(Vec::new()));
         let next_key = Arc::new(AtomicU64::new(1));
         let recent = Arc::new(Mutex::new(VecDeque::new()));
+        let reasons = Arc::new(Mutex::new(BTreeMap::new()));
         let workers = (0..load.workers)
             .map(|w| {
-                let (stop, ops, next_key, recent, seeds) = (
+                let (stop, ops, next_key, recent, reasons, seeds) = (
                     Arc::clone(&stop),
                     Arc::clone(&ops),
                     Arc::clone(&next_key),
                     Arc::clone(&recent),
+                    Arc::clone(&reasons),
                     seeds.clone(),
                 );
                 std::thread::spawn(move || {
@@ -119,6 +122,7 @@ impl Recorder {
                         ops,
                         next_key,
                         recent,
+                        reasons,
                     };
                     work(w, seeds, load, &shared)
                 })
@@ -128,6 +132,7 @@ impl Recorder {
             start,
             stop,
             ops,
+            reasons,
             workers,
         }
     }
@@ -137,14 +142,16 @@ impl Recorder {
         self.start.elapsed().as_micros() as u64
     }
 
-    /// Stops the workers and returns their history.
-    pub(crate) fn finish(self) -> Vec<Op> {
+    /// Stops the workers and returns their history, and how often each reason of a failed
+    /// or unknown operation came up.
+    pub(crate) fn finish(self) -> (Vec<Op>, BTreeMap<String, usize>) {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers {
             let _ = w.join();
         }
         let ops = self.ops.lock().map(|o| o.clone()).unwrap_or_default();
-        ops
+        let reasons = self.reasons.lock().map(|r| r.clone()).unwrap_or_default();
+        (ops, reasons)
     }
 
     /// Reads every key written (by any attempt) once more, retrying each until it answers
@@ -199,6 +206,17 @@ struct Shared {
     ops: Arc<Mutex<Vec<Op>>>,
     next_key: Arc<AtomicU64>,
     recent: Arc<Mutex<VecDeque<u64>>>,
+    reasons: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+/// A reason without the addresses and numbers that differ from one occurrence to the next.
+fn reason_kind(why: &str) -> String {
+    let why = why.split_once(": ").map_or(why, |(_, rest)| rest);
+    why.split(' ')
+        .take(3)
+        .filter(|w| !w.contains(':') && !w.chars().any(|c| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
@@ -207,6 +225,7 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (w as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut generation = 0u64;
     let mut mine = Vec::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     while !s.stop.load(Ordering::Relaxed) {
         let began = Instant::now();
         rng ^= rng << 13;
@@ -239,6 +258,19 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
             client.get(&name)
         };
         let at_us = s.start.elapsed().as_micros() as u64;
+        match &answer {
+            Answer::Refused(why) => {
+                *reasons
+                    .entry(format!("refused: {}", reason_kind(why)))
+                    .or_default() += 1
+            }
+            Answer::Unknown(why) => {
+                *reasons
+                    .entry(format!("unknown: {}", reason_kind(why)))
+                    .or_default() += 1
+            }
+            Answer::Done(_) => {}
+        }
         let outcome = match &answer {
             Answer::Done(r) => Outcome::Ok {
                 at_us,
@@ -267,6 +299,11 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
     }
     if let Ok(mut ops) = s.ops.lock() {
         ops.extend(mine);
+    }
+    if let Ok(mut all) = s.reasons.lock() {
+        for (k, n) in reasons {
+            *all.entry(k).or_default() += n;
+        }
     }
 }
 
