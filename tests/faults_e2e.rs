@@ -55,3 +55,36 @@ fn explore_lost_writes() {
         }
     }
 }
+
+/// The fault matrix, printed (for exploring).
+#[test]
+#[ignore]
+fn explore_matrix() {
+    use faults::matrix::{run, Fault};
+    let restarts: usize = std::env::var("FAULTS_RESTARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let only = std::env::var("FAULTS_ONLY").unwrap_or_default();
+    for f in Fault::all(restarts) {
+        if !only.is_empty() && !f.name().contains(&only) {
+            continue;
+        }
+        match run(f, slotguard(), 1000, 1) {
+            Ok(r) => eprintln!(
+                "{}: samples {} conflicts {:?} agreed {:?} traces {:?} max epoch {} {:.1}s {}",
+                f.name(),
+                r.samples,
+                r.conflicts,
+                r.agreed,
+                r.traces
+                    .as_ref()
+                    .map_err(|e| e.lines().take(30).collect::<Vec<_>>().join("\n")),
+                r.max_epoch,
+                r.seconds,
+                r.detail
+            ),
+            Err(e) => eprintln!("{}: {e}", f.name()),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod history;
+pub(crate) mod matrix;
 pub(crate) mod net;
 pub(crate) mod resp;
 pub(crate) mod scenario;

@@ -245,6 +245,8 @@ impl Net {
         let subnet = format!("10.77.{}.0/24", self.subnet);
         let host = self.host_ip();
         for i in 0..self.nodes {
+            // The host's packets (clients) are accepted before the random rules see them.
+            self.iptables(i, &["-A", "INPUT", "-s", &host, "-j", "ACCEPT"])?;
             self.iptables(
                 i,
                 &[
@@ -252,9 +254,6 @@ impl Net {
                     "INPUT",
                     "-s",
                     &subnet,
-                    "!",
-                    "-s",
-                    &host,
                     "-m",
                     "statistic",
                     "--mode",
@@ -271,12 +270,22 @@ impl Net {
                     "-t",
                     "mangle",
                     "-A",
-                    "OUTPUT",
-                    "-d",
-                    &subnet,
-                    "!",
+                    "POSTROUTING",
                     "-d",
                     &host,
+                    "-j",
+                    "ACCEPT",
+                ],
+            )?;
+            self.iptables(
+                i,
+                &[
+                    "-t",
+                    "mangle",
+                    "-A",
+                    "POSTROUTING",
+                    "-d",
+                    &subnet,
                     "-m",
                     "statistic",
                     "--mode",
@@ -284,31 +293,59 @@ impl Net {
                     "--probability",
                     &p,
                     "-j",
-                    "MARK",
-                    "--set-mark",
-                    "2",
+                    "CLASSIFY",
+                    "--set-class",
+                    "1:2",
                 ],
             )?;
-            // Marked packets leave through a 64 kbit/s class: a 1 kB datagram waits ~125 ms
-            // plus whatever is queued before it, while the rest pass at once.
+            // Packets classified 1:2 leave through a 64 kbit/s class with almost no burst: each
+            // waits for those queued before it (a 150-byte datagram alone, ~19 ms), while the
+            // rest pass at once, so they arrive out of order. (htb honours the class set by
+            // iptables' CLASSIFY; the u32 classifier's `mark` match does not select here.)
             let tc = |args: &[&str]| self.exec(i, "tc", args).map(drop);
             tc(&[
                 "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1",
+                "r2q", "1000",
             ])?;
             tc(&[
                 "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb", "rate",
-                "10gbit",
+                "1gbit",
             ])?;
             tc(&[
                 "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:2", "htb", "rate",
-                "64kbit", "ceil", "64kbit",
-            ])?;
-            tc(&[
-                "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "u32", "match",
-                "mark", "2", "0xff", "flowid", "1:2",
+                "64kbit", "ceil", "64kbit", "burst", "100b", "cburst", "100b", "quantum", "1600",
             ])?;
         }
         Ok(())
+    }
+
+    /// Packets the slow queues of [`Net::lossy`] held back, summed over the nodes (0 when
+    /// none is installed): evidence that the reordering took place.
+    pub(crate) fn held_back(&self) -> u64 {
+        (0..self.nodes)
+            .filter_map(|i| {
+                self.exec(i, "tc", &["-s", "class", "show", "dev", "eth0"])
+                    .ok()
+            })
+            .map(|text| {
+                let mut in_slow = false;
+                let mut n = 0;
+                for l in text.lines() {
+                    if l.starts_with("class htb") {
+                        in_slow = l.starts_with("class htb 1:2 ");
+                    } else if in_slow {
+                        if let Some(rest) = l.trim().strip_prefix("Sent ") {
+                            n += rest
+                                .split(' ')
+                                .nth(2)
+                                .and_then(|p| p.parse::<u64>().ok())
+                                .unwrap_or(0);
+                        }
+                    }
+                }
+                n
+            })
+            .sum()
     }
 
     /// Takes node `i`'s link down (`up = false`) or up: while down, it reaches nobody and

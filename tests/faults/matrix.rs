@@ -1,0 +1,262 @@
+//! The fault matrix of issue 24 on slotguard: each fault on a fresh traced cluster of 3 × 1
+//! under a light load, every node's CLUSTER NODES sampled throughout, then the cluster must be
+//! healthy again and its traces must replay through the model.
+//!
+//! What each run establishes: no (slot, configEpoch) pair is reported with two owners in any
+//! sample of any node (the sampler compares every sample with every earlier one, of every
+//! node); every step the nodes took replays through the checked actor, and the merged global
+//! states keep the model's always-properties, which is where a double vote would show
+//! (`slotguard validate`); and the nodes agree again once the fault ends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cluster::{nodes_lines, system, Cluster, ClusterError};
+use super::net::Net;
+use super::workload::{Load, Recorder};
+
+/// A fault of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Master 0 cut off from every other node for 5 × node_timeout.
+    MinorityMaster,
+    /// Master 0 hears no other node for 5 × node_timeout, while they hear it.
+    Asymmetric,
+    /// Master 0's link goes down and up at random intervals of 0.1–0.8 s for 6 × node_timeout.
+    Flapping,
+    /// 30 % of the datagrams and packets between nodes dropped, and as many again held back
+    /// behind a slow queue, for 10 × node_timeout.
+    Lossy,
+    /// SIGSTOP of master 0 for 3 × node_timeout.
+    Pause,
+    /// This many kill -9 of a random node at a random moment, each restarted after a random
+    /// delay up to 2 × node_timeout (long enough, at times, for its replica to take over).
+    Restarts(usize),
+}
+
+impl Fault {
+    /// The matrix, with `restarts` kill -9 restarts.
+    pub(crate) fn all(restarts: usize) -> [Fault; 6] {
+        [
+            Fault::MinorityMaster,
+            Fault::Asymmetric,
+            Fault::Flapping,
+            Fault::Lossy,
+            Fault::Pause,
+            Fault::Restarts(restarts),
+        ]
+    }
+
+    /// Its name in tables.
+    pub(crate) fn name(self) -> String {
+        match self {
+            Fault::MinorityMaster => "minority master isolated".into(),
+            Fault::Asymmetric => "asymmetric partition".into(),
+            Fault::Flapping => "flapping link".into(),
+            Fault::Lossy => "30 % loss, reordering".into(),
+            Fault::Pause => "SIGSTOP beyond node_timeout".into(),
+            Fault::Restarts(n) => format!("{n} kill -9 restarts"),
+        }
+    }
+}
+
+/// What one fault's run found.
+#[derive(Clone, Debug)]
+pub(crate) struct FaultRun {
+    /// The fault.
+    pub(crate) fault: Fault,
+    /// CLUSTER NODES samples taken.
+    pub(crate) samples: usize,
+    /// (slot range, configEpoch) pairs reported with two owners, described.
+    pub(crate) conflicts: Vec<String>,
+    /// Whether the cluster was healthy again after the fault, and if not why.
+    pub(crate) agreed: Result<(), String>,
+    /// `slotguard validate`'s verdict on the traces (`Err`: its report).
+    pub(crate) traces: Result<(), String>,
+    /// Largest configEpoch seen: failovers happened if it grew past the masters'.
+    pub(crate) max_epoch: u64,
+    /// Seconds from the fault's start until the cluster was healthy again.
+    pub(crate) seconds: f64,
+    /// What the fault did, in numbers (packets held back, restarts made).
+    pub(crate) detail: String,
+}
+
+impl FaultRun {
+    /// Whether every check held.
+    pub(crate) fn passed(&self) -> bool {
+        self.conflicts.is_empty() && self.agreed.is_ok() && self.traces.is_ok()
+    }
+}
+
+/// A small seeded generator (xorshift64*), so that a run's random moments can be replayed.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// From a seed.
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// Runs `fault` on a fresh traced slotguard cluster of 3 × 1.
+pub(crate) fn run(
+    fault: Fault,
+    slotguard: &Path,
+    node_timeout_ms: u64,
+    seed: u64,
+) -> Result<FaultRun, ClusterError> {
+    let net = Net::new(6)?;
+    let sys = system("slotguard-async").ok_or_else(|| ClusterError::Io("no system".into()))?;
+    let mut c = Cluster::start(net, sys, slotguard, 3, node_timeout_ms, true)?;
+    let load = Recorder::start(
+        c.addrs(),
+        Load {
+            workers: 2,
+            rate: 50,
+            read_percent: 20,
+            timeout: Duration::from_millis(node_timeout_ms),
+            wait_ms: None,
+        },
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (addrs, stop) = (c.addrs(), Arc::clone(&stop));
+        std::thread::spawn(move || sample(&addrs, &stop))
+    };
+    let nt = Duration::from_millis(node_timeout_ms);
+    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+    let injected = inject(&mut c, fault, nt, &mut rng);
+    let detail = match fault {
+        Fault::Lossy => format!("{} packets held back", c.net.held_back()),
+        Fault::Restarts(n) => format!("{n} restarts, seed {seed}"),
+        Fault::Flapping => format!("seed {seed}"),
+        _ => String::new(),
+    };
+    let _ = c.net.heal();
+    for i in c.live() {
+        let _ = c.signal(i, "CONT");
+    }
+    let agreed = injected
+        .map_err(|e| ClusterError::Io(e.to_string()))
+        .and_then(|()| c.wait_healthy(Duration::from_secs(90)))
+        .map_err(|e| e.to_string());
+    let seconds = started.elapsed().as_secs_f64();
+    // A second of samples of the healed cluster.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (samples, conflicts, max_epoch) = sampler
+        .join()
+        .map_err(|_| ClusterError::Io("the sampler panicked".into()))?;
+    let _ = load.finish();
+    let traces = c.stop_and_validate().map(drop);
+    if !conflicts.is_empty() || agreed.is_err() || traces.is_err() {
+        c.keep_files();
+    }
+    Ok(FaultRun {
+        fault,
+        samples,
+        conflicts,
+        agreed,
+        traces,
+        max_epoch,
+        seconds,
+        detail,
+    })
+}
+
+fn inject(c: &mut Cluster, fault: Fault, nt: Duration, rng: &mut Rng) -> Result<(), ClusterError> {
+    match fault {
+        Fault::MinorityMaster => {
+            c.net.isolate(0)?;
+            std::thread::sleep(5 * nt);
+        }
+        Fault::Asymmetric => {
+            c.net.deafen(0)?;
+            std::thread::sleep(5 * nt);
+        }
+        Fault::Flapping => {
+            let end = Instant::now() + 6 * nt;
+            let mut up = true;
+            while Instant::now() < end {
+                up = !up;
+                c.net.link(0, up)?;
+                std::thread::sleep(Duration::from_millis(100 + rng.below(700)));
+            }
+        }
+        Fault::Lossy => {
+            c.net.lossy(30)?;
+            std::thread::sleep(10 * nt);
+        }
+        Fault::Pause => {
+            c.signal(0, "STOP")?;
+            std::thread::sleep(3 * nt);
+            c.signal(0, "CONT")?;
+        }
+        Fault::Restarts(n) => {
+            let ms = nt.as_millis() as u64;
+            for _ in 0..n {
+                std::thread::sleep(Duration::from_millis(rng.below(2 * ms)));
+                let victim = rng.below(c.len() as u64) as usize;
+                c.kill9(victim);
+                std::thread::sleep(Duration::from_millis(rng.below(2 * ms)));
+                c.restart(victim)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Samples every node's CLUSTER NODES every 50 ms until `stop`; returns the samples taken,
+/// every (slot range, configEpoch) reported with two owners, and the largest configEpoch seen.
+fn sample(addrs: &[SocketAddr], stop: &AtomicBool) -> (usize, Vec<String>, u64) {
+    // configEpoch -> (first slot, last slot, owner, which node reported it).
+    let mut seen: BTreeMap<u64, Vec<(u16, u16, String, usize)>> = BTreeMap::new();
+    let (mut samples, mut conflicts, mut max_epoch) = (0, Vec::new(), 0);
+    while !stop.load(Ordering::Relaxed) {
+        for (i, addr) in addrs.iter().enumerate() {
+            let Some(lines) = nodes_lines(*addr) else {
+                continue;
+            };
+            samples += 1;
+            for l in &lines {
+                max_epoch = max_epoch.max(l.epoch);
+                for &(lo, hi) in &l.slots {
+                    let known = seen.entry(l.epoch).or_default();
+                    if let Some((a, b, other, from)) = known
+                        .iter()
+                        .find(|(a, b, o, _)| *o != l.id && *a <= hi && lo <= *b)
+                    {
+                        let text = format!(
+                            "slots {lo}-{hi} at configEpoch {}: {} (n{i}) and {a}-{b}: {other} (n{from})",
+                            l.epoch, l.id
+                        );
+                        if !conflicts.contains(&text) && conflicts.len() < 20 {
+                            conflicts.push(text);
+                        }
+                    }
+                    if !known
+                        .iter()
+                        .any(|(a, b, o, _)| *a == lo && *b == hi && *o == l.id)
+                    {
+                        known.push((lo, hi, l.id.clone(), i));
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (samples, conflicts, max_epoch)
+}
