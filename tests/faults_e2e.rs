@@ -5,36 +5,182 @@ mod faults;
 
 use std::path::Path;
 
-use faults::cluster::{system, Cluster};
+use faults::cluster::{system, ClusterError};
+use faults::matrix::{run_sequence, Fault};
+use faults::scenario::{run, Plan, Scenario};
 
 fn slotguard() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_slotguard"))
 }
 
+/// What the short form asserts of a system in a scenario, beyond what every run must show
+/// (every key read back at the end, writes to the faulted shard acknowledged again after the
+/// fault, a slotguard cluster's traces valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// No acknowledged write is lost.
+    NoLoss,
+    /// Acknowledged writes may be lost, but only in the faulted master's slots: what
+    /// asynchronous replication allows, and no more.
+    OnlyFaultedShard,
+    /// Acknowledged writes are lost (Redis's documented behaviour): the measurement sees a
+    /// loss where there is one.
+    Loses,
+}
+
+/// The short form of issue 27's measurement: (system, scenario, expectation). A system whose
+/// nodes refuse their configuration (a setting this build does not have yet) is skipped
+/// with the node's reason.
+const SHORT_FORM: &[(&str, Scenario, Expect)] = &[
+    ("redis", Scenario::Partition, Expect::Loses),
+    (
+        "slotguard-async",
+        Scenario::Partition,
+        Expect::OnlyFaultedShard,
+    ),
+    ("slotguard-sync", Scenario::Partition, Expect::NoLoss),
+    ("slotguard-sync", Scenario::Kill, Expect::NoLoss),
+    ("slotguard-sync", Scenario::Pause, Expect::NoLoss),
+];
+
 #[test]
-fn clusters_start_in_namespaces() {
-    for name in ["slotguard-async", "redis"] {
-        let Some(net) = faults::net::net_or_skip(6) else {
-            return;
-        };
-        let c = Cluster::start(
-            net,
-            system(name).expect("a system"),
-            slotguard(),
-            3,
-            1000,
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        eprintln!("{name}: healthy, {}", c.dir().display());
+fn acknowledged_writes_under_partition_kill_and_pause() {
+    if !faults::net::available_or_skip() {
+        return;
     }
+    for &(name, scenario, expect) in SHORT_FORM {
+        let sys = system(name).expect("a system of SYSTEMS");
+        let r = match run(sys, scenario, slotguard(), Plan::short()) {
+            Ok(r) => r,
+            Err(ClusterError::Unsupported { why, .. }) => {
+                eprintln!(
+                    "SKIPPED {name} {}: this build refuses its configuration: {why}",
+                    scenario.name()
+                );
+                continue;
+            }
+            Err(e) => panic!("{name} {}: {e}", scenario.name()),
+        };
+        let s = &r.summary;
+        let what = format!("{name} {}: {s:?} {:?}", scenario.name(), r.reasons);
+        eprintln!("{what}");
+        assert_eq!(s.unread, 0, "every key reads back: {what}");
+        assert!(s.acknowledged > 100, "the load ran: {what}");
+        assert!(
+            s.acknowledged_after_fault > 0,
+            "the faulted shard takes writes again: {what}"
+        );
+        assert!(
+            s.non_linearizable >= s.lost,
+            "each lost write makes its key's history non-linearizable: {what}"
+        );
+        if let Some(valid) = r.traces_valid {
+            assert!(valid, "{what}\n{}", r.validate_report);
+        }
+        match expect {
+            Expect::NoLoss => assert_eq!(s.lost, 0, "{what}\n{:?}", s.shortest_anomaly),
+            Expect::OnlyFaultedShard => assert_eq!(s.lost, s.lost_affected, "{what}"),
+            Expect::Loses => assert!(s.lost > 0, "{what}"),
+        }
+    }
+}
+
+/// The fault matrix of issue 24 in one traced cluster, fault after fault: no (slot,
+/// configEpoch) with two owners in any node's CLUSTER NODES, the cluster healthy again after
+/// each fault, the traces valid (no double vote, every step the model's), and the isolation
+/// did make a replica take over.
+#[test]
+fn fault_matrix_keeps_one_owner_per_slot_and_epoch_and_heals() {
+    if !faults::net::available_or_skip() {
+        return;
+    }
+    let runs = run_sequence(&Fault::all(3), slotguard(), 1000, 1).expect("a cluster");
+    for r in &runs {
+        eprintln!(
+            "{}: {} samples, {} conflicts, agreed {:?}, max configEpoch {}, {:.1} s {}",
+            r.fault.name(),
+            r.samples,
+            r.conflicts.len(),
+            r.agreed,
+            r.max_epoch,
+            r.seconds,
+            r.detail
+        );
+    }
+    for r in &runs {
+        assert!(r.samples > 0, "{} was sampled", r.fault.name());
+        assert!(
+            r.conflicts.is_empty(),
+            "{}: {:?}",
+            r.fault.name(),
+            r.conflicts
+        );
+        assert!(r.agreed.is_ok(), "{}: {:?}", r.fault.name(), r.agreed);
+    }
+    if let Err(report) = &runs[0].traces {
+        panic!("slotguard validate failed:\n{report}");
+    }
+    assert!(
+        runs[0].max_epoch > 3,
+        "isolating master 0 made its replica take over (a configEpoch above the masters' 1..3)"
+    );
+}
+
+/// The history checks bite: a lost write, a stale read and an unknown write that took effect
+/// are each told apart, on histories made by hand.
+#[test]
+fn the_history_checks_find_lost_writes_and_stale_reads() {
+    use faults::history::summarize;
+    use faults::workload::{Op, Outcome, FINAL};
+    let ok = |at_us, read| Outcome::Ok { at_us, read };
+    let w = |process, key, invoke_us, outcome| Op {
+        process,
+        key,
+        write: true,
+        invoke_us,
+        outcome,
+    };
+    let r = |process, key, invoke_us, outcome| Op {
+        process,
+        key,
+        write: false,
+        invoke_us,
+        outcome,
+    };
+    // Key 1: written, read back by another worker and at the end. Key 2: acknowledged, then
+    // gone at the end. Key 3: acknowledged, then read as absent by another worker (stale),
+    // present at the end. Key 4: unknown outcome, present at the end.
+    let ops = vec![
+        w(0, 1, 10, ok(20, 0)),
+        r(1 << 32, 1, 30, ok(40, 1)),
+        r(FINAL, 1, 1000, ok(1001, 1)),
+        w(0, 2, 50, ok(60, 0)),
+        r(FINAL, 2, 1002, ok(1003, 0)),
+        w(0, 3, 70, ok(80, 0)),
+        r(1 << 32, 3, 90, ok(95, 0)),
+        r(FINAL, 3, 1004, ok(1005, 3)),
+        w(2, 4, 100, Outcome::Unknown),
+        r(FINAL, 4, 1006, ok(1007, 4)),
+        w(0, 5, 110, Outcome::Fail),
+    ];
+    let s = summarize(&ops, |k| k == 2, (0, 500, 900), 0).expect("a well-formed history");
+    assert_eq!(s.acknowledged, 3);
+    assert_eq!((s.lost, s.lost_affected), (1, 1));
+    assert_eq!((s.refused, s.unknown, s.unknown_applied), (1, 1, 1));
+    assert_eq!(s.keys, 5);
+    assert_eq!(s.non_linearizable, 2, "keys 2 and 3");
+    let shortest = s.shortest_anomaly.expect("an anomaly");
+    assert!(shortest.contains("fk:2"), "{shortest}");
+    // Key 2's write, acknowledged at 60 µs, is the only one to the affected slots: the longest
+    // stretch without one runs from it to the load's end at 900 µs.
+    assert_eq!(s.unavailable_us, 840);
+    assert_eq!(s.acknowledged_after_fault, 0);
 }
 
 /// Every system through every scenario, printed (the benchmark's matrix, for exploring).
 #[test]
 #[ignore]
 fn explore_lost_writes() {
-    use faults::scenario::{run, Plan, Scenario};
     let only = std::env::var("FAULTS_SYSTEMS").unwrap_or_default();
     for s in faults::cluster::SYSTEMS {
         if !only.is_empty() && !only.split(',').any(|n| n == s.name) {
@@ -60,7 +206,6 @@ fn explore_lost_writes() {
 #[test]
 #[ignore]
 fn explore_matrix() {
-    use faults::matrix::{run, Fault};
     let restarts: usize = std::env::var("FAULTS_RESTARTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -70,7 +215,7 @@ fn explore_matrix() {
         if !only.is_empty() && !f.name().contains(&only) {
             continue;
         }
-        match run(f, slotguard(), 1000, 1) {
+        match faults::matrix::run(f, slotguard(), 1000, 1) {
             Ok(r) => eprintln!(
                 "{}: samples {} conflicts {:?} agreed {:?} traces {:?} max epoch {} {:.1}s {}",
                 f.name(),

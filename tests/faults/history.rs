@@ -36,6 +36,8 @@ pub(crate) struct Summary {
     /// The longest interval without an acknowledged write to the affected slots, from the
     /// fault's start to the load's end, µs.
     pub(crate) unavailable_us: u64,
+    /// Writes to the affected slots acknowledged after the fault ended.
+    pub(crate) acknowledged_after_fault: usize,
     /// Keys checked for linearizability.
     pub(crate) keys: usize,
     /// Keys whose history is not linearizable.
@@ -46,11 +48,11 @@ pub(crate) struct Summary {
 
 /// Computes the figures of `ops` (the workers' operations and the final read-back), where
 /// `affected(key)` says whether a key is in the faulted master's slots and `window` is the
-/// fault's start and the load's end (µs).
+/// fault's start, the fault's end and the load's end (µs).
 pub(crate) fn summarize(
     ops: &[Op],
     affected: impl Fn(u64) -> bool,
-    window: (u64, u64),
+    window: (u64, u64, u64),
     unread: usize,
 ) -> Result<Summary, String> {
     let mut s = Summary {
@@ -87,10 +89,11 @@ pub(crate) fn summarize(
             (false, _) => {}
         }
     }
-    acks.retain(|&t| t >= window.0 && t <= window.1);
+    s.acknowledged_after_fault = acks.iter().filter(|&&t| t > window.1).count();
+    acks.retain(|&t| t >= window.0 && t <= window.2);
     acks.sort_unstable();
     let mut last = window.0;
-    for t in acks.iter().copied().chain([window.1]) {
+    for t in acks.iter().copied().chain([window.2]) {
         s.unavailable_us = s.unavailable_us.max(t.saturating_sub(last));
         last = t;
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cluster::{nodes_lines, system, Cluster, ClusterError};
@@ -117,6 +117,20 @@ pub(crate) fn run(
     node_timeout_ms: u64,
     seed: u64,
 ) -> Result<FaultRun, ClusterError> {
+    run_sequence(&[fault], slotguard, node_timeout_ms, seed)?
+        .pop()
+        .ok_or_else(|| ClusterError::Io("no run".into()))
+}
+
+/// Runs `faults` one after another on one fresh traced slotguard cluster of 3 × 1, waiting
+/// after each until the cluster is healthy again. The traces are validated once, at the end,
+/// and that verdict is each run's.
+pub(crate) fn run_sequence(
+    faults: &[Fault],
+    slotguard: &Path,
+    node_timeout_ms: u64,
+    seed: u64,
+) -> Result<Vec<FaultRun>, ClusterError> {
     let net = Net::new(6)?;
     let sys = system("slotguard-async").ok_or_else(|| ClusterError::Io("no system".into()))?;
     let mut c = Cluster::start(net, sys, slotguard, 3, node_timeout_ms, true)?;
@@ -131,50 +145,61 @@ pub(crate) fn run(
         },
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Sampled::default()));
     let sampler = {
-        let (addrs, stop) = (c.addrs(), Arc::clone(&stop));
-        std::thread::spawn(move || sample(&addrs, &stop))
+        let (addrs, stop, seen) = (c.addrs(), Arc::clone(&stop), Arc::clone(&seen));
+        std::thread::spawn(move || sample(&addrs, &stop, &seen))
     };
     let nt = Duration::from_millis(node_timeout_ms);
     let mut rng = Rng::new(seed);
-    let started = Instant::now();
-    let injected = inject(&mut c, fault, nt, &mut rng);
-    let detail = match fault {
-        Fault::Lossy => format!("{} packets held back", c.net.held_back()),
-        Fault::Restarts(n) => format!("{n} restarts, seed {seed}"),
-        Fault::Flapping => format!("seed {seed}"),
-        _ => String::new(),
-    };
-    let _ = c.net.heal();
-    for i in c.live() {
-        let _ = c.signal(i, "CONT");
+    let mut runs = Vec::new();
+    let snapshot = |seen: &Mutex<Sampled>| seen.lock().map(|s| s.clone()).unwrap_or_default();
+    for &fault in faults {
+        let before = snapshot(&seen);
+        let started = Instant::now();
+        let injected = inject(&mut c, fault, nt, &mut rng);
+        let detail = match fault {
+            Fault::Lossy => format!("{} packets held back", c.net.held_back()),
+            Fault::Restarts(n) => format!("{n} restarts, seed {seed}"),
+            Fault::Flapping => format!("seed {seed}"),
+            _ => String::new(),
+        };
+        let _ = c.net.heal();
+        for i in c.live() {
+            let _ = c.signal(i, "CONT");
+        }
+        let agreed = injected
+            .map_err(|e| ClusterError::Io(e.to_string()))
+            .and_then(|()| c.wait_healthy(Duration::from_secs(90)))
+            .map_err(|e| e.to_string());
+        let seconds = started.elapsed().as_secs_f64();
+        // A second of samples of the healed cluster.
+        std::thread::sleep(Duration::from_secs(1));
+        let after = snapshot(&seen);
+        runs.push(FaultRun {
+            fault,
+            samples: after.samples - before.samples,
+            conflicts: after.conflicts[before.conflicts.len()..].to_vec(),
+            agreed,
+            traces: Ok(()),
+            max_epoch: after.max_epoch,
+            seconds,
+            detail,
+        });
     }
-    let agreed = injected
-        .map_err(|e| ClusterError::Io(e.to_string()))
-        .and_then(|()| c.wait_healthy(Duration::from_secs(90)))
-        .map_err(|e| e.to_string());
-    let seconds = started.elapsed().as_secs_f64();
-    // A second of samples of the healed cluster.
-    std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let (samples, conflicts, max_epoch) = sampler
+    sampler
         .join()
         .map_err(|_| ClusterError::Io("the sampler panicked".into()))?;
     let _ = load.finish();
     let traces = c.stop_and_validate().map(drop);
-    if !conflicts.is_empty() || agreed.is_err() || traces.is_err() {
+    for r in &mut runs {
+        r.traces.clone_from(&traces);
+    }
+    if runs.iter().any(|r| !r.passed()) {
         c.keep_files();
     }
-    Ok(FaultRun {
-        fault,
-        samples,
-        conflicts,
-        agreed,
-        traces,
-        max_epoch,
-        seconds,
-        detail,
-    })
+    Ok(runs)
 }
 
 fn inject(c: &mut Cluster, fault: Fault, nt: Duration, rng: &mut Rng) -> Result<(), ClusterError> {
@@ -219,20 +244,31 @@ fn inject(c: &mut Cluster, fault: Fault, nt: Duration, rng: &mut Rng) -> Result<
     Ok(())
 }
 
-/// Samples every node's CLUSTER NODES every 50 ms until `stop`; returns the samples taken,
-/// every (slot range, configEpoch) reported with two owners, and the largest configEpoch seen.
-fn sample(addrs: &[SocketAddr], stop: &AtomicBool) -> (usize, Vec<String>, u64) {
+/// What the sampler found so far.
+#[derive(Clone, Debug, Default)]
+struct Sampled {
+    samples: usize,
+    conflicts: Vec<String>,
+    max_epoch: u64,
+}
+
+/// Samples every node's CLUSTER NODES every 50 ms until `stop`, counting the samples and
+/// recording every (slot range, configEpoch) reported with two owners and the largest
+/// configEpoch seen.
+fn sample(addrs: &[SocketAddr], stop: &AtomicBool, out: &Mutex<Sampled>) {
     // configEpoch -> (first slot, last slot, owner, which node reported it).
     let mut seen: BTreeMap<u64, Vec<(u16, u16, String, usize)>> = BTreeMap::new();
-    let (mut samples, mut conflicts, mut max_epoch) = (0, Vec::new(), 0);
     while !stop.load(Ordering::Relaxed) {
         for (i, addr) in addrs.iter().enumerate() {
             let Some(lines) = nodes_lines(*addr) else {
                 continue;
             };
-            samples += 1;
+            let Ok(mut out) = out.lock() else {
+                return;
+            };
+            out.samples += 1;
             for l in &lines {
-                max_epoch = max_epoch.max(l.epoch);
+                out.max_epoch = out.max_epoch.max(l.epoch);
                 for &(lo, hi) in &l.slots {
                     let known = seen.entry(l.epoch).or_default();
                     if let Some((a, b, other, from)) = known
@@ -243,8 +279,8 @@ fn sample(addrs: &[SocketAddr], stop: &AtomicBool) -> (usize, Vec<String>, u64) 
                             "slots {lo}-{hi} at configEpoch {}: {} (n{i}) and {a}-{b}: {other} (n{from})",
                             l.epoch, l.id
                         );
-                        if !conflicts.contains(&text) && conflicts.len() < 20 {
-                            conflicts.push(text);
+                        if !out.conflicts.contains(&text) && out.conflicts.len() < 20 {
+                            out.conflicts.push(text);
                         }
                     }
                     if !known
@@ -258,5 +294,4 @@ fn sample(addrs: &[SocketAddr], stop: &AtomicBool) -> (usize, Vec<String>, u64) 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    (samples, conflicts, max_epoch)
 }

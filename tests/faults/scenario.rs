@@ -69,6 +69,15 @@ impl Plan {
             rate: 100,
         }
     }
+
+    /// The short form CI runs: the same faults, 1 s of load before and 3 s after.
+    pub(crate) fn short() -> Plan {
+        Plan {
+            before: Duration::from_secs(1),
+            after: Duration::from_secs(3),
+            ..Plan::standard()
+        }
+    }
 }
 
 /// One run's result.
@@ -140,12 +149,13 @@ pub(crate) fn run(
             c.signal(0, "CONT")?;
         }
     }
+    let fault_end_us = rec.now_us();
     std::thread::sleep(plan.after);
     let end_us = rec.now_us();
     let (mut ops, reasons) = rec.finish();
     c.wait_healthy(Duration::from_secs(90))?;
     let unread = Recorder::read_back(start, c.addrs(), &mut ops, Duration::from_secs(60));
-    let summary = summarize(&ops, affected, (fault_us, end_us), unread)
+    let summary = summarize(&ops, affected, (fault_us, fault_end_us, end_us), unread)
         .map_err(|e| ClusterError::Io(format!("the history is malformed: {e}")))?;
     let (traces_valid, validate_report) = match system.kind {
         Kind::Redis { .. } => (None, String::new()),
