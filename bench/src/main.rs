@@ -235,6 +235,9 @@ struct RenderArgs {
     /// Write the checker table into specs/properties.md.
     #[arg(long)]
     write_specs: bool,
+    /// Write the fault tables (a `faults` run) into README.md and specs/faults.md.
+    #[arg(long)]
+    write_faults: bool,
 }
 
 /// Everything one run measured, and the rows computed from it.
@@ -279,7 +282,7 @@ fn main() -> Result<()> {
         let results: Results = serde_json::from_str(&text)?;
         publish(&results, args.write_readme, args.write_specs)?;
         if !results.lost_writes.is_empty() || !results.fault_matrix.is_empty() {
-            publish_faults(&results, false)?;
+            publish_faults(&results, args.write_faults)?;
         }
         return Ok(());
     }
@@ -376,7 +379,7 @@ fn publish_faults(results: &Results, write: bool) -> Result<()> {
         let text = format!("{}\n{lost}\n{matrix}", run_line(results));
         report::replace_section(std::path::Path::new("README.md"), "faults", &text)?;
         let text = format!(
-            "{}\n{lost}\nThe shortest history that is not linearizable, per system:\n\n{anomalies}{matrix}",
+            "{}\n{lost}\nThe shortest history that is not linearizable, per system and scenario:\n\n{anomalies}{matrix}",
             run_line(results)
         );
         report::replace_section(std::path::Path::new("specs/faults.md"), "faults", &text)?;

@@ -194,6 +194,7 @@ impl Client {
         };
         match conn.call(&["WAIT", "1", &ms.to_string()]) {
             Ok(Reply::Int(n)) if n >= 1 => Ok(Answer::Done(reply)),
+            Ok(Reply::Int(_)) => Ok(Answer::Unknown(format!("{addr}: WAIT found no replica"))),
             Ok(other) => Ok(Answer::Unknown(format!("{addr}: WAIT: {other:?}"))),
             Err(e) => {
                 self.conns.remove(&addr);

@@ -12,15 +12,14 @@
 //! share of packets and an htb class of low rate holds a random share back behind the others,
 //! which reorders them.
 //!
-//! Everything created is named with a prefix and a tag unique to the process and instance,
-//! and removed on drop, also when a test panics. A lock file per subnet keeps concurrent test
-//! processes apart, and resources left by a process that died without dropping (kill -9 of a
-//! test run) are removed by the next run.
+//! Everything created is named with a prefix and the number of its subnet, and removed on drop,
+//! also when a test panics. A lock file per subnet keeps concurrent tests and test processes
+//! apart, and resources left by a process that died without dropping (kill -9 of a test run)
+//! are removed by the next run.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why the harness could not do something.
 #[derive(Debug)]
@@ -103,7 +102,6 @@ pub(crate) fn available_or_skip() -> bool {
 }
 
 const LOCKS: &str = "/tmp/slotguard-netns-locks";
-static INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 /// N namespaces on one bridge, each with one address.
 pub(crate) struct Net {
@@ -119,10 +117,7 @@ impl Net {
         assert!(nodes < 250, "one /24 per Net");
         std::fs::create_dir_all(LOCKS).map_err(|e| NetError::Unavailable(e.to_string()))?;
         clean_stale();
-        let pid = std::process::id();
-        let instance = INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{:05x}", (pid.wrapping_mul(16) + instance) & 0xfffff);
-        let (subnet, lock) = claim_subnet(pid, &tag, nodes)?;
+        let (subnet, tag, lock) = claim_subnet(std::process::id(), nodes)?;
         let net = Net {
             tag,
             subnet,
@@ -391,12 +386,18 @@ fn remove(tag: &str, nodes: usize) {
     let _ = run("ip", &["link", "del", &format!("sgf{tag}b")]);
 }
 
-/// Takes a free 10.77.X.0/24: the lock file `X` is created exclusively and holds the owner's
-/// pid, tag and node count.
-fn claim_subnet(pid: u32, tag: &str, nodes: usize) -> Result<(u8, PathBuf), NetError> {
-    let start = (pid as usize * 31 + tag.len()) % 240;
+/// Takes a free 10.77.X.0/24 and the names that go with it: the lock file `X` is created
+/// exclusively and holds the owner's pid, the tag of its names and its node count. The tag is
+/// made of X, so that no two live owners share a name.
+fn claim_subnet(pid: u32, nodes: usize) -> Result<(u8, String, PathBuf), NetError> {
+    let start = (pid as usize).wrapping_mul(31) % 240;
+    // Subnets some interface of the host already uses (not ours to take).
+    let used = run("ip", &["-4", "-o", "addr", "show"]).unwrap_or_default();
     for k in 0..240 {
         let subnet = (1 + (start + k) % 240) as u8;
+        if used.contains(&format!(" 10.77.{subnet}.")) {
+            continue;
+        }
         let lock = Path::new(LOCKS).join(subnet.to_string());
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -404,8 +405,9 @@ fn claim_subnet(pid: u32, tag: &str, nodes: usize) -> Result<(u8, PathBuf), NetE
             .open(&lock);
         if let Ok(mut f) = file {
             use std::io::Write;
+            let tag = format!("{subnet:03}");
             let _ = writeln!(f, "{pid} {tag} {nodes}");
-            return Ok((subnet, lock));
+            return Ok((subnet, tag, lock));
         }
     }
     Err(NetError::Unavailable(format!(

@@ -67,6 +67,14 @@ impl fmt::Display for ConnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnError::Connect(e) => write!(f, "connect: {e}"),
+            ConnError::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                write!(f, "timed out")
+            }
             ConnError::Io(e) => write!(f, "i/o: {e}"),
             ConnError::Closed => write!(f, "connection closed"),
             ConnError::Protocol(e) => write!(f, "bad reply: {e}"),

@@ -209,14 +209,21 @@ struct Shared {
     reasons: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
-/// A reason without the addresses and numbers that differ from one occurrence to the next.
+/// A reason without the addresses and numbers that differ from one occurrence to the next:
+/// the error reply's code (`CLUSTERDOWN`, `NOREPLICAS`), or the I/O error's kind.
 fn reason_kind(why: &str) -> String {
     let why = why.split_once(": ").map_or(why, |(_, rest)| rest);
-    why.split(' ')
-        .take(3)
+    let why = why.strip_prefix("WAIT: ").unwrap_or(why);
+    let words: Vec<&str> = why
+        .split(' ')
         .filter(|w| !w.contains(':') && !w.chars().any(|c| c.is_ascii_digit()))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .take(4)
+        .collect();
+    match words.first() {
+        // A RESP error: its code says it all.
+        Some(code) if code.chars().all(|c| c.is_ascii_uppercase()) => code.to_string(),
+        _ => words.join(" ").trim_end_matches(" (os").to_string(),
+    }
 }
 
 fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
