@@ -295,7 +295,7 @@ impl Cluster {
             Ok(addrs.iter().all(|a| once(*a, &["PING"]).is_some()))
         })?;
         let per = 16384 / self.masters;
-        for m in 0..self.masters {
+        for (m, addr) in addrs.iter().copied().enumerate().take(self.masters) {
             let (lo, hi) = (
                 m * per,
                 if m + 1 == self.masters {
@@ -305,9 +305,9 @@ impl Cluster {
                 },
             );
             let epoch = (m + 1).to_string();
-            command_ok(addrs[m], &["CLUSTER", "SET-CONFIG-EPOCH", &epoch])?;
+            command_ok(addr, &["CLUSTER", "SET-CONFIG-EPOCH", &epoch])?;
             command_ok(
-                addrs[m],
+                addr,
                 &["CLUSTER", "ADDSLOTSRANGE", &lo.to_string(), &hi.to_string()],
             )?;
         }
