@@ -232,6 +232,15 @@ impl Net {
         Ok(())
     }
 
+    /// Nothing node `i` sends reaches the other nodes, while it still hears them: the other
+    /// one-way partition.
+    pub(crate) fn mute(&self, i: usize) -> Result<(), NetError> {
+        for j in (0..self.nodes).filter(|&j| j != i) {
+            self.iptables(i, &["-I", "OUTPUT", "-d", &self.ip(j), "-j", "DROP"])?;
+        }
+        Ok(())
+    }
+
     /// Every node drops `percent` % of what it receives from other nodes and holds back
     /// another `percent` % of what it sends to them behind a slow queue (reordering it
     /// against the rest). Client traffic is untouched.
