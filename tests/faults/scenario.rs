@@ -164,11 +164,6 @@ pub(crate) fn run(
             Err(report) => (Some(false), report),
         },
     };
-    if matches!(system.kind, Kind::Slotguard { .. })
-        && (summary.non_linearizable > 0 || summary.lost > 0)
-    {
-        c.keep_files();
-    }
     Ok(Run {
         system: system.name,
         scenario,
