@@ -126,6 +126,39 @@ fn fault_matrix_keeps_one_owner_per_slot_and_epoch_and_heals() {
     );
 }
 
+/// The sampler's check bites: one node binding a slot range at a configEpoch at which another
+/// node's sample bound an overlapping range to another owner is a conflict, whenever the
+/// samples were taken; the same ranges at different configEpochs (a failover) are not.
+#[test]
+fn the_sampler_finds_two_owners_of_one_slot_and_epoch() {
+    use faults::cluster::NodeLine;
+    use faults::matrix::Sampled;
+    let line = |id: &str, epoch, slots: &[(u16, u16)]| NodeLine {
+        id: id.into(),
+        flags: "master".into(),
+        epoch,
+        slots: slots.to_vec(),
+    };
+    let mut s = Sampled::default();
+    s.add(
+        0,
+        &[line("a", 1, &[(0, 5460)]), line("b", 2, &[(5461, 10922)])],
+    );
+    s.add(
+        1,
+        &[line("c", 4, &[(0, 5460)]), line("b", 2, &[(5461, 10922)])],
+    );
+    assert!(s.conflicts.is_empty(), "{:?}", s.conflicts);
+    assert_eq!((s.samples, s.max_epoch), (2, 4));
+    s.add(2, &[line("d", 2, &[(10000, 10100)])]);
+    assert_eq!(s.conflicts.len(), 1, "{:?}", s.conflicts);
+    assert!(
+        s.conflicts[0].contains("configEpoch 2"),
+        "{:?}",
+        s.conflicts
+    );
+}
+
 /// The history checks bite: a lost write, a stale read and an unknown write that took effect
 /// are each told apart, on histories made by hand.
 #[test]

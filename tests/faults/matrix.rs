@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::cluster::{agreed_owners, myid, nodes_lines, system, Cluster, ClusterError};
+use super::cluster::{agreed_owners, myid, nodes_lines, system, Cluster, ClusterError, NodeLine};
 use super::net::Net;
 use super::workload::{Load, Recorder};
 
@@ -268,18 +268,51 @@ fn inject(c: &mut Cluster, fault: Fault, nt: Duration, rng: &mut Rng) -> Result<
 
 /// What the sampler found so far.
 #[derive(Clone, Debug, Default)]
-struct Sampled {
-    samples: usize,
-    conflicts: Vec<String>,
-    max_epoch: u64,
+pub(crate) struct Sampled {
+    /// Samples taken.
+    pub(crate) samples: usize,
+    /// (slot range, configEpoch) pairs reported with two owners, described (the first 20).
+    pub(crate) conflicts: Vec<String>,
+    /// The largest configEpoch seen.
+    pub(crate) max_epoch: u64,
+    /// configEpoch -> (first slot, last slot, owner, which node reported it), over all samples.
+    seen: BTreeMap<u64, Vec<(u16, u16, String, usize)>>,
 }
 
-/// Samples every node's CLUSTER NODES every 50 ms until `stop`, counting the samples and
-/// recording every (slot range, configEpoch) reported with two owners and the largest
-/// configEpoch seen.
+impl Sampled {
+    /// Adds node `node`'s CLUSTER NODES, comparing each slot range it binds with every range
+    /// bound at the same configEpoch in any earlier sample of any node.
+    pub(crate) fn add(&mut self, node: usize, lines: &[NodeLine]) {
+        self.samples += 1;
+        for l in lines {
+            self.max_epoch = self.max_epoch.max(l.epoch);
+            for &(lo, hi) in &l.slots {
+                let known = self.seen.entry(l.epoch).or_default();
+                if let Some((a, b, other, from)) = known
+                    .iter()
+                    .find(|(a, b, o, _)| *o != l.id && *a <= hi && lo <= *b)
+                {
+                    let text = format!(
+                        "slots {lo}-{hi} at configEpoch {}: {} (n{node}) and {a}-{b}: {other} (n{from})",
+                        l.epoch, l.id
+                    );
+                    if !self.conflicts.contains(&text) && self.conflicts.len() < 20 {
+                        self.conflicts.push(text);
+                    }
+                }
+                if !known
+                    .iter()
+                    .any(|(a, b, o, _)| *a == lo && *b == hi && *o == l.id)
+                {
+                    known.push((lo, hi, l.id.clone(), node));
+                }
+            }
+        }
+    }
+}
+
+/// Samples every node's CLUSTER NODES every 50 ms until `stop`, into `out`.
 fn sample(addrs: &[SocketAddr], stop: &AtomicBool, out: &Mutex<Sampled>) {
-    // configEpoch -> (first slot, last slot, owner, which node reported it).
-    let mut seen: BTreeMap<u64, Vec<(u16, u16, String, usize)>> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
         for (i, addr) in addrs.iter().enumerate() {
             let Some(lines) = nodes_lines(*addr) else {
@@ -288,31 +321,7 @@ fn sample(addrs: &[SocketAddr], stop: &AtomicBool, out: &Mutex<Sampled>) {
             let Ok(mut out) = out.lock() else {
                 return;
             };
-            out.samples += 1;
-            for l in &lines {
-                out.max_epoch = out.max_epoch.max(l.epoch);
-                for &(lo, hi) in &l.slots {
-                    let known = seen.entry(l.epoch).or_default();
-                    if let Some((a, b, other, from)) = known
-                        .iter()
-                        .find(|(a, b, o, _)| *o != l.id && *a <= hi && lo <= *b)
-                    {
-                        let text = format!(
-                            "slots {lo}-{hi} at configEpoch {}: {} (n{i}) and {a}-{b}: {other} (n{from})",
-                            l.epoch, l.id
-                        );
-                        if !out.conflicts.contains(&text) && out.conflicts.len() < 20 {
-                            out.conflicts.push(text);
-                        }
-                    }
-                    if !known
-                        .iter()
-                        .any(|(a, b, o, _)| *a == lo && *b == hi && *o == l.id)
-                    {
-                        known.push((lo, hi, l.id.clone(), i));
-                    }
-                }
-            }
+            out.add(i, &lines);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -93,7 +93,9 @@ pub(crate) fn available_or_skip() -> bool {
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     match available() {
         Ok(()) => true,
-        Err(e) if ci => panic!("{e} (CI is set: .ci/run installs iproute2 and iptables)"),
+        Err(e) if ci => panic!(
+            "{e} (CI is set: these tests need root, and .ci/run installs iproute2 and iptables)"
+        ),
         Err(e) => {
             eprintln!("SKIPPED: {e}");
             false
