@@ -117,8 +117,14 @@ fn fault_matrix_keeps_one_owner_per_slot_and_epoch_and_heals() {
         );
         assert!(r.agreed.is_ok(), "{}: {:?}", r.fault.name(), r.agreed);
     }
-    if let Err(report) = &runs[0].traces {
-        panic!("slotguard validate failed:\n{report}");
+    match &runs[0].traces {
+        Ok(()) => {}
+        // See faults::matrix::undurable_restart_only: the node did nothing wrong.
+        Err(report) if runs[0].validator_gap => eprintln!(
+            "KNOWN GAP of slotguard validate (a kill -9 between a step and its save; nothing \
+             of the lost steps left the node), not a failure:\n{report}"
+        ),
+        Err(report) => panic!("slotguard validate failed:\n{report}"),
     }
     assert!(
         runs[0].max_epoch > 3,
@@ -265,4 +271,50 @@ fn explore_matrix() {
             Err(e) => eprintln!("{}: {e}", f.name()),
         }
     }
+}
+
+/// The validator's known gap is recognised only as what it is: a restart after a step whose
+/// save never became durable and whose datagrams never left; one datagram of it sent, or a
+/// violation elsewhere than at a restart, and the failure stands.
+#[test]
+fn the_validator_gap_is_recognised_only_when_nothing_left_the_node() {
+    use faults::matrix::undurable_restart_only;
+    let dir = tempfile::tempdir().expect("a directory");
+    let lines = [
+        r#"{"start":{"node":0,"incarnation":0}}"#,
+        r#"{"step":{"n":0,"out":["save aa"],"tx":[]}}"#,
+        r#"{"durable":{"step":0}}"#,
+        r#"{"step":{"n":1,"out":["save bb","send n4 AUTH_ACK cc"],"tx":[{"to":4,"seq":7,"n":1}]}}"#,
+        r#"{"step":{"n":2,"out":["send n4 PONG dd"],"tx":[{"to":4,"seq":8,"n":1}]}}"#,
+    ];
+    let trace = dir.path().join("node-0.trace");
+    let report = |line: usize, step: u32| {
+        format!(
+            "PROPERTY VIOLATED: epochs-monotonic: the global state after this step violates epochs-monotonic\n  at n0 incarnation 1 step {step} ({}:{line})\n",
+            trace.display()
+        )
+    };
+    let write = |extra: &[&str]| {
+        let mut all: Vec<&str> = lines.to_vec();
+        all.extend_from_slice(extra);
+        all.push(r#"{"start":{"node":0,"incarnation":1}}"#);
+        std::fs::write(&trace, all.join("\n") + "\n").expect("a trace");
+        all.len()
+    };
+    let at = write(&[]);
+    assert!(undurable_restart_only(&report(at, 0), dir.path()));
+    assert!(
+        !undurable_restart_only(&report(at, 3), dir.path()),
+        "not at a restart"
+    );
+    let at = write(&[r#"{"sent":{"seq":8,"ok":true}}"#]);
+    assert!(
+        !undurable_restart_only(&report(at, 0), dir.path()),
+        "a datagram of a lost step went out"
+    );
+    let at = write(&[r#"{"durable":{"step":1}}"#]);
+    assert!(
+        !undurable_restart_only(&report(at, 0), dir.path()),
+        "every save was durable: the restart went back on its own"
+    );
 }

@@ -106,6 +106,7 @@ pub(crate) fn run(slotguard: &Path, o: &Options) -> Result<(Vec<Value>, Vec<Valu
                     "samples": r.samples, "conflicts": r.conflicts,
                     "agreed": r.agreed.as_ref().err(),
                     "traces_valid": r.traces.is_ok(),
+                    "validator_gap": r.validator_gap,
                     "validate_report": r.traces.as_ref().err(),
                     "max_epoch": r.max_epoch, "seconds": r.seconds, "detail": r.detail,
                 }),
@@ -233,6 +234,8 @@ pub(crate) fn matrix_table(rows: &[Value]) -> String {
             r["max_epoch"],
             if r["traces_valid"].as_bool() == Some(true) {
                 "valid"
+            } else if r["validator_gap"].as_bool() == Some(true) {
+                "valid but for validate's known gap (a restart after an undurable step)"
             } else {
                 "INVALID"
             },
