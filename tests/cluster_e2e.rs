@@ -1980,3 +1980,85 @@ fn a_manual_failover_swaps_master_and_replica_and_loses_no_acknowledged_write() 
         agree(&c, &all).is_some_and(|owners| owners.values().any(|(o, _)| *o == n0))
     });
 }
+
+/// `durability = "sync"` (specs/protocol.md §13): a write is acknowledged only once the other
+/// node of its shard has it. A writer keeps writing to node 0's shard while
+/// - node 0 is killed with kill -9 and restarted at once, before anyone marks it FAIL: it
+///   comes back without its data, refuses its slots, and its replica (node 3) takes them by a
+///   forced election; node 0 follows node 3 and copies its keys;
+/// - then node 3 is killed and stays down: node 0 wins the election that follows, and
+///   refuses writes (`-NOREPLICAS`) until node 3 is back and has copied its keys.
+///
+/// Every acknowledged write reads back at the end.
+#[test]
+fn sync_durability_loses_no_acknowledged_write_through_restarts_and_failovers() {
+    let mut c = Cluster::new("sync", 3, 1, 53).with_config("durability = \"sync\"");
+    c.start_and_agree();
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
+    });
+    let entry = c.port(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut acknowledged, mut refused, mut i) = (Vec::new(), Vec::new(), 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("{{b}}:{i}");
+                match on_owner(entry, &[&["SET", &key, &format!("value {i}")]]) {
+                    Some(r) if r[0] == "OK" => acknowledged.push(i),
+                    other => {
+                        refused.push(other.map(|r| r[0].clone()).unwrap_or_default());
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                i += 1;
+            }
+            (acknowledged, refused)
+        })
+    };
+    let (n0, n3) = (myid(c.port(0)), myid(c.port(3)));
+    let all: Vec<usize> = (0..c.len()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    c.kill9(0);
+    c.start(0);
+    wait_until("node 3 owns node 0's slots and node 0 follows it", || {
+        agree(&c, &all).is_some_and(|owners| owners.values().any(|(o, _)| *o == n3))
+            && cluster_nodes(c.port(0))
+                .is_some_and(|l| l.iter().any(|n| n.id == n0 && n.master == n3))
+    });
+    wait_until("node 0 has copied node 3's keys", || {
+        info_field(c.port(3), "connected_slaves") == Some(1)
+            && resp(c.port(0), &["DBSIZE"]) == resp(c.port(3), &["DBSIZE"])
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    c.kill9(3);
+    let live: Vec<usize> = (0..3).collect();
+    wait_until("node 0 takes its slots back", || {
+        agree(&c, &live).is_some_and(|owners| owners.values().any(|(o, _)| *o == n0))
+    });
+    let refusal = on_owner(entry, &[&["SET", "{b}:alone", "x"]]).expect("the owner answers");
+    assert!(
+        refusal[0].contains("NOREPLICAS"),
+        "a write with the shard's other node down: {refusal:?}"
+    );
+    c.start(3);
+    wait_until("node 3 follows node 0 and writes are taken again", || {
+        on_owner(entry, &[&["SET", "{b}:back", "x"]]).is_some_and(|r| r[0] == "OK")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (acknowledged, refused) = writer.join().expect("the writer ends");
+    eprintln!(
+        "{} writes acknowledged, {} refused or unconfirmed: {:?}",
+        acknowledged.len(),
+        refused.len(),
+        refused.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(acknowledged.len() > 20, "the writer made progress");
+    for i in acknowledged {
+        let key = format!("{{b}}:{i}");
+        let got = on_owner(entry, &[&["GET", &key]]).expect("the owner answers");
+        assert_eq!(got[0], format!("value {i}"), "{key}");
+    }
+}

@@ -184,6 +184,7 @@ pub(crate) fn run(
         let setup = Setup {
             layout: Arc::clone(&layout),
             timing,
+            durability: Default::default(),
             me: NodeId(u16::try_from(i).map_err(|_| anyhow!("too many nodes"))?),
             key: vec![7; 32],
             name: name(i),

@@ -65,6 +65,15 @@ pub(crate) struct ConfigArgs {
     /// `--manual-failovers` is not given.
     #[arg(long)]
     failover_modes: Option<String>,
+    /// Override: abstract writes clients may issue in a behaviour, with replicas' copies of
+    /// them (specs/protocol.md §13); adds the property `acknowledged-writes-kept`.
+    #[arg(long)]
+    writes: Option<u8>,
+    /// Override: when masters acknowledge writes (`async`: Redis's semantics; `sync`: once
+    /// every other node of the shard has the write). Implies one write if `--writes` is not
+    /// given.
+    #[arg(long, value_enum)]
+    durability: Option<DurabilityArg>,
     /// Keep every message in flight exactly as sent: no canonical forms, no dropping of
     /// messages that can no longer change their receiver (specs/protocol.md §8.4). Same
     /// verdicts, more states; for cross-checking that reduction.
@@ -105,6 +114,11 @@ impl ConfigArgs {
             self.manual_failovers.map(|x| x.to_string()),
         );
         flag("failover-modes", self.failover_modes.clone());
+        flag("writes", self.writes.map(|x| x.to_string()));
+        flag(
+            "durability",
+            self.durability.map(|d| d.value().name().to_string()),
+        );
         flag(
             "network",
             self.network.map(|n| match n {
@@ -184,6 +198,24 @@ pub(crate) struct CheckArgs {
     symmetry: bool,
 }
 
+/// `--durability`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum DurabilityArg {
+    /// Acknowledged once applied on the master (Redis's semantics).
+    Async,
+    /// Acknowledged once every other node of the shard has it.
+    Sync,
+}
+
+impl DurabilityArg {
+    fn value(self) -> slotguard_protocol::Durability {
+        match self {
+            DurabilityArg::Async => slotguard_protocol::Durability::Async,
+            DurabilityArg::Sync => slotguard_protocol::Durability::Sync,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum NetworkArg {
     /// Unordered, duplicating (no explicit loss; see specs/protocol.md §8.2).
@@ -258,6 +290,13 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<CheckConfig> {
     if let Some(n) = args.manual_failovers {
         config.manual_failovers = n;
     }
+    if let Some(d) = args.durability {
+        config.durability = d.value();
+        config.writes = config.writes.max(1);
+    }
+    if let Some(n) = args.writes {
+        config.writes = n;
+    }
     if let Some(n) = args.network {
         config.network = match n {
             NetworkArg::Duplicating => NetworkKind::Duplicating,
@@ -331,6 +370,13 @@ pub(crate) fn describe(config: &CheckConfig) -> String {
             ", manual failovers {} ({})",
             config.manual_failovers,
             modes.join(", ")
+        ));
+    }
+    if config.writes > 0 {
+        text.push_str(&format!(
+            ", writes {} ({})",
+            config.writes,
+            config.durability.name()
         ));
     }
     // A targeted bound is part of the result like the others (specs/protocol.md §8.1).

@@ -40,6 +40,10 @@ pub(crate) struct ClusterArgs {
     /// for `slotguard validate DIR` (specs/protocol.md §12).
     #[arg(long, value_name = "DIR")]
     trace: Option<PathBuf>,
+    /// When a write is acknowledged: `async` (once applied, as Redis) or `sync` (once every
+    /// other node of its shard has it; specs/protocol.md §13).
+    #[arg(long, default_value = "async", value_parser = ["async", "sync"])]
+    durability: String,
 }
 
 /// Hash slots of the clusters this command makes (the node's default, `slots` unset).
@@ -177,10 +181,11 @@ fn write_configs(args: &ClusterArgs, dir: &Path) -> Result<usize> {
         .collect();
     for i in 0..n {
         let text = format!(
-            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = {}\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
+            "id = {i}\nmasters = {}\nreplicas = {}\nnode_timeout_ms = {}\ndurability = \"{}\"\ndata_dir = \"{}\"\ncluster_key_file = \"{}\"\nnodes = [{}]\n",
             args.masters,
             args.replicas,
             args.node_timeout,
+            args.durability,
             dir.join(format!("n{i}")).display(),
             key.display(),
             nodes.join(", ")
@@ -197,6 +202,9 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<()> {
             "--base-port {} leaves no room for the bus ports (base+10000+i)",
             args.base_port
         );
+    }
+    if args.durability == "sync" && args.replicas == 0 {
+        bail!("--durability sync needs --replicas 1 or more: a write is acknowledged once the other nodes of its shard have it");
     }
     let dir = args.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("slotguard-cluster-{}", std::process::id()))

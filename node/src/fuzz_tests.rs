@@ -146,6 +146,7 @@ fn fuzz_datagrams(inputs: u64, seed: u64) -> BTreeMap<&'static str, u64> {
         Setup {
             layout: Arc::clone(&layout),
             timing: Timing::from_node_timeout(Duration::from_millis(1000)),
+            durability: Default::default(),
             me: NodeId(0),
             key: KEY.to_vec(),
             name: NodeName([1; 20]),

@@ -39,10 +39,17 @@ fn header() -> impl Strategy<Value = Header> {
         proptest::option::of(node()),
         slots(),
         any::<u64>(),
-        any::<(bool, bool)>(),
+        any::<(bool, bool, bool)>(),
     )
         .prop_map(
-            |(current_epoch, config_epoch, master, slots, repl_offset, (no_failover, paused))| {
+            |(
+                current_epoch,
+                config_epoch,
+                master,
+                slots,
+                repl_offset,
+                (no_failover, paused, data_lost),
+            )| {
                 Header {
                     current_epoch,
                     config_epoch,
@@ -52,6 +59,7 @@ fn header() -> impl Strategy<Value = Header> {
                     flags: HeaderFlags {
                         no_failover,
                         paused,
+                        data_lost,
                     },
                 }
             },

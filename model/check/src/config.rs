@@ -16,6 +16,7 @@ use crate::repeats::Repeats;
 use crate::settle_memo::SettleMemo;
 use slotguard_protocol::actor::ClusterNode;
 use slotguard_protocol::bugs::Bugs;
+use slotguard_protocol::durability::Durability;
 use slotguard_protocol::ids::Epoch;
 use slotguard_protocol::layout::{InitialEpochs, Layout, LayoutError, Timing};
 use slotguard_protocol::protocol::manual::FailoverMode;
@@ -99,6 +100,17 @@ pub struct CheckConfig {
         skip_serializing_if = "is_safe_failover_modes"
     )]
     pub failover_modes: Vec<FailoverMode>,
+    /// Abstract writes clients may issue in a behaviour (specs/protocol.md §13); 0: the data
+    /// plane is not modelled.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub writes: u8,
+    /// When masters acknowledge writes: `async` (Redis's semantics) or `sync`.
+    #[serde(default, skip_serializing_if = "is_async")]
+    pub durability: Durability,
+}
+
+fn is_async(d: &Durability) -> bool {
+    *d == Durability::Async
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -134,7 +146,7 @@ pub enum ConfigError {
 }
 
 /// The embedded configurations, by name.
-pub const EMBEDDED: [(&str, &str); 9] = [
+pub const EMBEDDED: [(&str, &str); 10] = [
     ("tiny", include_str!("../../../specs/configs/tiny.toml")),
     (
         "standard",
@@ -144,6 +156,10 @@ pub const EMBEDDED: [(&str, &str); 9] = [
     (
         "compete",
         include_str!("../../../specs/configs/compete.toml"),
+    ),
+    (
+        "tiny-sync",
+        include_str!("../../../specs/configs/tiny-sync.toml"),
     ),
     (
         "failback",
@@ -215,7 +231,8 @@ impl CheckConfig {
     pub fn model_with(&self, bugs: Bugs) -> Result<ClusterModel, LayoutError> {
         let layout = Arc::new(self.layout()?);
         let max_epoch = Epoch(layout.initial_current_epoch().0 + self.elections);
-        let mut actor = ClusterNode::new(layout, Timing::default());
+        let mut actor =
+            ClusterNode::new(layout, Timing::default()).with_durability(self.durability);
         actor.bugs = bugs;
         Ok(ClusterModel {
             actor,
@@ -240,6 +257,7 @@ impl CheckConfig {
             witnesses: self.witnesses.clone(),
             manual_failover_budget: self.manual_failovers,
             failover_modes: self.failover_modes.clone(),
+            write_budget: self.writes,
         })
     }
 }

@@ -118,6 +118,25 @@ pub struct Ghost {
     /// Some replica became master by a manual failover (the witness
     /// `manual-failover-completes`).
     pub manual_promotion: bool,
+    /// The abstract writes clients issued so far, by [`WriteId`] (bounded by the
+    /// configuration; specs/protocol.md §13).
+    ///
+    /// [`WriteId`]: slotguard_protocol::durability::WriteId
+    pub writes: Vec<WriteRecord>,
+}
+
+/// One abstract write: where it went and whether the client was told it succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct WriteRecord {
+    /// The slot of its key.
+    pub slot: u16,
+    /// The master that accepted it.
+    pub by: NodeId,
+    /// The master acknowledged it to the client.
+    pub acked: bool,
+    /// The master's configEpoch when it acknowledged it: owners of the slot at this
+    /// configEpoch or above came after (property 12).
+    pub epoch: Epoch,
 }
 
 /// What one step of one node looked like, for [`Ghost::observe`].

@@ -36,6 +36,7 @@ mod commands;
 pub mod config;
 pub mod counter;
 pub mod crash_twins;
+mod data;
 pub mod ghost;
 pub mod hashed;
 pub mod model;

@@ -214,6 +214,10 @@ pub enum Action {
         /// The mode.
         mode: FailoverMode,
     },
+    /// A client writes a key of the first slot `node` serves (specs/protocol.md §13).
+    Write(NodeId),
+    /// A replica receives a full copy of its master's data and confirms it (§13).
+    Copy(NodeId),
 }
 
 /// The cluster as a checkable model.
@@ -264,6 +268,8 @@ pub struct ClusterModel {
     pub(crate) manual_failover_budget: u8,
     /// The modes they may use.
     pub(crate) failover_modes: Vec<FailoverMode>,
+    /// How many abstract writes a behaviour may contain (specs/protocol.md §13).
+    pub(crate) write_budget: u8,
 }
 
 /// What delivering `env` at `state` reads, as fingerprints (`check/noop_cache.rs`): a delivery
@@ -299,7 +305,7 @@ impl ClusterModel {
     /// The common tail of a node step: new node state, history, commands (applied in order).
     /// A step that changes nothing is a no-op the checker prunes; a successor generated shortly
     /// before is recognised, where it can be, before it is built (`repeats.rs`).
-    fn finish_step(
+    pub(crate) fn finish_step(
         &self,
         last: &ClusterState,
         node: NodeId,
@@ -653,13 +659,13 @@ impl Effects for InitEffects<'_> {
 /// Whether `finish_step` may recognise a repeat before building the successor: only for a
 /// delivery, whose successor is exactly what `finish_step` builds (with no urgent FAIL-undo).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum EarlyRepeats {
+pub(crate) enum EarlyRepeats {
     Look,
     No,
 }
 
 /// How a step ended.
-enum Finished {
+pub(crate) enum Finished {
     /// It changed nothing.
     NoChange,
     /// Its successor is a repeat of a state generated shortly before (check/repeats.rs).
@@ -1046,6 +1052,7 @@ impl Model for ClusterModel {
             }
         }
         self.manual_failover_actions(state, actions);
+        self.data_actions(state, actions);
         for env in state.network.iter() {
             if !state.crashed[env.dst.index()] && !self.ping_twin_in_flight(state, env) {
                 actions.push(Action::Deliver(env.clone()));
@@ -1153,6 +1160,8 @@ impl Model for ClusterModel {
                 Some(next)
             }
             Action::Failover { node, mode } => self.manual_failover(last, node, mode),
+            Action::Write(node) => self.write(last, node),
+            Action::Copy(replica) => self.copy(last, replica),
             Action::Recover(node) => {
                 let n = node.index();
                 let storage: Option<Persisted> = last.storage[n].as_deref().cloned();
@@ -1183,6 +1192,10 @@ impl Model for ClusterModel {
         all.extend(self.witnesses.iter().map(|w| w.property()));
         if self.manual_failover_budget > 0 {
             all.push(properties::manual_failover_completes());
+        }
+        if self.write_budget > 0 {
+            all.push(properties::acknowledged_writes_kept());
+            all.push(properties::acknowledged_write_moves());
         }
         if self.symmetry.is_some() {
             all.push(properties::symmetry_sound());

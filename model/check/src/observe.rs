@@ -212,6 +212,7 @@ impl ClusterModel {
             verify_early_fingerprints: false,
             stop: Arc::new(AtomicBool::new(false)),
             symmetry: None,
+            write_budget: 0,
             witnesses: crate::properties::Witness::ALL.to_vec(),
             manual_failover_budget: 0,
             failover_modes: Vec::new(),

@@ -444,6 +444,8 @@ fn shape(action: &Action) -> (&'static str, Option<usize>, usize, String) {
             node.index(),
             format!("CLUSTER FAILOVER {}", mode.name()),
         ),
+        Action::Write(node) => ("client", None, node.index(), "client write".to_string()),
+        Action::Copy(node) => ("copy", None, node.index(), "copies its master".to_string()),
     }
 }
 

@@ -70,6 +70,12 @@ pub mod names {
     pub const TWO_WRITERS: &str = "two-writers";
     /// A replica became master by a manual failover (present only in runs that allow them).
     pub const MANUAL_FAILOVER_COMPLETES: &str = "manual-failover-completes";
+    /// (12) Every acknowledged write is in the data of every later owner of its slot that serves
+    /// it (present in runs with writes; holds in `sync` mode, not in `async`).
+    pub const ACKED_WRITES_KEPT: &str = "acknowledged-writes-kept";
+    /// An acknowledged write is served by a node other than the master that accepted it
+    /// (present in runs with writes).
+    pub const ACKED_WRITE_MOVES: &str = "acknowledged-write-moves";
     /// Checker self-check, present only in runs with symmetry reduction.
     pub const SYMMETRY_SOUND: &str = "symmetry-sound";
 }
@@ -159,6 +165,49 @@ pub fn manual_failover_completes() -> Property<ClusterModel> {
     Property::sometimes(
         names::MANUAL_FAILOVER_COMPLETES,
         |_: &ClusterModel, s: &ClusterState| s.ghost.manual_promotion,
+    )
+}
+
+/// (12) Every acknowledged write is in the data of every later owner of its slot: every live
+/// master that binds the slot to itself at the configEpoch the write was acknowledged at or
+/// above, and serves data (specs/protocol.md §13). A master that lost its data serves nothing,
+/// so it is not asked. A stale master that has not yet learned it was replaced (a lower
+/// configEpoch) is not a later owner: what it lacks was never lost, and its stale reads are a
+/// different question (specs/protocol.md §13.4).
+pub fn acknowledged_writes_kept() -> Property<ClusterModel> {
+    Property::always(
+        names::ACKED_WRITES_KEPT,
+        |m: &ClusterModel, s: &ClusterState| lost_write(m, s).is_none(),
+    )
+}
+
+/// The first (node, write) where a live node serving an acknowledged write's slot lacks it.
+pub fn lost_write(m: &ClusterModel, s: &ClusterState) -> Option<(NodeId, usize)> {
+    live(s).filter(|n| m.actor.serves_data(n)).find_map(|n| {
+        let missing = s.ghost.writes.iter().enumerate().find(|(i, w)| {
+            w.acked
+                && n.slots.owner(w.slot) == Some(n.me)
+                && n.config_epoch >= w.epoch
+                && !n.data.log.iter().any(|id| usize::from(id.0) == *i)
+        });
+        missing.map(|(i, _)| (n.me, i))
+    })
+}
+
+/// An acknowledged write is in the log of a live node serving its slot that is not the master
+/// that accepted it: the data moved with the slots, so property 12 is not vacuous.
+pub fn acknowledged_write_moves() -> Property<ClusterModel> {
+    Property::sometimes(
+        names::ACKED_WRITE_MOVES,
+        |m: &ClusterModel, s: &ClusterState| {
+            live(s).filter(|n| m.actor.serves_data(n)).any(|n| {
+                n.data.log.iter().any(|id| {
+                    s.ghost.writes.get(usize::from(id.0)).is_some_and(|w| {
+                        w.acked && w.by != n.me && n.slots.owner(w.slot) == Some(n.me)
+                    })
+                })
+            })
+        },
     )
 }
 

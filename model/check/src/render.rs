@@ -149,6 +149,20 @@ pub fn svg(model: &ClusterModel, path: &Path<ClusterState, Action>) -> String {
                     mode.name()
                 );
             }
+            Action::Write(node) | Action::Copy(node) => {
+                let what = match action {
+                    Action::Write(_) => "client write",
+                    _ => "copies its master",
+                };
+                let _ = write!(
+                    s,
+                    "<circle cx='{0}' cy='{y}' r='4' fill='#090'/>\
+                     <text x='{1}' y='{2}' font-size='10'>{what}</text>",
+                    x(node.index()),
+                    x(node.index()) + 6,
+                    y + 3,
+                );
+            }
             Action::Crash(node) | Action::Recover(node) | Action::CrashRestart(node) => {
                 let (color, what) = match action {
                     Action::Crash(_) => ("#c00", "crash"),

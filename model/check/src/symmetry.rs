@@ -658,6 +658,16 @@ impl Permutation {
                 },
                 other => other,
             },
+            data: {
+                let mut data = slotguard_protocol::durability::Data {
+                    confirmed: Default::default(),
+                    ..s.data.clone()
+                };
+                for (i, &len) in s.data.confirmed.iter().enumerate() {
+                    data.confirm(self.id(NodeId(i as u16)), len);
+                }
+                data
+            },
             ..s.clone()
         }
     }
@@ -820,6 +830,16 @@ impl Permutation {
             asymmetric_collision: g.asymmetric_collision,
             manual_failovers: g.manual_failovers,
             manual_promotion: g.manual_promotion,
+            writes: g
+                .writes
+                .iter()
+                .map(|w| crate::ghost::WriteRecord {
+                    slot: self.slot(w.slot),
+                    by: self.id(w.by),
+                    epoch: self.config_epoch(w.epoch),
+                    ..*w
+                })
+                .collect(),
         }
     }
 

@@ -132,9 +132,20 @@ pub fn replay(
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join("/");
-    let why = (prop.name == crate::properties::names::CONVERGES)
-        .then(|| crate::properties::convergence_failure(model, &state))
-        .flatten();
+    let why = match prop.name {
+        crate::properties::names::CONVERGES => {
+            crate::properties::convergence_failure(model, &state)
+        }
+        crate::properties::names::ACKED_WRITES_KEPT => crate::properties::lost_write(model, &state)
+            .map(|(node, write)| {
+                let w = state.ghost.writes[write];
+                format!(
+                    "w{write} (slot {}, accepted by {} and acknowledged to the client) is not in the data of {node}, which serves slot {}",
+                    w.slot, w.by, w.slot
+                )
+            }),
+        _ => None,
+    };
     Ok(Trace {
         property: prop.name,
         steps,
@@ -161,14 +172,17 @@ pub fn describe_action(action: &Action) -> String {
         Action::Failover { node, mode } => {
             format!("operator: CLUSTER FAILOVER {} to {node}", mode.name())
         }
+        Action::Write(node) => format!("client: a write to {node}"),
+        Action::Copy(node) => format!("{node} copies its master's data and confirms it"),
     }
 }
 
 fn describe_header(h: &Header) -> String {
-    let role = match (h.master, h.flags.paused) {
-        (None, false) => "master".to_string(),
-        (None, true) => "master paused".to_string(),
-        (Some(m), _) => format!("replica of {m}"),
+    let role = match (h.master, h.flags.paused, h.flags.data_lost) {
+        (None, _, true) => "master data lost".to_string(),
+        (None, false, _) => "master".to_string(),
+        (None, true, _) => "master paused".to_string(),
+        (Some(m), _, _) => format!("replica of {m}"),
     };
     format!(
         "{role} currentEpoch={} configEpoch={} slots={}",
@@ -302,7 +316,7 @@ pub fn summarize_node(s: &NodeState, crashed: bool) -> String {
         .map(|(i, p)| format!("n{i} {}", health(p.health)))
         .collect();
     format!(
-        "{}{} {} currentEpoch={} configEpoch={} lastVoteEpoch={} slots=[{}] suspects=[{}] election={}",
+        "{}{} {} currentEpoch={} configEpoch={} lastVoteEpoch={} slots=[{}] suspects=[{}] election={}{}",
         s.me,
         if crashed { " (crashed)" } else { "" },
         role(s.role),
@@ -311,7 +325,22 @@ pub fn summarize_node(s: &NodeState, crashed: bool) -> String {
         s.last_vote_epoch,
         slot_map(s),
         suspects.join(", "),
-        election(&s.election)
+        election(&s.election),
+        data(&s.data)
+    )
+}
+
+/// ` data=[w0 w1]` (with ` incomplete` after a restart that lost it), or nothing for a node
+/// that has no writes and lost none.
+fn data(d: &slotguard_protocol::durability::Data) -> String {
+    if d.log.is_empty() && d.complete {
+        return String::new();
+    }
+    let writes: Vec<String> = d.log.iter().map(|w| format!("w{}", w.0)).collect();
+    format!(
+        " data=[{}]{}",
+        writes.join(" "),
+        if d.complete { "" } else { " incomplete" }
     )
 }
 
@@ -383,6 +412,17 @@ pub fn node_changes(b: &NodeState, a: &NodeState) -> Vec<String> {
             election(&a.election)
         ));
     }
+    if b.data.log != a.data.log || b.data.complete != a.data.complete {
+        let (x, y) = (data(&b.data), data(&a.data));
+        let none = |s: String| {
+            if s.is_empty() {
+                " data=[]".to_string()
+            } else {
+                s
+            }
+        };
+        out.push(format!("{} ->{}", none(x).trim_start(), none(y)));
+    }
     out
 }
 
@@ -399,7 +439,9 @@ pub fn describe_step(
         | Action::Crash(node)
         | Action::Recover(node)
         | Action::CrashRestart(node)
-        | Action::Failover { node, .. } => Some(*node),
+        | Action::Failover { node, .. }
+        | Action::Write(node)
+        | Action::Copy(node) => Some(*node),
         Action::Drop(_) => None,
     };
     let changes = actor

@@ -58,8 +58,18 @@ fn reduced_and_exact_networks_reach_the_same_node_states() {
         witnesses: Vec::new(),
         manual_failovers: 0,
         failover_modes: slotguard_check::config::safe_failover_modes(),
+        writes: 0,
+        durability: Default::default(),
     };
-    for config in [crash_free, collisions] {
+    // `sync` mode with a write: restarts hand slots over by forced elections (§13).
+    let sync = {
+        let mut c = tiny();
+        c.suspicions = 0;
+        c.writes = 1;
+        c.durability = slotguard_protocol::Durability::Sync;
+        c
+    };
+    for config in [crash_free, collisions, sync] {
         let reduced = config.model().expect("valid");
         let mut exact = reduced.clone();
         exact.reductions = exact.reductions.without(Reduction::CanonicalNetwork);

@@ -240,10 +240,66 @@ fn every_bug_has_a_mutant_test() {
         Bug::CountEarlierEpochAcks,
         Bug::WritesInMinority,
         Bug::ReplicaTakesWrites,
+        Bug::AckBeforeReplicas,
+        Bug::RestartedReplicaComplete,
+        Bug::RestartedMasterServes,
+        Bug::CopyFromDataLost,
     ];
     for bug in Bug::ALL {
         assert!(tested.contains(&bug), "{bug:?} has no mutant test");
     }
+}
+
+/// `tiny` in `sync` mode with one write, and `suspicions` PFAIL events.
+fn tiny_sync(suspicions: u8) -> CheckConfig {
+    let mut config = tiny();
+    config.durability = slotguard_protocol::Durability::Sync;
+    config.writes = 1;
+    config.suspicions = suspicions;
+    config
+}
+
+/// Acknowledged before the replica has it: a failover loses it (specs/protocol.md §13, rule 1).
+#[test]
+fn mutant_ack_before_replicas() {
+    let mut config = tiny_sync(3);
+    config.crashes = 0;
+    bites(config, Bug::AckBeforeReplicas, names::ACKED_WRITES_KEPT);
+}
+
+/// A replica restarted with nothing takes itself for complete, wins its master's slots and
+/// serves them (rule 2): its master must be FAIL for that, so only timeouts about the master
+/// fire (`suspects`).
+#[test]
+fn mutant_restarted_replica_complete() {
+    let mut config = tiny_sync(3);
+    config.suspects = Some(vec![2]);
+    bites_searching(
+        config,
+        Bug::RestartedReplicaComplete,
+        names::ACKED_WRITES_KEPT,
+        Search::BreadthFirst,
+    );
+}
+
+/// A master restarted with nothing serves its slots (rule 2).
+#[test]
+fn mutant_restarted_master_serves() {
+    bites(
+        tiny_sync(0),
+        Bug::RestartedMasterServes,
+        names::ACKED_WRITES_KEPT,
+    );
+}
+
+/// A replica copies the nothing of a restarted master, and then takes its slots (rule 3).
+#[test]
+fn mutant_copy_from_data_lost() {
+    bites(
+        tiny_sync(0),
+        Bug::CopyFromDataLost,
+        names::ACKED_WRITES_KEPT,
+    );
 }
 
 #[test]

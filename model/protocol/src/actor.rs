@@ -14,6 +14,7 @@ use std::sync::Arc;
 use stateright::actor::{Actor, Id, Out};
 
 use crate::bugs::{Bug, Bugs};
+use crate::durability::Durability;
 use crate::ids::NodeId;
 use crate::layout::{Layout, Timing};
 use crate::message::Msg;
@@ -31,6 +32,8 @@ pub struct ClusterNode {
     pub timing: Timing,
     /// Injected bugs (mutation tests only; always none in a real node).
     pub bugs: Bugs,
+    /// When a write is acknowledged, and so what a restart costs (specs/protocol.md §13).
+    pub durability: Durability,
 }
 
 /// An empty command buffer with room for a step's usual commands. stateright's `Out` starts
@@ -82,7 +85,13 @@ impl ClusterNode {
             layout,
             timing,
             bugs: Bugs::NONE,
+            durability: Durability::Async,
         }
+    }
+
+    /// This node with `durability`.
+    pub fn with_durability(self, durability: Durability) -> ClusterNode {
+        ClusterNode { durability, ..self }
     }
 
     /// Whether an injected bug is on (the checker's reductions switch off the rules a bug
@@ -220,7 +229,11 @@ impl Actor for ClusterNode {
             .expect("actor id must be an index of the layout");
         let mut state = match storage {
             None => NodeState::fresh(&self.layout, me),
-            Some(persisted) => NodeState::recovered(&self.layout, me, persisted),
+            Some(persisted) => {
+                let mut state = NodeState::recovered(&self.layout, me, persisted);
+                state.data.complete = self.complete_after_restart(&state);
+                state
+            }
         };
         if storage.is_some() && self.bug(Bug::ForgetLastVoteOnRestart) {
             state.last_vote_epoch = crate::ids::Epoch(0);

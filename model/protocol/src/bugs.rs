@@ -58,6 +58,16 @@ pub enum Bug {
     /// A master goes on accepting writes while it cannot reach a majority of the slot-owning
     /// masters (the data plane's routing rule forgets the minority check).
     WritesInMinority,
+    /// In `sync` mode, a master acknowledges a write without waiting for the other nodes of
+    /// its shard to hold it (specs/protocol.md §13, rule 1).
+    AckBeforeReplicas,
+    /// A replica that restarted takes its empty data for complete: it may run for its
+    /// master's slots, and serves what it wins (rule 2).
+    RestartedReplicaComplete,
+    /// A master that restarted without its data serves its slots (rule 2).
+    RestartedMasterServes,
+    /// A replica copies from a master that restarted without its data (rule 3).
+    CopyFromDataLost,
     /// A replica accepts writes for its master's slots (the routing rule lets a replica serve
     /// what only reads may take from it).
     ReplicaTakesWrites,
@@ -65,7 +75,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug of the catalogue.
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 24] = [
         Bug::VoteTwicePerEpoch,
         Bug::CountDuplicateAcks,
         Bug::SkipEpochBump,
@@ -86,6 +96,10 @@ impl Bug {
         Bug::CountEarlierEpochAcks,
         Bug::WritesInMinority,
         Bug::ReplicaTakesWrites,
+        Bug::AckBeforeReplicas,
+        Bug::RestartedReplicaComplete,
+        Bug::RestartedMasterServes,
+        Bug::CopyFromDataLost,
     ];
 }
 

@@ -236,6 +236,22 @@ impl Layout {
         &self.nodes
     }
 
+    /// The master `node` was created as or with: its shard, for life. Membership is static and
+    /// a failover only moves roles inside a shard (a replica of the winner, or the old master
+    /// following it), so the nodes of a shard never change (specs/protocol.md §13).
+    pub fn shard_of(&self, node: NodeId) -> NodeId {
+        match self.spec(node).map(|s| &s.role) {
+            Some(InitialRole::Replica { of }) => *of,
+            _ => node,
+        }
+    }
+
+    /// Every node of `node`'s shard, itself included.
+    pub fn shard_members(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let shard = self.shard_of(node);
+        self.ids().filter(move |&n| self.shard_of(n) == shard)
+    }
+
     /// Number of masters owning slots at creation: the base of every quorum
     /// (`needed_quorum = size/2 + 1`, specs/background.md §R2.3, §R3.1).
     pub fn shards(&self) -> usize {

@@ -48,6 +48,9 @@ pub struct HeaderFlags {
     /// The sender is a master that paused writes for a manual failover (Redis's
     /// `CLUSTERMSG_FLAG0_PAUSED`): its replication offset is final until the failover ends.
     pub paused: bool,
+    /// The sender is a master that restarted without its data in `sync` mode: it serves
+    /// nothing, and its replicas with a complete copy take its slots (specs/protocol.md §13.2).
+    pub data_lost: bool,
 }
 
 /// What a sender believes about another node that it has not marked FAIL (a FAIL node is

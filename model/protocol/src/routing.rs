@@ -58,6 +58,9 @@ pub enum Down {
     ReadOnlyReplica,
     /// A write on a master that paused writes for a manual failover (specs/protocol.md §6.1).
     FailoverPause,
+    /// A command on a master that restarted without its data in `sync` mode, while a replica
+    /// takes its slots (specs/protocol.md §13.2).
+    DataLost,
     /// This node sees the cluster as failed, for this reason.
     ClusterFail(FailReason),
 }
@@ -69,6 +72,9 @@ impl Down {
             Down::Unbound => "CLUSTERDOWN Hash slot not served",
             Down::ReadOnlyReplica => "READONLY You can't write against a read only replica.",
             Down::FailoverPause => "TRYAGAIN Writes are paused for a manual failover",
+            Down::DataLost => {
+                "TRYAGAIN This master restarted without its data; a replica is taking over"
+            }
             Down::ClusterFail(_) => "CLUSTERDOWN The cluster is down",
         }
     }
@@ -107,6 +113,9 @@ impl ClusterNode {
         if state.role != crate::state::Role::Master {
             return Route::Down(Down::ReadOnlyReplica);
         }
+        if !self.serves_data(state) {
+            return Route::Down(Down::DataLost);
+        }
         match state.manual {
             ManualFailover::Paused { .. } => Route::Down(Down::FailoverPause),
             _ => Route::Serve,
@@ -132,6 +141,9 @@ fn decide(
     let paused = matches!(state.manual, ManualFailover::Paused { .. });
     if owner == state.me && access == Access::Write && paused {
         return Route::Down(Down::FailoverPause);
+    }
+    if owner == state.me && !state.data.complete {
+        return Route::Down(Down::DataLost);
     }
     let may_read = access == Access::ReadFromReplica || bug(Bug::ReplicaTakesWrites);
     let replica_serves = may_read && state.role.master() == Some(owner);

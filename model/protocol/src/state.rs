@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::bitset::{NodeSet, SlotSet};
+use crate::durability::Data;
 use crate::ids::{Epoch, NodeId};
 use crate::layout::{InitialRole, Layout};
 
@@ -200,6 +201,9 @@ pub struct NodeState {
     pub no_failover: bool,
     /// A manual failover under way (volatile: a restart abandons it).
     pub manual: ManualFailover,
+    /// What it holds of its shard's data (volatile: the keys are in memory only;
+    /// specs/protocol.md §13).
+    pub data: Data,
 }
 
 /// The durable part of [`NodeState`] (stateright `Storage`; the node's state file).
@@ -330,11 +334,12 @@ impl NodeState {
             election: Election::Idle,
             no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
             manual: ManualFailover::Idle,
+            data: Data::fresh(),
         }
     }
 
     /// The state of a node restarted from its state file: volatile knowledge (suspicions,
-    /// reports, an election under way) is gone; everything persisted is back.
+    /// reports, an election under way, the data) is gone; everything persisted is back.
     pub fn recovered(layout: &Layout, me: NodeId, p: &Persisted) -> NodeState {
         let peers = p
             .peers
@@ -360,6 +365,7 @@ impl NodeState {
             election: Election::Idle,
             no_failover: layout.spec(me).is_some_and(|s| s.no_failover),
             manual: ManualFailover::Idle,
+            data: Data::lost(),
         }
     }
 

@@ -28,7 +28,7 @@ use std::time::Instant;
 use slotguard_protocol::protocol::manual::FailoverRefused;
 use slotguard_protocol::state::NodeState;
 use slotguard_protocol::{
-    ClusterNode, FailoverMode, Layout, Msg, NodeId, Persisted, Timer, Timing,
+    ClusterNode, Durability, FailoverMode, Layout, Msg, NodeId, Persisted, Timer, Timing,
 };
 use stateright::actor::{Actor, Command, Id, Out};
 
@@ -57,6 +57,8 @@ pub struct Setup {
     pub layout: Arc<Layout>,
     /// Timer durations.
     pub timing: Timing,
+    /// When a write is acknowledged (specs/protocol.md §13).
+    pub durability: Durability,
     /// This node.
     pub me: NodeId,
     /// The shared cluster key datagrams are sealed under.
@@ -103,6 +105,7 @@ impl Driver {
         let Setup {
             layout,
             timing,
+            durability,
             me,
             key,
             name,
@@ -113,7 +116,7 @@ impl Driver {
             trace,
         } = setup;
         let n = layout.len();
-        let actor = ClusterNode::new(Arc::clone(&layout), timing);
+        let actor = ClusterNode::new(Arc::clone(&layout), timing).with_durability(durability);
         let mut out = Out::new();
         let state = actor.on_start(Id::from(me.index()), &stored, &mut out);
         let mut driver = Driver {
@@ -139,6 +142,7 @@ impl Driver {
                 slot_count: layout.slot_count() as u16,
                 layout: layout.specs().to_vec(),
                 timing,
+                durability,
                 stored,
                 t: now.unix_ms,
                 out: render(&out),
@@ -232,6 +236,18 @@ impl Driver {
         }
         self.apply(next, out, Cause::Local, now);
         result
+    }
+
+    /// The replication link applied a full copy of the master's data (specs/protocol.md §13).
+    pub fn handle_copied(&mut self, now: Now) {
+        let mut out = Out::new();
+        let mut cow = Cow::Borrowed(&self.state);
+        self.actor.on_copied(&mut cow, &mut out);
+        let next = into_owned_if_changed(cow);
+        if self.trace.is_some() {
+            self.trace_step(Input::Copied, &out, next.is_some(), now);
+        }
+        self.apply(next, out, Cause::Local, now);
     }
 
     /// The next effect to carry out, in order.

@@ -47,6 +47,7 @@ impl Net {
                 let setup = Setup {
                     layout: Arc::clone(&layout),
                     timing: Timing::from_node_timeout(Duration::from_millis(1000)),
+                    durability: Default::default(),
                     me: NodeId(i as u16),
                     key: KEY.to_vec(),
                     name: NodeName([i as u8 + 1; 20]),
@@ -248,6 +249,7 @@ fn the_start_step_saves_before_it_announces_and_a_learnt_name_is_saved() {
     let setup = Setup {
         layout: Arc::clone(&net.layout),
         timing: Timing::from_node_timeout(Duration::from_millis(1000)),
+        durability: Default::default(),
         me: NodeId(0),
         key: KEY.to_vec(),
         name: NodeName([1; 20]),

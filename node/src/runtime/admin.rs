@@ -22,7 +22,7 @@ use anyhow::Result;
 use bytes::BytesMut;
 use slotguard::data::dataset::{Dataset, ReplId};
 use slotguard::data::replication::good_replicas;
-use slotguard_protocol::ClusterNode;
+use slotguard_protocol::{ClusterNode, NodeId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -34,7 +34,7 @@ use super::format::{Replication, ServerStats};
 use super::replication;
 use super::reply::Reply;
 use super::request::{Limits, Parser};
-use super::{FailoverRequest, Operator, Shared};
+use super::{Operator, OwnerRequest, Shared};
 
 /// Bytes read from a socket at once: the most a connection can overshoot its budget by.
 const READ_CHUNK: usize = 16 * 1024;
@@ -50,6 +50,8 @@ const BACKLOG: usize = 1 << 20;
 pub(crate) struct Attached {
     /// Where it connects from.
     pub(crate) addr: Option<SocketAddr>,
+    /// Which node it is, if it said (`PSYNC`).
+    pub(crate) node: Option<NodeId>,
     /// The offset it last said it has applied.
     pub(crate) acked: u64,
     /// When it last said so.
@@ -81,6 +83,8 @@ pub(crate) struct Server {
     pub(crate) syncs: SyncCounts,
     /// Woken whenever a change enters the backlog (replication.rs).
     pub(crate) appended: Notify,
+    /// Notified whenever a replica acknowledges an offset (`sync` writes wait on it).
+    pub(crate) acked: Notify,
     /// Replicas attached, by connection id.
     replicas: Mutex<BTreeMap<u64, Attached>>,
     /// As a replica: the master offset applied, while the link to the master is up.
@@ -161,7 +165,7 @@ impl Server {
     /// Hands an operator's `CLUSTER FAILOVER` to the node's owner task and returns its answer.
     pub(crate) async fn failover(&self, mode: slotguard_protocol::FailoverMode) -> Reply {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let request = FailoverRequest { mode, answer };
+        let request = OwnerRequest::Failover { mode, answer };
         if self.operator.send(request).await.is_err() {
             return Reply::error("ERR the node is shutting down");
         }
@@ -170,6 +174,11 @@ impl Server {
             Ok(Err(refused)) => Reply::error(format!("ERR {refused}")),
             Err(_) => Reply::error("ERR the node is shutting down"),
         }
+    }
+
+    /// Tells the node's owner task that a full copy of the master's data was applied.
+    pub(crate) async fn copied(&self) {
+        let _ = self.operator.send(OwnerRequest::Copied).await;
     }
 
     /// Replicas that acknowledged the stream within `min_replicas_max_lag` seconds.
@@ -209,17 +218,25 @@ impl Server {
     }
 
     /// Replica `id` (a connection) has applied the stream up to `offset`.
-    pub(crate) fn replica_acked(&self, id: u64, addr: Option<SocketAddr>, offset: u64) {
+    pub(crate) fn replica_acked(
+        &self,
+        id: u64,
+        addr: Option<SocketAddr>,
+        node: Option<NodeId>,
+        offset: u64,
+    ) {
         if let Ok(mut replicas) = self.replicas.lock() {
             replicas.insert(
                 id,
                 Attached {
                     addr,
+                    node,
                     acked: offset,
                     acked_at: Instant::now(),
                 },
             );
         }
+        self.acked.notify_waiters();
     }
 
     /// Replica `id` is gone.
@@ -235,6 +252,26 @@ impl Server {
             .lock()
             .map(|r| r.values().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// How far `node` has confirmed this node's stream: its attached link's last
+    /// acknowledgement, or 0 if it is not attached.
+    pub(crate) fn confirmed_by(&self, node: NodeId) -> u64 {
+        self.attached()
+            .iter()
+            .filter(|r| r.node == Some(node))
+            .map(|r| r.acked)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a write could be confirmed now (specs/protocol.md §13): in `sync` mode, every
+    /// other node of the shard has a replication link attached; otherwise the write could only
+    /// time out, so it is refused.
+    pub(crate) fn can_confirm(&self, state: &slotguard_protocol::NodeState) -> bool {
+        let attached = self.attached();
+        self.actor
+            .can_confirm(state, |n| attached.iter().any(|r| r.node == Some(n)))
     }
 
     /// How many attached replicas have applied the stream up to `offset` (`WAIT`).
@@ -263,13 +300,15 @@ impl Server {
         operator: Operator,
     ) -> Result<Arc<Server>> {
         Ok(Arc::new(Server {
-            actor: ClusterNode::new(Arc::clone(&config.layout), config.timing),
+            actor: ClusterNode::new(Arc::clone(&config.layout), config.timing)
+                .with_durability(config.durability),
             limits: config.clients,
             config,
             shared,
             store: Mutex::new(Dataset::new(ReplId::random()?, BACKLOG)),
             syncs: SyncCounts::default(),
             appended: Notify::new(),
+            acked: Notify::new(),
             replicas: Mutex::new(BTreeMap::new()),
             link: Mutex::new(None),
             repl_offset,
@@ -441,9 +480,17 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
         out.clear();
         match batch {
             Batch::Flush => continue,
-            Batch::Replicate(asked) => return replication::feed(stream, server, id, asked).await,
+            Batch::Replicate(hello) => return replication::feed(stream, server, id, hello).await,
             Batch::Failover(mode) => {
                 let reply = server.failover(mode).await;
+                out.extend_from_slice(&reply.encode(session.protocol));
+                continue;
+            }
+            Batch::Confirm(reply) => {
+                let reply = match confirm(server, session.last_write).await {
+                    true => reply,
+                    false => Reply::error(NOT_CONFIRMED),
+                };
                 out.extend_from_slice(&reply.encode(session.protocol));
                 continue;
             }
@@ -518,9 +565,11 @@ enum Batch {
     Stop(Stop),
     /// The client is a replica (`SYNC`, `PSYNC`): the connection becomes its replication
     /// stream, from the stream and offset it asked for if it can.
-    Replicate(Option<(ReplId, u64)>),
+    Replicate(super::commands::ReplicaHello),
     /// `CLUSTER FAILOVER`: answer once the node's owner task has run it.
     Failover(slotguard_protocol::FailoverMode),
+    /// A write in `sync` mode: this reply once it is confirmed (specs/protocol.md §13).
+    Confirm(Reply),
     /// `WAIT`: answer once enough replicas have this client's writes, or at the timeout.
     Wait {
         /// Replicas wanted.
@@ -528,6 +577,33 @@ enum Batch {
         /// How long to wait at most; `None`: forever.
         timeout: Option<Duration>,
     },
+}
+
+/// The error a `sync` write gets when the other nodes of its shard did not confirm it in time.
+/// It was applied here: it may yet reach them and stay, or vanish in a failover.
+const NOT_CONFIRMED: &str = "NOTCONFIRMED The write was applied on the master, but not every replica of its shard confirmed it within node_timeout: it may be kept or lost";
+
+/// Waits until the actor may acknowledge this node's stream up to `offset`, as far as the other
+/// nodes of the shard confirmed it, or node_timeout passes (specs/protocol.md §13).
+async fn confirm(server: &Server, offset: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + server.config.timing.node_timeout;
+    loop {
+        let acked = server.acked.notified();
+        let confirmed = server.shared.read().is_ok_and(|s| {
+            server
+                .actor
+                .may_acknowledge(&s.state, offset, |n| server.confirmed_by(n))
+        });
+        if confirmed {
+            return true;
+        }
+        tokio::select! {
+            _ = acked => {}
+            _ = tokio::time::sleep_until(deadline) => return false,
+            // The state can change (a demotion) without an acknowledgement.
+            _ = tokio::time::sleep(WAIT_POLL) => {}
+        }
+    }
 }
 
 /// How often `WAIT` looks at the replicas' offsets.
@@ -565,11 +641,12 @@ impl Conn<'_, '_> {
                 Ok(Some(args)) => {
                     let outcome = commands::answer(server, self.session, &args);
                     match outcome.then {
-                        Then::Replicate(asked) => return Batch::Replicate(asked),
+                        Then::Replicate(hello) => return Batch::Replicate(hello),
                         Then::Failover(mode) => return Batch::Failover(mode),
                         Then::Wait { replicas, timeout } => {
                             return Batch::Wait { replicas, timeout }
                         }
+                        Then::Confirm => return Batch::Confirm(outcome.reply),
                         Then::Nothing => {}
                     }
                     out.extend_from_slice(&outcome.reply.encode(self.session.protocol));

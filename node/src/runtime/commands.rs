@@ -47,14 +47,28 @@ pub(crate) struct Outcome {
     pub(crate) then: Then,
 }
 
+/// What a replica says when it attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReplicaHello {
+    /// The stream and offset it has, if it can name them.
+    pub(crate) asked: Option<(ReplId, u64)>,
+    /// Which node of the layout it is: slotguard's replicas say so (`PSYNC <replid> <offset>
+    /// <node>`), and a `sync` acknowledgement counts only the nodes of the shard
+    /// (specs/protocol.md §13).
+    pub(crate) node: Option<slotguard_protocol::NodeId>,
+}
+
 /// Commands the connection carries out itself (admin.rs), since they outlast one answer.
 pub(crate) enum Then {
     /// Nothing: send the reply.
     Nothing,
     /// `SYNC`, or `PSYNC` with the stream and offset the replica has: become its stream.
-    Replicate(Option<(ReplId, u64)>),
+    Replicate(ReplicaHello),
     /// `CLUSTER FAILOVER [FORCE | TAKEOVER]`: ask the node's owner task, answer what it says.
     Failover(slotguard_protocol::FailoverMode),
+    /// A write in `sync` mode: send the reply once every other node of the shard has the
+    /// write, or an error at the timeout (specs/protocol.md §13).
+    Confirm,
     /// `WAIT`: wait for this many replicas, at most this long (`None`: forever).
     Wait {
         replicas: usize,
@@ -94,7 +108,7 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
         if !spec.arity_fits(raw.len()) {
             return Reply::error(arity_error(spec.name)).into();
         }
-        return keys::answer(server, session, raw).into();
+        return keys::answer(server, session, raw);
     }
     let args: Vec<String> = raw
         .iter()
@@ -119,8 +133,12 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             close: true,
             then: Then::Nothing,
         },
-        "sync" => Then::Replicate(None).into(),
-        "psync" => psync(&args[1], &args[2]),
+        "sync" => Then::Replicate(ReplicaHello {
+            asked: None,
+            node: None,
+        })
+        .into(),
+        "psync" => psync(&args[1], &args[2], args.get(3)),
         "wait" if is_replica(server) => {
             Reply::error("ERR WAIT cannot be used with replica instances.").into()
         }
@@ -167,11 +185,15 @@ fn failover(args: &[String]) -> Outcome {
     Then::Failover(mode).into()
 }
 
-/// `PSYNC <replid> <offset>`: a replica asks to continue stream `replid` from `offset`; any
-/// stream it cannot name (`PSYNC ? -1`, as Redis's replicas send) gets a full copy.
-fn psync(id: &str, offset: &str) -> Outcome {
+/// `PSYNC <replid> <offset> [<node>]`: a replica asks to continue stream `replid` from
+/// `offset`; any stream it cannot name (`PSYNC ? -1`, as Redis's replicas send) gets a full
+/// copy. slotguard's replicas add their node id.
+fn psync(id: &str, offset: &str, node: Option<&String>) -> Outcome {
     let asked = ReplId::parse(id).zip(offset.parse::<u64>().ok());
-    Then::Replicate(asked).into()
+    let node = node
+        .and_then(|n| n.parse::<u16>().ok())
+        .map(slotguard_protocol::NodeId);
+    Then::Replicate(ReplicaHello { asked, node }).into()
 }
 
 /// `WAIT numreplicas timeout` (milliseconds; 0: forever).

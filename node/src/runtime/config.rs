@@ -22,6 +22,7 @@
 //! maxmemory = 0                            # bytes of keys above which writes that add data get -OOM; 0 = no limit
 //! min_replicas_to_write = 0                # a master refuses writes (-NOREPLICAS) with fewer good replicas; 0 = off
 //! min_replicas_max_lag = 10                # seconds since its last acknowledgement within which a replica is good
+//! durability = "async"     # "sync": a write is acknowledged once every other node of its shard has it (specs/protocol.md §13)
 //!
 //! metrics_port = 9121      # Prometheus text on http://<client IP>:9121/metrics; off if absent
 //! bind_ip = "0.0.0.0"      # where to listen; default: own address if an IP, else 0.0.0.0
@@ -39,7 +40,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use slotguard_protocol::{InitialEpochs, Layout, Timing};
+use slotguard_protocol::{Durability, InitialEpochs, Layout, Timing};
 
 /// Environment variable that may hold the cluster key.
 pub(crate) const KEY_ENV: &str = "SLOTGUARD_CLUSTER_KEY";
@@ -172,6 +173,7 @@ struct FileConfig {
     min_replicas_max_lag: Option<u64>,
     metrics_port: Option<u16>,
     bind_ip: Option<IpAddr>,
+    durability: Option<Durability>,
 }
 
 /// Limits of the client port. Redis bounds each connection; a node also bounds them all
@@ -305,6 +307,19 @@ pub(crate) struct NodeArgs {
     /// `slotguard validate` (specs/protocol.md §12); off unless given.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// When a write is acknowledged: `async` (once applied, as Redis) or `sync` (once every
+    /// other node of its shard has it; specs/protocol.md §13). Every node of a cluster must
+    /// use the same.
+    #[arg(long, value_parser = parse_durability)]
+    durability: Option<Durability>,
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "async" => Ok(Durability::Async),
+        "sync" => Ok(Durability::Sync),
+        other => Err(format!("{other:?}: expected async or sync")),
+    }
 }
 
 /// A validated node configuration.
@@ -323,6 +338,8 @@ pub(crate) struct NodeConfig {
     pub(crate) bind_ip: Option<IpAddr>,
     /// Where to append the trace of every step (specs/protocol.md §12); `None`: no trace.
     pub(crate) trace: Option<PathBuf>,
+    /// When a write is acknowledged (specs/protocol.md §13).
+    pub(crate) durability: Durability,
 }
 
 impl NodeConfig {
@@ -395,6 +412,10 @@ impl NodeConfig {
         if key.len() < 16 {
             bail!("the cluster key must be at least 16 bytes");
         }
+        let durability = args.durability.or(file.durability).unwrap_or_default();
+        if durability == Durability::Sync && replicas == 0 {
+            bail!("durability = \"sync\" needs at least one replica per master: a write is acknowledged once the other nodes of its shard have it");
+        }
         Ok(NodeConfig {
             id,
             layout: Arc::new(layout),
@@ -406,6 +427,7 @@ impl NodeConfig {
             metrics_port: args.metrics_port.or(file.metrics_port),
             bind_ip: args.bind_ip.or(file.bind_ip),
             trace: args.trace.clone(),
+            durability,
         })
     }
 

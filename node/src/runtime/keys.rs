@@ -20,7 +20,7 @@ use slotguard_protocol::{Access, Route};
 use slotguard::data::dataset::Dataset;
 
 use super::admin::Server;
-use super::commands::Session;
+use super::commands::{Outcome, Session, Then};
 use super::format;
 use super::Snapshot;
 
@@ -35,26 +35,50 @@ pub(crate) fn is_key_command(name: &str) -> bool {
     ARITIES.iter().any(|(n, _)| *n == name)
 }
 
-/// Answers a key command (`args` with its name first).
-pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> Reply {
+/// Answers a key command (`args` with its name first). A write in `sync` mode is answered
+/// only once confirmed ([`Then::Confirm`]).
+pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> Outcome {
+    let reply = run(server, session, args);
+    let awaits = server
+        .shared
+        .read()
+        .is_ok_and(|s| server.actor.awaited(&s.state).next().is_some());
+    match reply {
+        Ran::Write(reply) if awaits => Outcome {
+            reply,
+            close: false,
+            then: Then::Confirm,
+        },
+        Ran::Write(reply) | Ran::Other(reply) => reply.into(),
+    }
+}
+
+/// What running a key command gave: a write that changed the stream, or anything else.
+enum Ran {
+    Write(Reply),
+    Other(Reply),
+}
+
+fn run(server: &Server, session: &mut Session, args: &[Bytes]) -> Ran {
+    let refused = |reply: Reply| Ran::Other(reply);
     let now = unix_ms();
     let command = match KeyCommand::parse(args, now) {
         Some(Ok(command)) => command,
-        Some(Err(e)) => return e.reply(),
-        None => return Reply::error("ERR not a key command"),
+        Some(Err(e)) => return refused(e.reply()),
+        None => return refused(Reply::error("ERR not a key command")),
     };
     let slot = match command.slot() {
         Ok(slot) => slot,
-        Err(e) => return e.reply(),
+        Err(e) => return refused(e.reply()),
     };
     let Ok(snapshot) = server.shared.read() else {
-        return Reply::error("ERR node state unavailable");
+        return refused(Reply::error("ERR node state unavailable"));
     };
     if let Err(refusal) = admit(server, &snapshot, session, &command, slot) {
-        return refusal;
+        return refused(refusal);
     }
     let Ok(mut store) = server.lock_store() else {
-        return Reply::error("ERR keyspace unavailable");
+        return refused(Reply::error("ERR keyspace unavailable"));
     };
     let limits = Limits {
         max_memory: server.limits.maxmemory,
@@ -62,7 +86,7 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
     };
     if command.writes() {
         if let Err(e) = server.start_own_stream(&mut store) {
-            return Reply::error(format!("ERR {e}"));
+            return refused(Reply::error(format!("ERR {e}")));
         }
     }
     let reply = command.run(&mut store.keys, limits, now);
@@ -72,8 +96,9 @@ pub(crate) fn answer(server: &Server, session: &mut Session, args: &[Bytes]) -> 
             .repl_offset
             .store(session.last_write, Ordering::Relaxed);
         server.appended.notify_waiters();
+        return Ran::Write(reply);
     }
-    reply
+    Ran::Other(reply)
 }
 
 /// Puts what `command` left its keys as into the replication stream; returns the offset after.
@@ -107,6 +132,9 @@ fn admit(
             Route::Serve if access == Access::Write && !server.enough_replicas() => Err(
                 Reply::error("NOREPLICAS Not enough good replicas to write."),
             ),
+            Route::Serve if access == Access::Write && !server.can_confirm(&s.state) => {
+                Err(Reply::error(NOT_ATTACHED))
+            }
             Route::Serve | Route::Moved(_) => Ok(()),
         };
     };
@@ -114,11 +142,19 @@ fn admit(
         Route::Serve if access == Access::Write && !server.enough_replicas() => Err(Reply::error(
             "NOREPLICAS Not enough good replicas to write.",
         )),
+        Route::Serve if access == Access::Write && !server.can_confirm(&s.state) => {
+            Err(Reply::error(NOT_ATTACHED))
+        }
         Route::Serve => Ok(()),
         Route::Moved(owner) => Err(moved(server, s, slot, owner.index())),
         Route::Down(down) => Err(Reply::error(down.message())),
     }
 }
+
+/// The refusal of a write in `sync` mode while a node of the shard has no replication link:
+/// it could not be confirmed (specs/protocol.md §13).
+const NOT_ATTACHED: &str =
+    "NOREPLICAS Not every replica of this shard is attached (durability sync)";
 
 /// `-MOVED <slot> <ip>:<port>`: the owner's client address, as CLUSTER SLOTS shows it.
 fn moved(server: &Server, s: &Snapshot, slot: u16, owner: usize) -> Reply {

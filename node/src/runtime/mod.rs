@@ -67,16 +67,23 @@ pub(crate) struct Snapshot {
 /// Shared view for the admin port.
 pub(crate) type Shared = Arc<RwLock<Snapshot>>;
 
-/// An operator's `CLUSTER FAILOVER`, sent from the client port to the node's owner task, which
-/// runs it as an actor step and answers (specs/protocol.md §6.1).
-pub(crate) struct FailoverRequest {
-    /// The mode asked for.
-    pub(crate) mode: slotguard_protocol::FailoverMode,
-    /// Where the actor's answer goes.
-    pub(crate) answer: tokio::sync::oneshot::Sender<
-        Result<(), slotguard_protocol::protocol::manual::FailoverRefused>,
-    >,
+/// An input for the actor from the client port, sent to the node's owner task, which runs it
+/// as an actor step.
+pub(crate) enum OwnerRequest {
+    /// An operator's `CLUSTER FAILOVER` (specs/protocol.md §6.1), answered with the actor's
+    /// verdict.
+    Failover {
+        /// The mode asked for.
+        mode: slotguard_protocol::FailoverMode,
+        /// Where the actor's answer goes.
+        answer: tokio::sync::oneshot::Sender<
+            Result<(), slotguard_protocol::protocol::manual::FailoverRefused>,
+        >,
+    },
+    /// The replication link applied a full copy of the master's data: a node that lost its
+    /// data holds its shard's writes again (specs/protocol.md §13).
+    Copied,
 }
 
-/// Where the client port sends operators' requests.
-pub(crate) type Operator = tokio::sync::mpsc::Sender<FailoverRequest>;
+/// Where the client port sends its requests to the owner task.
+pub(crate) type Operator = tokio::sync::mpsc::Sender<OwnerRequest>;

@@ -91,6 +91,7 @@ fn config(layout: &Arc<Layout>, buses: &[SocketAddr], dir: PathBuf) -> NodeConfi
         metrics_port: None,
         bind_ip: None,
         trace: None,
+        durability: Default::default(),
     }
 }
 

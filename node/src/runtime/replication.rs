@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slotguard::data::dataset::{ReplId, SyncAnswer};
+use slotguard::data::dataset::SyncAnswer;
 use slotguard::data::replication::Follower;
 use slotguard_protocol::{NodeId, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::admin::Server;
+use super::commands::ReplicaHello;
 use super::config::Host;
 use super::keys::unix_ms;
 
@@ -36,9 +37,18 @@ pub(crate) async fn feed(
     mut stream: TcpStream,
     server: &Server,
     id: u64,
-    asked: Option<(ReplId, u64)>,
+    hello: ReplicaHello,
 ) -> anyhow::Result<()> {
+    let (asked, node) = (hello.asked, hello.node);
     let peer = stream.peer_addr().ok();
+    if !serves_copies(server) {
+        // A master that restarted without its data in `sync` mode has nothing a replica may
+        // take for complete (specs/protocol.md §13, rule 3); the replica asks again later.
+        stream
+            .write_all(b"-LOADING This master restarted without its data; no copies\r\n")
+            .await?;
+        return Ok(());
+    }
     // Only the list of keys is taken under the lock; the copy is encoded after it is released.
     let started = std::time::Instant::now();
     let answer = {
@@ -56,9 +66,9 @@ pub(crate) async fn feed(
     let (frames, mut offset) = answer.into_frames();
     let (bytes, encoded_ms) = (frames.len(), started.elapsed().as_millis());
     stream.write_all(&frames).await?;
-    server.replica_acked(id, peer, 0);
+    server.replica_acked(id, peer, node, 0);
     info!(replica = ?peer, offset, full, bytes, locked_ms, encoded_ms, "replica attached");
-    let result = stream_changes(&mut stream, server, id, peer, &mut offset).await;
+    let result = stream_changes(&mut stream, server, id, (peer, node), &mut offset).await;
     server.replica_gone(id);
     info!(replica = ?peer, "replica detached");
     result
@@ -81,7 +91,7 @@ async fn stream_changes(
     stream: &mut TcpStream,
     server: &Server,
     id: u64,
-    peer: Option<SocketAddr>,
+    (peer, node): (Option<SocketAddr>, Option<NodeId>),
     offset: &mut u64,
 ) -> anyhow::Result<()> {
     let mut acks = [0u8; 64];
@@ -107,7 +117,7 @@ async fn stream_changes(
                     while pending.len() >= 8 {
                         let ack: [u8; 8] = pending[..8].try_into()?;
                         pending.drain(..8);
-                        server.replica_acked(id, peer, u64::from_be_bytes(ack));
+                        server.replica_acked(id, peer, node, u64::from_be_bytes(ack));
                     }
                 }
             },
@@ -139,6 +149,19 @@ fn promoted(server: &Server) -> anyhow::Result<()> {
     server.start_own_stream(&mut *server.lock_store()?)
 }
 
+/// Whether this node may give a replica a copy now (the actor's rule).
+fn serves_copies(server: &Server) -> bool {
+    server
+        .shared
+        .read()
+        .is_ok_and(|s| server.actor.serves_copies(&s.state))
+}
+
+/// Whether this node lost its data and holds no complete copy yet (`sync` mode).
+fn data_incomplete(server: &Server) -> bool {
+    server.shared.read().is_ok_and(|s| !s.state.data.complete)
+}
+
 /// The master this node replicates, if it is a replica.
 fn master_of(server: &Server) -> Option<NodeId> {
     match server.shared.read().ok()?.state.role {
@@ -156,10 +179,12 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
     let (id, offset) = asked.map_or(("?".to_string(), "-1".to_string()), |(id, offset)| {
         (id.to_string(), offset.to_string())
     });
+    let me = server.config.id.to_string();
     let psync = format!(
-        "*3\r\n$5\r\nPSYNC\r\n${}\r\n{id}\r\n${}\r\n{offset}\r\n",
+        "*4\r\n$5\r\nPSYNC\r\n${}\r\n{id}\r\n${}\r\n{offset}\r\n${}\r\n{me}\r\n",
         id.len(),
-        offset.len()
+        offset.len(),
+        me.len()
     );
     stream.write_all(psync.as_bytes()).await?;
     let mut follower = Follower::default();
@@ -175,6 +200,11 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                 let Some(applied) = apply(server, master, &mut follower, &chunk[..n])? else {
                     return Ok(());
                 };
+                // A node that lost its data holds its shard's writes again once it has a
+                // whole copy (specs/protocol.md §13): the actor hears of it.
+                if follower.synced() && data_incomplete(server) {
+                    server.copied().await;
+                }
                 // Acknowledge at once what was applied, so that WAIT takes a round trip.
                 if let Some(offset) = applied {
                     stream.write_all(&offset.to_be_bytes()).await?;

@@ -25,7 +25,7 @@ use super::identity::{self, NodeName};
 use super::resolve::{self, Resolver};
 use super::storage::{Loaded, StateFile, Store};
 use super::wire::{self, MAX_DATAGRAM};
-use super::{FailoverRequest, Operator, Shared, Snapshot};
+use super::{Operator, OwnerRequest, Shared, Snapshot};
 
 /// A running node.
 pub(crate) struct Runtime {
@@ -42,7 +42,7 @@ pub(crate) struct Runtime {
     /// Where the driver's trace goes, if asked for (specs/protocol.md §12).
     trace: Option<std::fs::File>,
     /// Operators' requests from the client port, and the end the client port sends to.
-    operator: (Operator, tokio::sync::mpsc::Receiver<FailoverRequest>),
+    operator: (Operator, tokio::sync::mpsc::Receiver<OwnerRequest>),
     /// Bus payload bytes sent and received (UDP payloads, every datagram read or handed to
     /// the socket): what a node costs the network, reported beside the driver's counters.
     bus_bytes: (u64, u64),
@@ -84,6 +84,7 @@ impl Runtime {
         let setup = Setup {
             layout: Arc::clone(&config.layout),
             timing: config.timing,
+            durability: config.durability,
             me: NodeId(config.id),
             key: config.key.clone(),
             name,
@@ -161,10 +162,13 @@ impl Runtime {
             );
             let mut answer = None;
             tokio::select! {
-                Some(request) = self.operator.1.recv() => {
-                    let result = self.driver.handle_failover(request.mode, now());
-                    answer = Some((request.answer, result));
-                }
+                Some(request) = self.operator.1.recv() => match request {
+                    OwnerRequest::Failover { mode, answer: to } => {
+                        let result = self.driver.handle_failover(mode, now());
+                        answer = Some((to, result));
+                    }
+                    OwnerRequest::Copied => self.driver.handle_copied(now()),
+                },
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => {
                         self.bus_bytes.1 += n as u64;

@@ -29,6 +29,7 @@ pub(super) fn config(masters: usize, replicas: usize, me: u16, ports: &[u16]) ->
         metrics_port: None,
         bind_ip: None,
         trace: None,
+        durability: Default::default(),
     }
 }
 

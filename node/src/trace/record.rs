@@ -45,6 +45,9 @@ pub struct Start {
     pub layout: Vec<NodeSpec>,
     /// Timer durations.
     pub timing: Timing,
+    /// When a write is acknowledged: what a restart leaves of the data (specs/protocol.md §13).
+    #[serde(default)]
+    pub durability: slotguard_protocol::Durability,
     /// What the state file held (`None`: a new node).
     pub stored: Option<Persisted>,
     /// Wall-clock milliseconds of the start.
@@ -99,6 +102,8 @@ pub enum Input {
     Timer(Timer),
     /// An operator's `CLUSTER FAILOVER` in this mode (specs/protocol.md §6.1).
     Failover(FailoverMode),
+    /// The replication link applied a full copy of the master's data (specs/protocol.md §13).
+    Copied,
 }
 
 /// A datagram a step's messages left in: `n` messages to node `to`, in the order the actor sent

@@ -80,6 +80,7 @@ impl Sim {
         let setup = Setup {
             layout: Arc::clone(&self.layout),
             timing: Timing::from_node_timeout(Duration::from_millis(1000)),
+            durability: Default::default(),
             me: NodeId(i as u16),
             key: KEY.to_vec(),
             name: NodeName([i as u8 + 1; 20]),

@@ -615,6 +615,7 @@ impl Validation {
                 step.n,
                 mode.name()
             ),
+            Input::Copied => format!("n{me} #{inc}.{}: copied its master's data", step.n),
         }
     }
 
@@ -634,7 +635,8 @@ impl Validation {
             None => {
                 let layout = Arc::new(layout);
                 self.layout = Some(Arc::clone(&layout));
-                let actor = ClusterNode::new(Arc::clone(&layout), start.timing);
+                let actor = ClusterNode::new(Arc::clone(&layout), start.timing)
+                    .with_durability(start.durability);
                 self.observer = Some(Observer::new(actor));
                 layout
             }
@@ -669,7 +671,8 @@ impl Validation {
         if entry.life > 0 {
             self.recovered_last_save(k, entry)?;
         }
-        let actor = ClusterNode::new(Arc::clone(&layout), start.timing);
+        let actor =
+            ClusterNode::new(Arc::clone(&layout), start.timing).with_durability(start.durability);
         let mut out = out_buffer();
         let state = actor.on_start(Id::from(usize::from(start.node)), &start.stored, &mut out);
         self.compare(k, entry, &out, &state, None)?;
@@ -859,6 +862,10 @@ impl Validation {
                     mode.name()
                 )
             }
+            Input::Copied => {
+                rep.actor.on_copied(&mut cow, &mut out);
+                format!("n{me} #{incarnation}.{}: copied its master's data", step.n)
+            }
         };
         let after = match cow {
             std::borrow::Cow::Owned(s) => Some(s),
@@ -888,7 +895,7 @@ impl Validation {
         };
         let fired = match &step.input {
             Input::Timer(t) => Some(t),
-            Input::Msg { .. } | Input::Failover(_) => None,
+            Input::Msg { .. } | Input::Failover(_) | Input::Copied => None,
         };
         let violated = self
             .observer

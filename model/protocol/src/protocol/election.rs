@@ -34,6 +34,7 @@ impl Step<'_, '_> {
         if matches!(self.st().role, Role::Replica { .. })
             && self.st().election == Election::Idle
             && !no_failover
+            && self.node.may_run(self.st())
         {
             self.st_mut().election = Election::Scheduled;
             let delay = self.node.timing.election_delay(self.rank());
@@ -66,7 +67,7 @@ impl Step<'_, '_> {
             }
             return;
         };
-        if !self.failed_for_election(master) {
+        if !self.failed_for_election(master) || !self.node.may_run(self.st()) {
             self.st_mut().election = Election::Idle;
             return;
         }

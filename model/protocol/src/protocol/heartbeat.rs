@@ -34,6 +34,7 @@ pub fn header(state: &NodeState) -> Header {
                     ..
                 }
             ),
+            data_lost: state.role == Role::Master && !state.data.complete,
         },
     }
 }
@@ -134,6 +135,7 @@ impl Step<'_, '_> {
         self.observe_epoch(h.current_epoch);
         self.apply_header(from, h);
         self.on_master_paused(from, h);
+        self.on_master_lost_data(from, h);
         if is_pong {
             self.on_peer_alive(from);
         } else {

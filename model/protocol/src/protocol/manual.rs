@@ -68,6 +68,10 @@ pub enum FailoverRefused {
     /// Default mode while the master is FAIL: there is no master to pause.
     #[error("Master is down or failed, please use CLUSTER FAILOVER FORCE")]
     MasterDown,
+    /// The replica restarted and has no complete copy of its master's data yet (`sync` mode:
+    /// it could lose acknowledged writes, specs/protocol.md §13).
+    #[error("Replica has no complete copy of its master's data yet")]
+    DataIncomplete,
 }
 
 impl ClusterNode {
@@ -89,6 +93,9 @@ impl Step<'_, '_> {
         let Role::Replica { of: master } = self.st().role else {
             return Err(FailoverRefused::NotAReplica);
         };
+        if !self.node.may_run(self.st()) {
+            return Err(FailoverRefused::DataIncomplete);
+        }
         let timeout = self.node.timing.manual_failover_timeout();
         match mode {
             FailoverMode::Default => {
