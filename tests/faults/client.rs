@@ -3,9 +3,9 @@
 //!
 //! The outcome is what a Jepsen history needs: a write is `Done` only when the system
 //! acknowledged it (for a system that confirms with `WAIT`, only when WAIT reports a replica),
-//! `Refused` when the request was never sent or got an error reply (nothing was written), and
-//! `Unknown` when it was sent and no verdict came back (a timeout, a reset, a WAIT that found
-//! no replica): it may have taken effect, now or later.
+//! `Refused` when the request was never sent or got an error reply saying nothing was written,
+//! and `Unknown` when it was sent and no verdict came back (a timeout, a reset, a WAIT that
+//! found no replica, slotguard's `-NOTCONFIRMED`): it may have taken effect, now or later.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -186,6 +186,9 @@ impl Client {
             return match (kind, to) {
                 (Some("MOVED"), Some(to)) => Err(Redirect::Moved(to)),
                 (Some("ASK"), Some(to)) => Err(Redirect::Ask(to)),
+                // slotguard `sync`: applied on the master, not confirmed by its replicas in
+                // time; it may be kept or lost.
+                (Some("NOTCONFIRMED"), _) => Ok(Answer::Unknown(format!("{addr}: {e}"))),
                 _ => Ok(Answer::Refused(format!("{addr}: {e}"))),
             };
         }

@@ -231,6 +231,7 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
     let period = Duration::from_secs(1) / load.rate.max(1);
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (w as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut generation = 0u64;
+    let mut last_us = 0u64;
     let mut mine = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     while !s.stop.load(Ordering::Relaxed) {
@@ -251,7 +252,9 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
             None => (s.next_key.fetch_add(1, Ordering::Relaxed), true),
         };
         let process = (w as u64) << 32 | generation;
-        let invoke_us = s.start.elapsed().as_micros() as u64;
+        // A worker's operations follow one another: the next is invoked after the last
+        // returned, also when both fall in the same microsecond.
+        let invoke_us = (s.start.elapsed().as_micros() as u64).max(last_us + 1);
         let name = key_name(key);
         let answer = if write {
             if let Ok(mut r) = s.recent.lock() {
@@ -264,7 +267,8 @@ fn work(w: usize, seeds: Vec<SocketAddr>, load: Load, s: &Shared) {
         } else {
             client.get(&name)
         };
-        let at_us = s.start.elapsed().as_micros() as u64;
+        let at_us = (s.start.elapsed().as_micros() as u64).max(invoke_us);
+        last_us = at_us;
         match &answer {
             Answer::Refused(why) => {
                 *reasons
