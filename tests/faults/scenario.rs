@@ -70,11 +70,11 @@ impl Plan {
         }
     }
 
-    /// The short form CI runs: the same faults, 1 s of load before and 3 s after.
+    /// The short form CI runs: the same faults, 1 s of load before and 2 s after.
     pub(crate) fn short() -> Plan {
         Plan {
             before: Duration::from_secs(1),
-            after: Duration::from_secs(3),
+            after: Duration::from_secs(2),
             ..Plan::standard()
         }
     }
