@@ -16,6 +16,7 @@ mod checker;
 mod cluster;
 mod dataplane;
 mod failover;
+mod faults;
 mod host;
 mod memory;
 mod report;
@@ -68,6 +69,10 @@ enum Cmd {
     Checker(CheckerArgs),
     /// Scale beyond processes: every node's engine in one process on a simulated clock.
     Sim(SimArgs),
+    /// Lost writes under a partition, kill -9 and pause of a master (Redis, Redis with WAIT,
+    /// slotguard's durability modes), and the fault matrix on slotguard; needs root
+    /// (network namespaces). Not part of `all`.
+    Faults(FaultsArgs),
     /// Every benchmark, one after another; with --smoke, each in a few seconds (CI).
     All(AllArgs),
     /// Prints the tables of a run's JSON again; with --write-readme / --write-specs, writes them.
@@ -172,6 +177,33 @@ struct SimArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+struct FaultsArgs {
+    /// Systems of the lost-write measurement (default: all: redis, redis-wait,
+    /// slotguard-async, slotguard-sync).
+    #[arg(long, value_delimiter = ',')]
+    systems: Vec<String>,
+    /// kill -9 restarts at random moments in the matrix.
+    #[arg(long, default_value_t = 100)]
+    restarts: usize,
+    /// Seed of the matrix's random moments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Leave out the fault matrix.
+    #[arg(long)]
+    no_matrix: bool,
+    /// Leave out the lost-write measurement.
+    #[arg(long)]
+    no_lost_writes: bool,
+    /// One scenario, short phases, a small matrix (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Write the tables into README.md and specs/faults.md (between their bench:faults
+    /// markers).
+    #[arg(long)]
+    write: bool,
+}
+
+#[derive(Args, Debug, Clone)]
 struct AllArgs {
     /// Tiny sizes: each benchmark in seconds (what CI runs).
     #[arg(long)]
@@ -203,6 +235,9 @@ struct RenderArgs {
     /// Write the checker table into specs/properties.md.
     #[arg(long)]
     write_specs: bool,
+    /// Write the fault tables (a `faults` run) into README.md and specs/faults.md.
+    #[arg(long)]
+    write_faults: bool,
 }
 
 /// Everything one run measured, and the rows computed from it.
@@ -229,6 +264,12 @@ struct Results {
     checker: Vec<serde_json::Value>,
     #[serde(default)]
     sim: Vec<serde_json::Value>,
+    /// Lost writes per scenario and system (`faults`).
+    #[serde(default)]
+    lost_writes: Vec<serde_json::Value>,
+    /// The fault matrix (`faults`).
+    #[serde(default)]
+    fault_matrix: Vec<serde_json::Value>,
     /// The comparison's rows.
     rows: Vec<Row>,
 }
@@ -239,7 +280,11 @@ fn main() -> Result<()> {
         let text = std::fs::read_to_string(&args.from)
             .with_context(|| format!("cannot read {}", args.from.display()))?;
         let results: Results = serde_json::from_str(&text)?;
-        return publish(&results, args.write_readme, args.write_specs);
+        publish(&results, args.write_readme, args.write_specs)?;
+        if !results.lost_writes.is_empty() || !results.fault_matrix.is_empty() {
+            publish_faults(&results, args.write_faults)?;
+        }
+        return Ok(());
     }
     let work = cli
         .work
@@ -284,6 +329,22 @@ fn main() -> Result<()> {
             simulate(a, &mut results)?;
             ("sim", false, false)
         }
+        Cmd::Faults(a) => {
+            let (lost, matrix) = faults::run(
+                &tools.slotguard,
+                &faults::Options {
+                    systems: a.systems.clone(),
+                    restarts: a.restarts,
+                    no_matrix: a.no_matrix,
+                    no_lost_writes: a.no_lost_writes,
+                    smoke: a.smoke,
+                    seed: a.seed,
+                },
+            )?;
+            results.lost_writes = lost;
+            results.fault_matrix = matrix;
+            ("faults", false, false)
+        }
         Cmd::All(a) => {
             all(&tools, a, &mut results)?;
             ("all", a.write_readme, a.write_specs)
@@ -301,7 +362,29 @@ fn main() -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     publish(&results, write_readme, write_specs)?;
+    if let Cmd::Faults(a) = &cli.command {
+        publish_faults(&results, a.write)?;
+    }
     eprintln!("samples: {}", path.display());
+    Ok(())
+}
+
+/// Prints the fault tables; with `write`, writes them into README.md and specs/faults.md.
+fn publish_faults(results: &Results, write: bool) -> Result<()> {
+    let lost = faults::lost_table(&results.lost_writes);
+    let matrix = faults::matrix_table(&results.fault_matrix);
+    let anomalies = faults::anomalies(&results.lost_writes);
+    println!("{lost}\n{anomalies}{matrix}");
+    if write {
+        let text = format!("{}\n{lost}\n{matrix}", run_line(results));
+        report::replace_section(std::path::Path::new("README.md"), "faults", &text)?;
+        let text = format!(
+            "{}\n{lost}\nThe shortest history that is not linearizable, per system and scenario:\n\n{anomalies}{matrix}",
+            run_line(results)
+        );
+        report::replace_section(std::path::Path::new("specs/faults.md"), "faults", &text)?;
+        eprintln!("README.md and specs/faults.md: fault tables written");
+    }
     Ok(())
 }
 
