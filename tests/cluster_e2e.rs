@@ -2111,3 +2111,39 @@ fn sync_durability_keeps_the_data_when_a_master_is_recreated_without_its_state_f
     // continue: there is nothing for `slotguard validate` to replay here (specs/protocol.md §12.3).
     let _ = std::fs::remove_dir_all(c.dir.join("traces"));
 }
+
+/// `durability = "sync"`: when every node of a shard restarts, every copy of its keys is gone
+/// and nothing may serve the shard as if it were whole: the master answers `-TRYAGAIN` and the
+/// replica cannot take over. `CLUSTER ACCEPT-DATA-LOSS` on the master is the operator's way out
+/// (specs/protocol.md §13.1): refused on a replica; on the master, it serves again (empty) and
+/// its replica copies it, and writes are acknowledged again.
+#[test]
+fn sync_durability_serves_a_shard_that_lost_every_copy_only_once_the_operator_accepts() {
+    let mut c = Cluster::new("lostall", 3, 1, 55).with_config("durability = \"sync\"");
+    c.start_and_agree();
+    wait_until("every replica is attached", || {
+        (0..3).all(|i| info_field(c.port(i), "connected_slaves") == Some(1))
+    });
+    let entry = c.port(1);
+    let set = |value: &str| on_owner(entry, &[&["SET", "{b}:k", value]]).unwrap_or_default();
+    assert_eq!(set("before")[0], "OK");
+    c.kill9(0);
+    c.kill9(3);
+    c.start(0);
+    c.start(3);
+    let all: Vec<usize> = (0..c.len()).collect();
+    wait_until("the nodes agree again", || agree(&c, &all).is_some());
+    let refused = resp(c.port(0), &["GET", "{b}:k"]).unwrap_or_default();
+    assert!(refused.contains("TRYAGAIN"), "{refused}");
+    let on_replica = resp(c.port(3), &["CLUSTER", "ACCEPT-DATA-LOSS"]).unwrap_or_default();
+    assert!(on_replica.contains("to the master"), "{on_replica}");
+    assert_eq!(
+        resp(c.port(0), &["CLUSTER", "ACCEPT-DATA-LOSS"]).as_deref(),
+        Some("OK")
+    );
+    wait_until("writes are acknowledged again", || set("after")[0] == "OK");
+    assert_eq!(
+        on_owner(entry, &[&["GET", "{b}:k"]]).expect("the owner answers")[0],
+        "after"
+    );
+}

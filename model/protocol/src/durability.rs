@@ -70,6 +70,14 @@ impl Durability {
     }
 }
 
+/// Why a node refuses `CLUSTER ACCEPT-DATA-LOSS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DataLossRefused {
+    /// Sent to a replica: a replica gets its data from its master.
+    #[error("send CLUSTER ACCEPT-DATA-LOSS to the master of the shard")]
+    NotAMaster,
+}
+
 /// An abstract write of the checker: the `n`-th write of a behaviour (0-based).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
@@ -216,6 +224,27 @@ impl ClusterNode {
     /// nothing to that master, and wins the election that replaces its old incarnation.
     pub fn accepts_copy(&self, held: u64, offered: u64) -> bool {
         self.durability == Durability::Async || offered > 0 || held == 0
+    }
+
+    /// An operator's `CLUSTER ACCEPT-DATA-LOSS` on `state`'s node: a master that lost its data
+    /// takes what it holds (nothing) for its shard's data, and serves again; its replicas then
+    /// copy it. The way out when every copy of a shard was lost (every node of it restarted):
+    /// without it the shard would refuse service forever. It gives up property 12 for that
+    /// shard by the operator's decision, so the checker never takes it.
+    pub fn on_data_loss_accepted(
+        &self,
+        state: &mut Cow<'_, NodeState>,
+        o: &mut Out<Self>,
+    ) -> Result<(), DataLossRefused> {
+        if state.role != Role::Master {
+            return Err(DataLossRefused::NotAMaster);
+        }
+        self.step(state, o, |s| {
+            if !s.st().data.complete {
+                s.st_mut().data.complete = true;
+            }
+        });
+        Ok(())
     }
 
     /// `state`'s node, a replica, was offered an empty copy over its data by its master

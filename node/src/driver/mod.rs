@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use slotguard_protocol::durability::DataLossRefused;
 use slotguard_protocol::protocol::manual::FailoverRefused;
 use slotguard_protocol::state::NodeState;
 use slotguard_protocol::{
@@ -283,6 +284,19 @@ impl Driver {
             self.trace_step(Input::MasterRecreated, &out, next.is_some(), now);
         }
         self.apply(next, out, Cause::Local, now);
+    }
+
+    /// An operator's `CLUSTER ACCEPT-DATA-LOSS` (specs/protocol.md §13.1).
+    pub fn handle_accept_data_loss(&mut self, now: Now) -> Result<(), DataLossRefused> {
+        let mut out = Out::new();
+        let mut cow = Cow::Borrowed(&self.state);
+        let result = self.actor.on_data_loss_accepted(&mut cow, &mut out);
+        let next = into_owned_if_changed(cow);
+        if self.trace.is_some() {
+            self.trace_step(Input::DataLossAccepted, &out, next.is_some(), now);
+        }
+        self.apply(next, out, Cause::Local, now);
+        result
     }
 
     /// The next effect to carry out, in order.

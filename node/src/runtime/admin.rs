@@ -181,6 +181,24 @@ impl Server {
         let _ = self.operator.send(OwnerRequest::Copied).await;
     }
 
+    /// Hands an operator's `CLUSTER ACCEPT-DATA-LOSS` to the node's owner task.
+    pub(crate) async fn accept_data_loss(&self) -> Reply {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if self
+            .operator
+            .send(OwnerRequest::AcceptDataLoss { answer })
+            .await
+            .is_err()
+        {
+            return Reply::error("ERR the node is shutting down");
+        }
+        match answered.await {
+            Ok(Ok(())) => Reply::ok(),
+            Ok(Err(refused)) => Reply::error(format!("ERR {refused}")),
+            Err(_) => Reply::error("ERR the node is shutting down"),
+        }
+    }
+
     /// Tells the node's owner task that its master offered an empty copy over its data.
     pub(crate) async fn master_recreated(&self) {
         let _ = self.operator.send(OwnerRequest::MasterRecreated).await;
@@ -496,6 +514,11 @@ async fn connection(mut stream: TcpStream, server: &Server, id: u64) -> Result<(
                 out.extend_from_slice(&reply.encode(session.protocol));
                 continue;
             }
+            Batch::AcceptDataLoss => {
+                let reply = server.accept_data_loss().await;
+                out.extend_from_slice(&reply.encode(session.protocol));
+                continue;
+            }
             Batch::Confirm(reply) => {
                 let reply = match confirm(server, session.last_write).await {
                     true => reply,
@@ -580,6 +603,8 @@ enum Batch {
     Failover(slotguard_protocol::FailoverMode),
     /// A write in `sync` mode: this reply once it is confirmed (specs/protocol.md §13).
     Confirm(Reply),
+    /// `CLUSTER ACCEPT-DATA-LOSS`: answer once the node's owner task has run it.
+    AcceptDataLoss,
     /// `WAIT`: answer once enough replicas have this client's writes, or at the timeout.
     Wait {
         /// Replicas wanted.
@@ -657,6 +682,7 @@ impl Conn<'_, '_> {
                             return Batch::Wait { replicas, timeout }
                         }
                         Then::Confirm => return Batch::Confirm(outcome.reply),
+                        Then::AcceptDataLoss => return Batch::AcceptDataLoss,
                         Then::Nothing => {}
                     }
                     out.extend_from_slice(&outcome.reply.encode(self.session.protocol));

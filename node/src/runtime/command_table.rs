@@ -276,6 +276,17 @@ const CLUSTER_SUBS: &[Spec] = &[
         ),
         "0.1.0",
     ),
+    since(
+        spec(
+            "cluster|accept-data-loss",
+            2,
+            ADMIN_FLAGS,
+            &["@admin", "@slow", "@dangerous"],
+            "On a master that restarted without its data in sync mode, with no replica left holding it: serve what it has (nothing) as the shard's data.",
+            "cluster",
+        ),
+        "0.1.0",
+    ),
 ];
 
 const CLIENT_SUBS: &[Spec] = &[

@@ -66,6 +66,8 @@ pub(crate) enum Then {
     Replicate(ReplicaHello),
     /// `CLUSTER FAILOVER [FORCE | TAKEOVER]`: ask the node's owner task, answer what it says.
     Failover(slotguard_protocol::FailoverMode),
+    /// `CLUSTER ACCEPT-DATA-LOSS`: ask the node's owner task, answer what it says.
+    AcceptDataLoss,
     /// A write in `sync` mode: send the reply once every other node of the shard has the
     /// write, or an error at the timeout (specs/protocol.md §13).
     Confirm,
@@ -123,6 +125,9 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
     let sub = args.get(1).map(|s| s.to_ascii_uppercase());
     if let Some(reply) = keys::cluster_keys(server, spec.name, sub.as_deref(), raw) {
         return reply.into();
+    }
+    if spec.name == "cluster" && sub.as_deref() == Some("ACCEPT-DATA-LOSS") {
+        return Then::AcceptDataLoss.into();
     }
     if spec.name == "cluster" && sub.as_deref() == Some("FAILOVER") {
         return failover(&args[2..]);
@@ -470,7 +475,7 @@ mod tests {
         );
         assert_eq!(
             check_arity(cluster, &args(&["cluster", "meet"])),
-            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: FAILOVER, INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT, PICTURE.".into())
+            Err("ERR unknown subcommand 'meet'. CLUSTER subcommands: FAILOVER, INFO, MYID, NODES, SHARDS, SLOTS, COUNTKEYSINSLOT, GETKEYSINSLOT, KEYSLOT, PICTURE, ACCEPT-DATA-LOSS.".into())
         );
         let command = command_table::find("command").expect("command");
         assert_eq!(check_arity(command, &args(&["command"])), Ok(()));

@@ -86,6 +86,14 @@ pub(crate) enum OwnerRequest {
     /// The replication link was offered an empty copy over this node's data: its master was
     /// recreated without its state file (specs/protocol.md §13.1).
     MasterRecreated,
+    /// An operator's `CLUSTER ACCEPT-DATA-LOSS` (specs/protocol.md §13.1), answered with the
+    /// actor's verdict.
+    AcceptDataLoss {
+        /// Where the actor's answer goes.
+        answer: tokio::sync::oneshot::Sender<
+            Result<(), slotguard_protocol::durability::DataLossRefused>,
+        >,
+    },
 }
 
 /// Where the client port sends its requests to the owner task.

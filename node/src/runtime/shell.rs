@@ -169,6 +169,10 @@ impl Runtime {
                     }
                     OwnerRequest::Copied => self.driver.handle_copied(now()),
                     OwnerRequest::MasterRecreated => self.driver.handle_master_recreated(now()),
+                    OwnerRequest::AcceptDataLoss { answer: to } => {
+                        let result = self.driver.handle_accept_data_loss(now());
+                        let _ = to.send(result);
+                    }
                 },
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, _from)) => {

@@ -106,6 +106,8 @@ pub enum Input {
     Copied,
     /// The replication link was offered an empty copy over the node's data (§13.1).
     MasterRecreated,
+    /// An operator's `CLUSTER ACCEPT-DATA-LOSS` (§13.1).
+    DataLossAccepted,
 }
 
 /// A datagram a step's messages left in: `n` messages to node `to`, in the order the actor sent

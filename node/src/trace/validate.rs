@@ -619,6 +619,10 @@ impl Validation {
             Input::MasterRecreated => {
                 format!("n{me} #{inc}.{}: its master offered an empty copy", step.n)
             }
+            Input::DataLossAccepted => format!(
+                "n{me} #{inc}.{}: operator: CLUSTER ACCEPT-DATA-LOSS",
+                step.n
+            ),
         }
     }
 
@@ -869,6 +873,14 @@ impl Validation {
                 rep.actor.on_copied(&mut cow, &mut out);
                 format!("n{me} #{incarnation}.{}: copied its master's data", step.n)
             }
+            Input::DataLossAccepted => {
+                // A refused command changes nothing and outputs nothing, in the node as here.
+                let _ = rep.actor.on_data_loss_accepted(&mut cow, &mut out);
+                format!(
+                    "n{me} #{incarnation}.{}: operator: CLUSTER ACCEPT-DATA-LOSS",
+                    step.n
+                )
+            }
             Input::MasterRecreated => {
                 rep.actor.on_master_recreated(&mut cow, &mut out);
                 format!(
@@ -905,7 +917,11 @@ impl Validation {
         };
         let fired = match &step.input {
             Input::Timer(t) => Some(t),
-            Input::Msg { .. } | Input::Failover(_) | Input::Copied | Input::MasterRecreated => None,
+            Input::Msg { .. }
+            | Input::Failover(_)
+            | Input::Copied
+            | Input::MasterRecreated
+            | Input::DataLossAccepted => None,
         };
         let violated = self
             .observer
