@@ -164,9 +164,18 @@ impl Server {
 
     /// Hands an operator's `CLUSTER FAILOVER` to the node's owner task and returns its answer.
     pub(crate) async fn failover(&self, mode: slotguard_protocol::FailoverMode) -> Reply {
+        self.ask_owner(|answer| OwnerRequest::Failover { mode, answer })
+            .await
+    }
+
+    /// Hands an operator's command to the node's owner task (the request `make` builds around
+    /// the answer's channel) and replies with the actor's verdict.
+    async fn ask_owner<E: std::fmt::Display>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), E>>) -> OwnerRequest,
+    ) -> Reply {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let request = OwnerRequest::Failover { mode, answer };
-        if self.operator.send(request).await.is_err() {
+        if self.operator.send(make(answer)).await.is_err() {
             return Reply::error("ERR the node is shutting down");
         }
         match answered.await {
@@ -183,20 +192,8 @@ impl Server {
 
     /// Hands an operator's `CLUSTER ACCEPT-DATA-LOSS` to the node's owner task.
     pub(crate) async fn accept_data_loss(&self) -> Reply {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        if self
-            .operator
-            .send(OwnerRequest::AcceptDataLoss { answer })
+        self.ask_owner(|answer| OwnerRequest::AcceptDataLoss { answer })
             .await
-            .is_err()
-        {
-            return Reply::error("ERR the node is shutting down");
-        }
-        match answered.await {
-            Ok(Ok(())) => Reply::ok(),
-            Ok(Err(refused)) => Reply::error(format!("ERR {refused}")),
-            Err(_) => Reply::error("ERR the node is shutting down"),
-        }
     }
 
     /// Tells the node's owner task that its master offered an empty copy over its data.
