@@ -16,6 +16,7 @@
 //! 4. **Persist before send** (§7): no datagram of a step that saved was handed to the socket
 //!    before the shell reported the save durable.
 
+use crate::trace::Tx;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -690,9 +691,11 @@ impl Validation {
             Some(_) => "starts from its state file",
         };
         let line = format!("n{} #{} {what}", start.node, start.incarnation);
+        let lost = self.start_lost(k, entry.life);
         let violated = self
             .observer
             .as_mut()
+            .filter(|_| !lost)
             .map(|o| o.start(node, &state, &sent))
             .unwrap_or_default();
         self.replayers[k] = Some(Replayer {
@@ -705,13 +708,70 @@ impl Validation {
         self.check_properties(k, entry, violated)
     }
 
+    /// The first step of life `life` of trace `k` that never took effect, if the node was killed
+    /// with steps whose effects had not yet happened (§7): the tail after the last step whose
+    /// save was reported durable or whose datagrams left. A step's datagrams leave only once its
+    /// save is durable, and the steps of one input batch wait behind it, so a tail that saved
+    /// nothing the next start recovered did not happen for anyone but the node, and the node
+    /// forgot it: the global states go on without it, as in the model's crash.
+    fn lost_from(&self, k: usize, life: usize) -> Option<usize> {
+        let trace = &self.traces[k];
+        let (this, next) = (trace.lives.get(life)?, trace.lives.get(life + 1)?);
+        let durable = |n: u64| {
+            this.reports
+                .iter()
+                .any(|(r, _)| matches!(r, ShellReport::Durable(s) if *s == n))
+        };
+        let sent = |txs: &[Tx]| {
+            this.reports.iter().any(
+                |(r, _)| matches!(r, ShellReport::Sent(seq) if txs.iter().any(|t| t.seq == *seq)),
+            )
+        };
+        let first = this
+            .steps
+            .iter()
+            .rposition(|(s, _)| durable(s.n) || sent(&s.tx))
+            .map_or(0, |i| i + 1);
+        let tail = this.steps.get(first..).filter(|t| !t.is_empty())?;
+        let recovered = next.start.stored.as_ref().map(digest);
+        let survived = tail.iter().any(|(s, _)| {
+            s.out
+                .iter()
+                .filter_map(|o| o.strip_prefix("save "))
+                .any(|d| recovered.as_deref() == Some(d))
+        });
+        (!survived).then_some(first)
+    }
+
+    /// Whether the start of life `life` of trace `k` never took effect: its save was not
+    /// reported durable, nothing of the life left, and another start followed. A start saves
+    /// the state it recovered with a new incarnation (runtime state, not protocol state), so
+    /// the next start recovers the same protocol state and counts the same incarnation again.
+    fn start_lost(&self, k: usize, life: usize) -> bool {
+        let trace = &self.traces[k];
+        let (Some(this), Some(_)) = (trace.lives.get(life), trace.lives.get(life + 1)) else {
+            return false;
+        };
+        let nothing_left = this.reports.iter().all(|(r, _)| {
+            !matches!(r, ShellReport::Sent(_)) && !matches!(r, ShellReport::Durable(0))
+        });
+        nothing_left
+            && this
+                .steps
+                .iter()
+                .all(|(s, _)| !s.out.iter().any(|o| o.starts_with("save ")))
+    }
+
     /// A restart recovers the last save reported durable, or one queued after it (§7: the
     /// state file holds what was last written).
     fn recovered_last_save(&self, k: usize, entry: Entry) -> Result<(), Failure> {
         let trace = &self.traces[k];
         let prev = &trace.lives[entry.life - 1];
         let this = &trace.lives[entry.life].start;
-        if this.incarnation != prev.start.incarnation.wrapping_add(1) {
+        // A start whose own save was lost did not count: the next one counts the same again.
+        let counted =
+            this.incarnation == prev.start.incarnation && self.start_lost(k, entry.life - 1);
+        if this.incarnation != prev.start.incarnation.wrapping_add(1) && !counted {
             return Err(self.fail(
                 Kind::Runtime,
                 k,
@@ -923,9 +983,13 @@ impl Validation {
             | Input::MasterRecreated
             | Input::DataLossAccepted => None,
         };
+        let lost = self
+            .lost_from(k, entry.life)
+            .is_some_and(|first| s >= first);
         let violated = self
             .observer
             .as_mut()
+            .filter(|_| !lost)
             .map(|o| {
                 o.step(Seen {
                     node: NodeId(me),
