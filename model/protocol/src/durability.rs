@@ -61,6 +61,17 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// Whether a replica that holds its master's stream up to `held` may replace its data with a
+    /// full copy that starts at `offered`. In `sync` mode not with an empty one (`offered` 0)
+    /// over data: a master whose stream is at 0 never took a write, so a replica holding
+    /// writes knows that master is a node recreated without its state file, which holds none of
+    /// the shard's acknowledged writes (a restart keeps the state file and the node knows it
+    /// lost its data; a node without one cannot know). The replica keeps its data, confirms
+    /// nothing to that master, and wins the election that replaces its old incarnation.
+    pub fn accepts_copy(self, held: u64, offered: u64) -> bool {
+        self == Durability::Async || offered > 0 || held == 0
+    }
+
     /// The setting's name, as configurations and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -215,17 +226,6 @@ impl ClusterNode {
             || (self.bug(Bug::RestartedReplicaComplete) && state.role != Role::Master)
     }
 
-    /// Whether a replica that holds its master's stream up to `held` may replace its data with a
-    /// full copy that starts at `offered`. In `sync` mode not with an empty one (`offered` 0)
-    /// over data: a master whose stream is at 0 never took a write, so a replica holding
-    /// writes knows that master is a node recreated without its state file, which holds none of
-    /// the shard's acknowledged writes (a restart keeps the state file and the node knows it
-    /// lost its data; a node without one cannot know). The replica keeps its data, confirms
-    /// nothing to that master, and wins the election that replaces its old incarnation.
-    pub fn accepts_copy(&self, held: u64, offered: u64) -> bool {
-        self.durability == Durability::Async || offered > 0 || held == 0
-    }
-
     /// An operator's `CLUSTER ACCEPT-DATA-LOSS` on `state`'s node: a master that lost its data
     /// takes what it holds (nothing) for its shard's data, and serves again; its replicas then
     /// copy it. The way out when every copy of a shard was lost (every node of it restarted):
@@ -248,7 +248,7 @@ impl ClusterNode {
     }
 
     /// `state`'s node, a replica, was offered an empty copy over its data by its master
-    /// ([`ClusterNode::accepts_copy`]): the master was recreated without its state file and holds
+    /// ([`Durability::accepts_copy`]): the master was recreated without its state file and holds
     /// none of the shard's writes, though its header cannot say so. A complete replica takes its
     /// slots as it would from a master that says it lost its data (rule 3).
     pub fn on_master_recreated(&self, state: &mut Cow<'_, NodeState>, o: &mut Out<Self>) {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use slotguard_protocol::Durability;
 use thiserror::Error;
 
 use super::dataset::{Dataset, ReplId};
@@ -225,9 +226,9 @@ pub fn full_copy(id: ReplId, offset: u64, entries: Entries) -> Vec<u8> {
 pub struct Follower {
     buf: BytesMut,
     state: FollowerState,
-    /// Refuse a full copy that starts at offset 0 while holding data (`sync` mode: the
-    /// actor's `ClusterNode::accepts_copy`, specs/protocol.md §13.1).
-    keep_data_over_empty_copy: bool,
+    /// The cluster's mode, which says which full copies may replace the replica's data
+    /// (`Durability::accepts_copy`, specs/protocol.md §13.1).
+    durability: Durability,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -242,10 +243,10 @@ enum FollowerState {
 }
 
 impl Follower {
-    /// A follower that refuses an empty full copy over data it holds (`sync` mode).
-    pub fn keeping_data_over_empty_copies() -> Follower {
+    /// A follower for a cluster in `durability` mode.
+    pub fn new(durability: Durability) -> Follower {
         Follower {
-            keep_data_over_empty_copy: true,
+            durability,
             ..Follower::default()
         }
     }
@@ -299,8 +300,8 @@ impl Follower {
     fn apply(&mut self, frame: Frame, size: usize, data: &mut Dataset) -> Result<(), StreamError> {
         use FollowerState::{Copying, Streaming, Waiting};
         self.state = match (&self.state, frame) {
-            (Waiting, Frame::Full { offset: 0, .. })
-                if self.keep_data_over_empty_copy && data.offset() > 0 =>
+            (Waiting, Frame::Full { offset, .. })
+                if !self.durability.accepts_copy(data.offset(), offset) =>
             {
                 return Err(StreamError::EmptyCopy(data.offset()));
             }

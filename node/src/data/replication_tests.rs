@@ -150,13 +150,13 @@ fn a_replica_with_data_refuses_an_empty_copy_in_sync_mode() {
     );
     let copy = full_copy(id(1), log.end(), master.entries(NOW));
     let mut replica = Dataset::new(id(2), 1 << 10);
-    let mut follower = Follower::keeping_data_over_empty_copies();
+    let mut follower = Follower::new(slotguard_protocol::Durability::Sync);
     follower
         .receive(&copy, &mut replica)
         .expect("a copy with data");
     assert!(follower.synced() && replica.offset() > 0);
     let empty = full_copy(id(3), 0, Vec::new());
-    let mut again = Follower::keeping_data_over_empty_copies();
+    let mut again = Follower::new(slotguard_protocol::Durability::Sync);
     assert_eq!(
         again.receive(&empty, &mut replica),
         Err(StreamError::EmptyCopy(replica.offset()))
@@ -166,7 +166,7 @@ fn a_replica_with_data_refuses_an_empty_copy_in_sync_mode() {
         .receive(&empty, &mut replica)
         .expect("async takes it, as Redis does");
     let mut new = Dataset::new(id(4), 1 << 10);
-    Follower::keeping_data_over_empty_copies()
+    Follower::new(slotguard_protocol::Durability::Sync)
         .receive(&empty, &mut new)
         .expect("an empty replica takes an empty copy (a new cluster)");
     let refused = Follower::default().receive(b"-LOADING no copies\r\n", &mut new);

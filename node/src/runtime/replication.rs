@@ -195,10 +195,7 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
         me.len()
     );
     stream.write_all(psync.as_bytes()).await?;
-    let mut follower = match server.actor.accepts_copy(1, 0) {
-        true => Follower::default(),
-        false => Follower::keeping_data_over_empty_copies(),
-    };
+    let mut follower = Follower::new(server.actor.durability);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut tick = tokio::time::interval(TICK);
     loop {
