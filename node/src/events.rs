@@ -129,7 +129,7 @@ fn health_lines(
 }
 
 /// A vote this step granted: an AUTH_ACK among its outputs.
-fn vote_lines(out: &Out<ClusterNode>, names: &Directory) -> Vec<String> {
+pub(crate) fn vote_lines(out: &Out<ClusterNode>, names: &Directory) -> Vec<String> {
     out.iter()
         .filter_map(|c| match c {
             Command::Send(
@@ -147,6 +147,9 @@ fn vote_lines(out: &Out<ClusterNode>, names: &Directory) -> Vec<String> {
 }
 
 fn slot_lines(before: &NodeState, after: &NodeState, names: &Directory) -> Vec<String> {
+    if before.slots == after.slots {
+        return Vec::new();
+    }
     let mut moved: BTreeMap<Option<NodeId>, Vec<u16>> = BTreeMap::new();
     for ((slot, was), (_, now)) in before.slots.iter().zip(after.slots.iter()) {
         if was != now {

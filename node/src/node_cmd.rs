@@ -48,7 +48,12 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         let expiry = tokio::spawn(keys::expire_forever(Arc::clone(&server)));
         let follower = tokio::spawn(replication::follow_forever(Arc::clone(&server)));
         let admin = tokio::spawn(admin::serve(listener, server));
-        let result = node.run(shutdown_signal()).await;
+        // The step loop runs as a task, not on this thread: a worker that wakes for a
+        // datagram then runs it itself, where `block_on` would need a second thread woken.
+        let result = tokio::spawn(node.run(shutdown_signal()))
+            .await
+            .context("the node's step loop stopped")
+            .and_then(|r| r);
         admin.abort();
         expiry.abort();
         follower.abort();

@@ -16,8 +16,10 @@ use crate::ids::NodeId;
 /// and hashing rely on). One inline word covers the checker's universes.
 type Words = SmallVec<[u64; 1]>;
 
-/// A set of hash slots (`0..slot_count`).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+/// A set of hash slots (`0..slot_count`). It serializes as its ranges (inclusive `(start,
+/// end)` pairs): a shard's slots are a few runs, so a header's slots take a few bytes on the
+/// wire instead of a bitmap of up to 2 KiB (specs/protocol.md §10).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SlotSet {
     words: Words,
 }
@@ -125,6 +127,15 @@ macro_rules! bitset_ops {
                     .any(|(a, b)| a & b != 0)
             }
 
+            /// Whether every member is also a member of `other`.
+            #[inline]
+            pub fn is_subset(&self, other: &Self) -> bool {
+                self.words
+                    .iter()
+                    .enumerate()
+                    .all(|(i, w)| w & !other.words.get(i).copied().unwrap_or(0) == 0)
+            }
+
             /// Number of members shared with `other`.
             #[inline]
             pub fn intersection_len(&self, other: &Self) -> usize {
@@ -153,15 +164,91 @@ bitset_ops!(NodeSet, NodeId, NodeId::index, |i: usize| NodeId(i as u16));
 
 impl SlotSet {
     /// Contiguous runs of slots as inclusive `(start, end)` pairs, as `CLUSTER NODES` prints them.
+    /// Whole words of members or non-members are skipped at once.
     pub fn ranges(&self) -> Vec<(u16, u16)> {
         let mut out: Vec<(u16, u16)> = Vec::new();
-        for slot in self.iter() {
-            match out.last_mut() {
-                Some((_, end)) if *end + 1 == slot => *end = slot,
-                _ => out.push((slot, slot)),
+        let mut open: Option<usize> = None;
+        for (wi, &word) in self.words.iter().enumerate() {
+            let base = wi * 64;
+            match word {
+                0 => close_run(&mut open, base, &mut out),
+                u64::MAX => {
+                    open.get_or_insert(base);
+                }
+                _ => {
+                    for b in 0..64 {
+                        if word & (1 << b) != 0 {
+                            open.get_or_insert(base + b);
+                        } else {
+                            close_run(&mut open, base + b, &mut out);
+                        }
+                    }
+                }
             }
         }
+        close_run(&mut open, self.words.len() * 64, &mut out);
         out
+    }
+
+    /// Adds every slot of `start..=end`, a word at a time.
+    pub fn insert_range(&mut self, start: u16, end: u16) {
+        if start > end {
+            return;
+        }
+        let (first, last) = (usize::from(start), usize::from(end));
+        if last / 64 >= self.words.len() {
+            self.words.resize(last / 64 + 1, 0);
+        }
+        for wi in first / 64..=last / 64 {
+            let lo = if wi == first / 64 { first % 64 } else { 0 };
+            let hi = if wi == last / 64 { last % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            self.words[wi] |= mask;
+        }
+    }
+
+    /// The set whose words (64 slots each, slot 0 in the lowest bit of the first) are `words`.
+    pub fn from_words(words: impl IntoIterator<Item = u64>) -> SlotSet {
+        let mut set = SlotSet {
+            words: words.into_iter().collect(),
+        };
+        set.trim();
+        set
+    }
+
+    /// The largest member.
+    pub fn last(&self) -> Option<u16> {
+        let top = self.words.last()?;
+        Some(((self.words.len() - 1) * 64 + 63 - top.leading_zeros() as usize) as u16)
+    }
+}
+
+/// Ends the run that started at `open`, if any, just before `at`.
+fn close_run(open: &mut Option<usize>, at: usize, out: &mut Vec<(u16, u16)>) {
+    if let Some(start) = open.take() {
+        out.push((start as u16, (at - 1) as u16));
+    }
+}
+
+impl Serialize for SlotSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.ranges().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SlotSet {
+    /// Ranges in any order, overlapping or not; a range whose start is past its end is refused.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let ranges = Vec::<(u16, u16)>::deserialize(deserializer)?;
+        let mut set = SlotSet::default();
+        for (start, end) in ranges {
+            if start > end {
+                return Err(serde::de::Error::custom("slot range ends before it starts"));
+            }
+            set.insert_range(start, end);
+        }
+        set.trim();
+        Ok(set)
     }
 }
 
@@ -214,6 +301,41 @@ mod tests {
         assert!(!s.contains(63));
         assert_eq!(s.ranges(), vec![(0, 0), (64, 64), (16383, 16383)]);
         assert_eq!(s.to_string(), "{0,64,16383}");
+    }
+
+    #[test]
+    fn ranges_round_trip_through_serde_and_match_a_slot_by_slot_scan() {
+        let sets: Vec<SlotSet> = vec![
+            SlotSet::new(),
+            (0..5461).collect(),
+            (10923..16384).collect(),
+            [0, 63, 64, 127, 128, 16383].into_iter().collect(),
+            (60..70).chain(100..300).chain(16380..16384).collect(),
+            (0..16384).filter(|s| s % 3 != 0).collect(),
+        ];
+        for set in sets {
+            let mut naive: Vec<(u16, u16)> = Vec::new();
+            for slot in set.iter() {
+                match naive.last_mut() {
+                    Some((_, end)) if *end + 1 == slot => *end = slot,
+                    _ => naive.push((slot, slot)),
+                }
+            }
+            assert_eq!(set.ranges(), naive);
+            let bytes = postcard::to_allocvec(&set).expect("encodes");
+            assert_eq!(
+                postcard::from_bytes::<SlotSet>(&bytes).ok(),
+                Some(set.clone())
+            );
+            assert_eq!(set.last(), set.iter().last());
+            let all: SlotSet = (0..16384).collect();
+            assert!(set.is_subset(&all) && set.is_subset(&set));
+            assert_eq!(all.is_subset(&set), set.len() == 16384);
+        }
+        let contiguous: SlotSet = (10923..16384).collect();
+        assert!(postcard::to_allocvec(&contiguous).expect("encodes").len() <= 8);
+        let backwards = postcard::to_allocvec(&vec![(5u16, 4u16)]).expect("encodes");
+        assert!(postcard::from_bytes::<SlotSet>(&backwards).is_err());
     }
 
     #[test]

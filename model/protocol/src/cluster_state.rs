@@ -6,6 +6,7 @@
 //! cannot reach a majority of slot-owning masters must stop accepting writes, as Redis's
 //! minority master does after node_timeout), and the checker must be able to see it.
 
+use crate::bitset::NodeSet;
 use crate::ids::NodeId;
 use crate::layout::Layout;
 use crate::state::{Health, NodeState, Role};
@@ -60,17 +61,25 @@ pub fn cluster_status(state: &NodeState, layout: &Layout) -> ClusterStatus {
         true => Health::Ok,
         false => state.peer(node).map_or(Health::Ok, |p| p.health),
     };
+    // Owners come in runs of slots: judge each run's owner once.
+    let mut owners = NodeSet::new();
+    let mut last = None;
     for (slot, owner) in state.slots.iter() {
         let Some(owner) = owner else {
             return ClusterStatus::Fail(FailReason::UncoveredSlot(slot));
         };
+        if last == Some(owner) {
+            continue;
+        }
+        last = Some(owner);
         if health(owner).is_fail() {
             return ClusterStatus::Fail(FailReason::OwnerFailed { slot, owner });
         }
+        owners.insert(owner);
     }
-    let reachable = (0..state.peers.len())
-        .map(|i| NodeId(i as u16))
-        .filter(|&n| role_of(state, n) == Role::Master && state.slots.owns_any(n))
+    let reachable = owners
+        .iter()
+        .filter(|&n| n.index() < state.peers.len() && role_of(state, n) == Role::Master)
         .filter(|&n| health(n) == Health::Ok)
         .count();
     let needed = layout.quorum();

@@ -89,45 +89,90 @@ pub struct PeerView {
 }
 
 /// Which node each slot is bound to, in one node's view (`server.cluster->slots`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SlotMap(SmallVec<[Option<NodeId>; 8]>);
+///
+/// Stored as one `u16` per slot, 0 for unbound and `id + 1` for a node, rather than as
+/// `Option<NodeId>`: a real node scans its 16,384 slots several times a step (its header's
+/// slots, claims, the cluster state), and plain integers compare, hash and scan a vector at a
+/// time. It serializes as a sequence of `Option<NodeId>`, as it always has (state files).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SlotMap(SmallVec<[u16; 8]>);
+
+/// A slot's entry for `node`.
+#[inline]
+fn code(node: NodeId) -> Option<u16> {
+    node.0.checked_add(1)
+}
+
+/// The node an entry names, if any.
+#[inline]
+fn decode(entry: u16) -> Option<NodeId> {
+    entry.checked_sub(1).map(NodeId)
+}
 
 impl SlotMap {
     /// All slots unbound.
     pub fn unbound(slot_count: usize) -> SlotMap {
-        SlotMap(SmallVec::from_elem(None, slot_count))
+        SlotMap(SmallVec::from_elem(0, slot_count))
     }
 
     /// The owner of `slot`, if bound (and in range).
     #[inline]
     pub fn owner(&self, slot: u16) -> Option<NodeId> {
-        self.0.get(usize::from(slot)).copied().flatten()
+        self.0.get(usize::from(slot)).copied().and_then(decode)
     }
 
     /// Binds `slot` to `node`. Out-of-range slots are ignored: callers only pass slots from
     /// validated sets, and peer input is range-checked at decoding.
     pub fn bind(&mut self, slot: u16, node: NodeId) {
-        if let Some(entry) = self.0.get_mut(usize::from(slot)) {
-            *entry = Some(node);
+        if let (Some(entry), Some(code)) = (self.0.get_mut(usize::from(slot)), code(node)) {
+            *entry = code;
         }
     }
 
     /// Slots bound to `node`.
     pub fn slots_of(&self, node: NodeId) -> SlotSet {
-        self.iter()
-            .filter(|(_, owner)| *owner == Some(node))
-            .map(|(slot, _)| slot)
-            .collect()
+        let Some(code) = code(node) else {
+            return SlotSet::new();
+        };
+        SlotSet::from_words(self.0.chunks(64).map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .fold(0u64, |word, (b, &e)| word | (u64::from(e == code) << b))
+        }))
+    }
+
+    /// The owner of the first slot of `slots` (in slot order) whose owner satisfies `wanted`.
+    /// `wanted` is asked once per node, not once per slot, and `slots` is read a run at a time.
+    pub fn first_owner_among(
+        &self,
+        slots: &SlotSet,
+        wanted: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let last = self.0.len().checked_sub(1)?;
+        let top = self.0.iter().copied().max().unwrap_or(0);
+        let table: Vec<bool> = (0..=top).map(|e| decode(e).is_some_and(&wanted)).collect();
+        slots.ranges().into_iter().find_map(|(start, end)| {
+            let run = self
+                .0
+                .get(usize::from(start)..=usize::from(end).min(last))?;
+            run.iter()
+                .find(|&&e| table[usize::from(e)])
+                .and_then(|&e| decode(e))
+        })
     }
 
     /// Whether `node` owns at least one slot.
     pub fn owns_any(&self, node: NodeId) -> bool {
-        self.0.contains(&Some(node))
+        code(node).is_some_and(|code| self.0.contains(&code))
     }
 
     /// `(slot, owner)` pairs in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u16, Option<NodeId>)> + '_ {
-        self.0.iter().enumerate().map(|(s, o)| (s as u16, *o))
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(s, &e)| (s as u16, decode(e)))
     }
 
     /// Number of slots.
@@ -138,6 +183,28 @@ impl SlotMap {
     /// Whether there are no slots.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl Serialize for SlotMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|&e| decode(e)))
+    }
+}
+
+impl<'de> Deserialize<'de> for SlotMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let owners = Vec::<Option<NodeId>>::deserialize(deserializer)?;
+        owners
+            .into_iter()
+            .map(|o| match o {
+                None => Ok(0),
+                Some(node) => {
+                    code(node).ok_or_else(|| serde::de::Error::custom("node id too large"))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(SlotMap)
     }
 }
 
@@ -481,5 +548,39 @@ mod tests {
             stray.fits(&three_by_one),
             Err(LayoutMismatch::UnknownNode(NodeId(9)))
         );
+    }
+
+    /// The scans a real node runs on 16,384 slots agree with slot-by-slot definitions.
+    #[test]
+    fn slot_map_scans_agree_with_slot_by_slot_scans() {
+        let mut map = SlotMap::unbound(16384);
+        for slot in 0..16384u16 {
+            match slot % 7 {
+                0 => {}
+                k => map.bind(slot, NodeId(u16::from(k > 3) + (slot / 3000))),
+            }
+        }
+        let claims: Vec<SlotSet> = vec![
+            (0..16384).collect(),
+            (5000..5100).chain(9000..9001).collect(),
+            [16383].into_iter().collect(),
+            SlotSet::new(),
+        ];
+        for node in (0..8).map(NodeId) {
+            let naive: SlotSet = (0..16384).filter(|&s| map.owner(s) == Some(node)).collect();
+            assert_eq!(map.slots_of(node), naive);
+            assert_eq!(map.owns_any(node), !naive.is_empty());
+            for claimed in &claims {
+                let wanted = |o: NodeId| o.0 >= node.0;
+                let first = claimed
+                    .iter()
+                    .find_map(|s| map.owner(s).filter(|&o| wanted(o)));
+                assert_eq!(map.first_owner_among(claimed, wanted), first);
+            }
+        }
+        let bytes = postcard::to_allocvec(&map).expect("encodes");
+        let as_options: Vec<Option<NodeId>> = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(as_options.len(), 16384);
+        assert_eq!(postcard::from_bytes::<SlotMap>(&bytes).ok(), Some(map));
     }
 }

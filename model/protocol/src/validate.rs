@@ -14,7 +14,6 @@ fn node_ok(layout: &Layout, node: NodeId) -> bool {
 
 fn slots_ok(layout: &Layout, slots: &SlotSet) -> bool {
     slots
-        .iter()
         .last()
         .is_none_or(|s| usize::from(s) < layout.slot_count())
 }

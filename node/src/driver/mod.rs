@@ -88,6 +88,8 @@ pub struct Driver {
     actor: ClusterNode,
     me: NodeId,
     state: NodeState,
+    /// Counts the changes of `state`, so that a reader can tell cheaply whether it moved.
+    revision: u64,
     incarnation: u32,
     names: Directory,
     timers: Timers,
@@ -134,6 +136,7 @@ impl Driver {
             actor,
             me,
             state,
+            revision: 0,
             incarnation,
             names: Directory::new(me, name, n).knowing(&peer_names),
             timers: Timers::default(),
@@ -352,7 +355,15 @@ impl Driver {
     /// How far this node's data has come (replication offset): advertised in every header from
     /// now on, and what the replica rank compares. Data, not a decision (the actor ranks).
     pub fn set_replication_offset(&mut self, offset: u64) {
-        self.state.note_replication_offset(offset);
+        if self.state.peer(self.me).map(|me| me.repl_offset) != Some(offset) {
+            self.state.note_replication_offset(offset);
+            self.revision += 1;
+        }
+    }
+
+    /// A number that changes whenever the protocol state does ([`Driver::state`]).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// This start's incarnation.
@@ -447,10 +458,13 @@ impl Driver {
         cause: Cause<'_>,
         now: Now,
     ) {
-        let after = next.as_ref().unwrap_or(&self.state);
-        let lines = events::step_lines(&self.state, after, cause, &out, &self.names);
+        let lines = match &next {
+            Some(after) => events::step_lines(&self.state, after, cause, &out, &self.names),
+            None => events::vote_lines(&out, &self.names),
+        };
         if let Some(next) = next {
             self.state = next;
+            self.revision += 1;
         }
         self.interpret(out, now);
         if let Some(trace) = &mut self.trace {

@@ -46,6 +46,8 @@ pub(crate) struct Runtime {
     /// Bus payload bytes sent and received (UDP payloads, every datagram read or handed to
     /// the socket): what a node costs the network, reported beside the driver's counters.
     bus_bytes: (u64, u64),
+    /// The driver's revision the client port last saw ([`Driver::revision`]).
+    published: Option<u64>,
 }
 
 /// The time of an input, read from the system's clocks.
@@ -115,6 +117,7 @@ impl Runtime {
             trace,
             operator: tokio::sync::mpsc::channel(8),
             bus_bytes: (0, 0),
+            published: None,
         };
         rt.carry_out().await?;
         rt.publish();
@@ -131,10 +134,15 @@ impl Runtime {
         self.operator.0.clone()
     }
 
-    fn publish(&self) {
+    /// Hands the client port what it reads: the state and the cluster status only when the
+    /// state changed (most steps, a PONG from a healthy peer, change nothing), the counters always.
+    fn publish(&mut self) {
         if let Ok(mut s) = self.shared.write() {
-            s.state = self.driver.state().clone();
-            s.status = cluster_status(&s.state, &self.config.layout);
+            if self.published != Some(self.driver.revision()) {
+                self.published = Some(self.driver.revision());
+                s.state = self.driver.state().clone();
+                s.status = cluster_status(&s.state, &self.config.layout);
+            }
             s.counters = self.driver.counters().clone();
             s.counters.insert("bus_bytes_sent", self.bus_bytes.0);
             s.counters.insert("bus_bytes_received", self.bus_bytes.1);

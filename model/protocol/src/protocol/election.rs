@@ -212,11 +212,9 @@ impl Step<'_, '_> {
         {
             return;
         }
-        let newer_owner = req.slots.iter().find_map(|slot| {
-            st.slots
-                .owner(slot)
-                .filter(|&o| st.epoch_of(o) > req.master_config_epoch)
-        });
+        let newer_owner = st
+            .slots
+            .first_owner_among(&req.slots, |o| st.epoch_of(o) > req.master_config_epoch);
         if let Some(owner) = newer_owner {
             let claim = SlotClaim {
                 node: owner,

@@ -205,6 +205,10 @@ impl Step<'_, '_> {
     /// whose owner has a strictly lower configEpoch; follow `claimer` if that took my shard's
     /// last slot.
     pub(crate) fn apply_claim(&mut self, claimer: NodeId, epoch: Epoch, claimed: &SlotSet) {
+        // Most claims are repeats of what is bound already (a real node's every header).
+        if claimed.is_subset(&self.st().slots.slots_of(claimer)) {
+            return;
+        }
         let my_shard = self.st().shard_master();
         let mut took_from_my_shard = false;
         for slot in claimed.iter() {
@@ -228,11 +232,9 @@ impl Step<'_, '_> {
     /// an UPDATE about that owner (Redis reports the first such owner only).
     fn answer_stale_claim(&mut self, to: NodeId, epoch: Epoch, claimed: &SlotSet) {
         let st = self.st();
-        let newer = claimed.iter().find_map(|slot| {
-            st.slots
-                .owner(slot)
-                .filter(|&o| o != to && st.epoch_of(o) > epoch)
-        });
+        let newer = st
+            .slots
+            .first_owner_among(claimed, |o| o != to && st.epoch_of(o) > epoch);
         if let Some(owner) = newer {
             let claim = SlotClaim {
                 node: owner,
