@@ -134,12 +134,21 @@ impl SlotMap {
         let Some(code) = code(node) else {
             return SlotSet::new();
         };
-        SlotSet::from_words(self.0.chunks(64).map(|chunk| {
-            chunk
-                .iter()
-                .enumerate()
-                .fold(0u64, |word, (b, &e)| word | (u64::from(e == code) << b))
-        }))
+        let word = |chunk: &[u16]| {
+            let mut word = 0u64;
+            for (b, &e) in chunk.iter().enumerate() {
+                word |= u64::from(e == code) << b;
+            }
+            word
+        };
+        let mut words: Vec<u64> = Vec::with_capacity(self.0.len().div_ceil(64));
+        let whole = self.0.chunks_exact(64);
+        let tail = whole.remainder();
+        words.extend(whole.map(word));
+        if !tail.is_empty() {
+            words.push(word(tail));
+        }
+        SlotSet::from_words(words)
     }
 
     /// The owner of the first slot of `slots` (in slot order) whose owner satisfies `wanted`.
@@ -149,17 +158,39 @@ impl SlotMap {
         slots: &SlotSet,
         wanted: impl Fn(NodeId) -> bool,
     ) -> Option<NodeId> {
-        let last = self.0.len().checked_sub(1)?;
-        let top = self.0.iter().copied().max().unwrap_or(0);
-        let table: Vec<bool> = (0..=top).map(|e| decode(e).is_some_and(&wanted)).collect();
-        slots.ranges().into_iter().find_map(|(start, end)| {
-            let run = self
-                .0
-                .get(usize::from(start)..=usize::from(end).min(last))?;
-            run.iter()
-                .find(|&&e| table[usize::from(e)])
-                .and_then(|&e| decode(e))
+        // Owners come in long runs: ask about an entry only when it differs from the last.
+        let mut last: Option<(u16, bool)> = None;
+        let mut is_wanted = |e: u16| match last {
+            Some((seen, answer)) if seen == e => answer,
+            _ => {
+                let answer = decode(e).is_some_and(&wanted);
+                last = Some((e, answer));
+                answer
+            }
+        };
+        slots
+            .ranges()
+            .into_iter()
+            .find_map(|(start, end)| self.run(start, end)?.iter().find(|&&e| is_wanted(e)))
+            .and_then(|&e| decode(e))
+    }
+
+    /// Whether every slot of `slots` is bound to `node`.
+    pub fn all_bound_to(&self, slots: &SlotSet, node: NodeId) -> bool {
+        let Some(code) = code(node) else {
+            return slots.is_empty();
+        };
+        slots.ranges().into_iter().all(|(start, end)| {
+            self.run(start, end).is_some_and(|run| {
+                run.len() == usize::from(end - start) + 1 && run.iter().all(|&e| e == code)
+            })
         })
+    }
+
+    /// The entries of slots `start..=end` that are in the map.
+    fn run(&self, start: u16, end: u16) -> Option<&[u16]> {
+        let last = self.0.len().checked_sub(1)?;
+        self.0.get(usize::from(start)..=usize::from(end).min(last))
     }
 
     /// Whether `node` owns at least one slot.
@@ -571,6 +602,8 @@ mod tests {
             assert_eq!(map.slots_of(node), naive);
             assert_eq!(map.owns_any(node), !naive.is_empty());
             for claimed in &claims {
+                let naive_all = claimed.iter().all(|s| map.owner(s) == Some(node));
+                assert_eq!(map.all_bound_to(claimed, node), naive_all);
                 let wanted = |o: NodeId| o.0 >= node.0;
                 let first = claimed
                     .iter()

@@ -97,16 +97,34 @@ impl Step<'_, '_> {
         if self.node.bug(Bug::UnpersistedEpochBump) {
             self.skip_save = true;
         }
-        let request = VoteRequest {
+        let request = self.vote_request(master, epoch, forced);
+        self.broadcast(&Msg::AuthRequest(request));
+        let timeout = self.node.timing.auth_timeout();
+        self.set_timer(Timer::ElectionTimeout, exactly(timeout));
+    }
+
+    /// The request for votes of an election in `epoch` to replace `master`, as I see it now.
+    fn vote_request(&self, master: NodeId, epoch: Epoch, forced: bool) -> VoteRequest {
+        VoteRequest {
             epoch,
             master,
             master_config_epoch: self.st().epoch_of(master),
             slots: self.st().slots.slots_of(master),
             forced,
-        };
-        self.broadcast(&Msg::AuthRequest(request));
-        let timeout = self.node.timing.auth_timeout();
-        self.set_timer(Timer::ElectionTimeout, exactly(timeout));
+        }
+    }
+
+    /// On every tick while an election runs: ask again (§6, step 2). A master that had not yet
+    /// marked my master FAIL when the first request came refused it; it grants this copy once
+    /// it has. A master that already voted in this epoch ignores it, so it is as safe as the
+    /// duplicate the network may deliver anyway, and it lets the election delay be short.
+    pub(crate) fn repeat_vote_request(&mut self) {
+        if let (Election::Running { epoch, forced, .. }, Role::Replica { of }) =
+            (&self.st().election, self.st().role)
+        {
+            let request = self.vote_request(of, *epoch, *forced);
+            self.broadcast(&Msg::AuthRequest(request));
+        }
     }
 
     /// No quorum within auth_timeout: retry after auth_retry, if the master is still FAIL then.

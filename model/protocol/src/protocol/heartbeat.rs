@@ -20,10 +20,18 @@ use crate::timer::Timer;
 /// The header `state` advertises.
 pub fn header(state: &NodeState) -> Header {
     Header {
+        slots: state.slots.slots_of(state.shard_master()),
+        ..header_fields(state)
+    }
+}
+
+/// The header `state` advertises, with its slots left empty.
+fn header_fields(state: &NodeState) -> Header {
+    Header {
         current_epoch: state.current_epoch,
         config_epoch: state.advertised_config_epoch(),
         master: state.role.master(),
-        slots: state.slots.slots_of(state.shard_master()),
+        slots: SlotSet::new(),
         repl_offset: state.peers[state.me.index()].repl_offset,
         flags: HeaderFlags {
             no_failover: state.no_failover,
@@ -62,9 +70,8 @@ pub fn gossip_about(state: &NodeState, node: NodeId) -> Msg {
 /// copy of a node's header and gossip current without waiting for the next tick.
 pub fn announcements(before: &NodeState, after: &NodeState) -> Vec<(Option<NodeId>, Msg)> {
     let mut out = Vec::new();
-    let h = header(after);
-    if h != header(before) {
-        out.extend(header_announcement(h));
+    if header_changed(before, after) {
+        out.extend(header_announcement(header(after)));
     }
     for (i, (b, a)) in before.peers.iter().zip(&after.peers).enumerate() {
         let node = NodeId(i as u16);
@@ -86,6 +93,16 @@ pub fn announcements(before: &NodeState, after: &NodeState) -> Vec<(Option<NodeI
     out
 }
 
+/// Whether `header(after)` differs from `header(before)`, without building the slot sets
+/// unless the slot maps differ (a real node's have 16,384 slots, and most steps change none).
+fn header_changed(before: &NodeState, after: &NodeState) -> bool {
+    let may_differ = before.slots != after.slots || before.shard_master() != after.shard_master();
+    header_fields(before) != header_fields(after)
+        || (may_differ
+            && before.slots.slots_of(before.shard_master())
+                != after.slots.slots_of(after.shard_master()))
+}
+
 /// How a node announces a new header: as an unsolicited PONG (Redis broadcasts one after a
 /// promotion; it also lets every peer clear a suspicion of the sender) and as a PING (which asks
 /// every peer for its own PONG). The PONG a peer sends back to any later PING carries the same
@@ -96,7 +113,8 @@ pub fn header_announcement(h: Header) -> [(Option<NodeId>, Msg); 2] {
 
 impl Step<'_, '_> {
     /// Periodic tick: PING every peer with my header, gossip about every node I suspect and
-    /// FAIL for every node I have FAIL, then re-arm. (Everything it sends was already sent when it last changed; the tick
+    /// FAIL for every node I have FAIL, repeat a running election's request for votes, then
+    /// re-arm. (Everything it sends was already sent when it last changed; the tick
     /// repeats it because datagrams get lost.)
     pub(crate) fn on_tick(&mut self) {
         if self.node.bug(Bug::TickSendsNothing) {
@@ -121,6 +139,7 @@ impl Step<'_, '_> {
                 }
             }
         }
+        self.repeat_vote_request();
         // While paused for a manual failover, tick (and so send the header with the offset) as
         // often as Redis's cron pings the replica, whatever node_timeout is (§6.1).
         let interval = match self.st().manual {
@@ -206,7 +225,7 @@ impl Step<'_, '_> {
     /// last slot.
     pub(crate) fn apply_claim(&mut self, claimer: NodeId, epoch: Epoch, claimed: &SlotSet) {
         // Most claims are repeats of what is bound already (a real node's every header).
-        if claimed.is_subset(&self.st().slots.slots_of(claimer)) {
+        if self.st().slots.all_bound_to(claimed, claimer) {
             return;
         }
         let my_shard = self.st().shard_master();

@@ -425,3 +425,41 @@ fn a_paused_master_ticks_every_100_ms_until_the_pause_ends() {
     let after = fire(&a, &mut master, Timer::Tick);
     assert_eq!(ticks(&after), [a.timing.ping_interval]);
 }
+
+#[test]
+fn a_running_election_asks_again_on_every_tick_and_a_late_voter_grants_the_repeat() {
+    let a = actor();
+    let mut candidate = start(&a, 5);
+    fire(&a, &mut candidate, Timer::PeerTimeout(NodeId(2)));
+    deliver(&a, &mut candidate, 0, Msg::Fail { node: NodeId(2) });
+    fire(&a, &mut candidate, Timer::ElectionDelay);
+    let tick = fire(&a, &mut candidate, Timer::Tick);
+    let asked: Vec<(usize, Msg)> = sends(&tick)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Msg::AuthRequest(r) if r.epoch == Epoch(4)))
+        .collect();
+    assert_eq!(
+        asked.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    let repeat = asked[0].1.clone();
+    // Master 0 did not have n2 FAIL when the first request came: refused.
+    let mut voter = start(&a, 0);
+    let early = deliver(&a, &mut voter, 5, repeat.clone());
+    assert!(!sends(&early)
+        .iter()
+        .any(|(_, m)| matches!(m, Msg::AuthAck { .. })));
+    // It marks n2 FAIL, and grants the repeat.
+    fire(&a, &mut voter, Timer::PeerTimeout(NodeId(2)));
+    deliver(&a, &mut voter, 1, n2_pfail_report(true));
+    let late = deliver(&a, &mut voter, 5, repeat);
+    assert!(sends(&late).contains(&(5, ack(4))));
+    // Once it has won, its ticks ask for nothing.
+    deliver(&a, &mut candidate, 0, ack(4));
+    deliver(&a, &mut candidate, 1, ack(4));
+    assert_eq!(candidate.role, Role::Master);
+    let after = fire(&a, &mut candidate, Timer::Tick);
+    assert!(!sends(&after)
+        .iter()
+        .any(|(_, m)| matches!(m, Msg::AuthRequest(_))));
+}
