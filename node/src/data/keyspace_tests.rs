@@ -94,7 +94,6 @@ impl Reference {
 /// One step on both; the answers, rendered alike, must match.
 fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (String, String) {
     let t = *now;
-    let b = |k: usize| Bytes::from_static(KEYS[k]);
     match op {
         Op::Set(k, v, cond, delay, keep) => {
             let expiry = match (delay, keep) {
@@ -102,7 +101,11 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
                 (None, true) => SetExpiry::Keep,
                 (None, false) => SetExpiry::Clear,
             };
-            let got = ks.set(b(*k), Bytes::from(v.clone()), *cond, expiry, t);
+            let got = match ks.set(KEYS[*k], v, *cond, expiry, t) {
+                SetOutcome::Stored(old) => (true, old.map(|r| r.value().to_vec())),
+                // Refused: the key is unchanged, its value the old one.
+                SetOutcome::Refused => (false, ks.get(KEYS[*k], t).map(<[u8]>::to_vec)),
+            };
             let old = rf.live(KEYS[*k], t).cloned();
             let applies = match cond {
                 SetCondition::Always => true,
@@ -118,10 +121,7 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
                 rf.map.insert(KEYS[*k].to_vec(), (v.clone(), at));
             }
             let want = (applies, old.map(|o| o.0));
-            (
-                format!("{:?}", (got.0, got.1.map(|v| v.to_vec()))),
-                format!("{want:?}"),
-            )
+            (format!("{got:?}"), format!("{want:?}"))
         }
         Op::Get(k) => (
             format!("{:?}", ks.get(KEYS[*k], t).map(|v| v.to_vec())),
@@ -131,7 +131,7 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
             let want = rf.live(KEYS[*k], t).map(|o| o.0.clone());
             rf.map.remove(KEYS[*k]);
             (
-                format!("{:?}", ks.remove(KEYS[*k], t).map(|v| v.to_vec())),
+                format!("{:?}", ks.remove(KEYS[*k], t).map(|r| r.value().to_vec())),
                 format!("{want:?}"),
             )
         }
@@ -177,7 +177,7 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
                 );
             }
             (
-                format!("{:?}", ks.incr_by(b(*k), *delta, t)),
+                format!("{:?}", ks.incr_by(KEYS[*k], *delta, t)),
                 format!("{want:?}"),
             )
         }
@@ -186,7 +186,10 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
             v.extend_from_slice(suffix);
             let len = v.len();
             rf.map.insert(KEYS[*k].to_vec(), (v, at));
-            (format!("{}", ks.append(b(*k), suffix, t)), format!("{len}"))
+            (
+                format!("{}", ks.append(KEYS[*k], suffix, t)),
+                format!("{len}"),
+            )
         }
         Op::Advance(ms) => {
             *now += ms;
@@ -204,6 +207,8 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
                 got.extend(keys.iter().map(|k| k.to_vec()));
                 cursor = next;
             }
+            // Slot after slot; in no particular order within a slot.
+            got.sort_by_key(|k| (key_slot(k), k.clone()));
             let want: Vec<_> = rf
                 .live_keys(t)
                 .into_iter()
@@ -214,27 +219,35 @@ fn step(ks: &mut Keyspace, rf: &mut Reference, now: &mut u64, op: &Op) -> (Strin
     }
 }
 
-/// The indexes and the memory count agree with the map.
+/// The expiry index, the counts and the memory count agree with the tables, and each table
+/// holds keys of its slot only.
 fn check_indexes(ks: &Keyspace) {
-    let used: usize = ks.entries.iter().map(|(k, e)| footprint(k, e)).sum();
-    assert_eq!(ks.used, used);
-    assert_eq!(ks.by_slot.len(), ks.entries.len());
+    let records: Vec<&Record> = ks
+        .slots
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(|s| &s.0)
+        .collect();
+    assert_eq!(ks.len, records.len());
     assert_eq!(
-        ks.slot_counts.iter().map(|&n| n as usize).sum::<usize>(),
-        ks.entries.len()
+        ks.used,
+        records.iter().map(|r| r.footprint()).sum::<usize>()
     );
-    for (key, entry) in &ks.entries {
-        assert!(ks.by_slot.contains(&(key_slot(key), key.clone())));
-        if let Some(at) = entry.expires_at {
-            assert!(ks.by_expiry.contains(&(at, key.clone())));
+    for (slot, table) in ks.slots.iter().enumerate() {
+        assert!(table.iter().all(|s| slot_of(s.0.key()) == slot));
+        if table.is_empty() {
+            assert_eq!(table.capacity(), 0, "an empty slot's table is freed");
         }
     }
-    let expiring = ks
-        .entries
-        .values()
-        .filter(|e| e.expires_at.is_some())
-        .count();
-    assert_eq!(ks.by_expiry.len(), expiring);
+    let mut due_entries: Vec<Box<[u8]>> = records
+        .iter()
+        .filter_map(|r| r.expires_at().map(|at| due(at, r.key())))
+        .collect();
+    due_entries.sort();
+    assert_eq!(
+        ks.by_expiry.iter().cloned().collect::<Vec<_>>(),
+        due_entries
+    );
 }
 
 proptest! {
@@ -254,14 +267,8 @@ proptest! {
 #[test]
 fn an_expired_key_is_never_returned() {
     let mut ks = Keyspace::new();
-    ks.set(
-        Bytes::from_static(b"k"),
-        Bytes::from_static(b"v"),
-        SetCondition::Always,
-        SetExpiry::At(10),
-        0,
-    );
-    assert_eq!(ks.get(b"k", 9).map(|v| v.to_vec()), Some(b"v".to_vec()));
+    ks.set(b"k", b"v", SetCondition::Always, SetExpiry::At(10), 0);
+    assert_eq!(ks.get(b"k", 9), Some(&b"v"[..]));
     assert_eq!(ks.get(b"k", 10), None);
     assert_eq!(ks.len(), 0, "reading an expired key removes it");
 }
@@ -271,16 +278,10 @@ fn active_expiry_removes_due_keys_oldest_first_within_its_budget() {
     let mut ks = Keyspace::new();
     for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
         let at = SetExpiry::At(10 + i as u64);
-        ks.set(
-            Bytes::copy_from_slice(key),
-            Bytes::new(),
-            SetCondition::Always,
-            at,
-            0,
-        );
+        ks.set(key, b"", SetCondition::Always, at, 0);
     }
     assert_eq!(ks.remove_expired(11, 1), 1);
-    assert_eq!(ks.keys_in_slot(key_slot(b"a"), 10, 0), Vec::<Bytes>::new());
+    assert_eq!(ks.keys_in_slot(key_slot(b"a"), 10, 0), Vec::<&[u8]>::new());
     assert_eq!(ks.remove_expired(11, 10), 1);
     assert_eq!(ks.len(), 1);
 }
@@ -316,13 +317,18 @@ fn integers_are_parsed_as_redis_does() {
 fn memory_is_counted_and_given_back() {
     let mut ks = Keyspace::new();
     ks.set(
-        Bytes::from_static(b"key"),
-        Bytes::from(vec![0; 1000]),
+        b"key",
+        &[0; 1000],
         SetCondition::Always,
         SetExpiry::Clear,
         0,
     );
-    assert_eq!(ks.used_memory(), 3 + 1000 + ENTRY_OVERHEAD);
+    let plain = 3 + 1000 + ENTRY_OVERHEAD;
+    assert_eq!(ks.used_memory(), plain);
+    ks.set_expiry(b"key", Some(10), 0);
+    assert_eq!(ks.used_memory(), plain + 3 + EXPIRY_OVERHEAD);
+    ks.set_expiry(b"key", None, 0);
+    assert_eq!(ks.used_memory(), plain);
     ks.remove(b"key", 0);
     assert_eq!(ks.used_memory(), 0);
 }

@@ -37,7 +37,7 @@ fn write(keys: &mut Keyspace, log: &mut Backlog, change: Change) {
     log.append(propagated);
 }
 
-fn sorted(keys: &Keyspace) -> Vec<(Bytes, Bytes, Option<u64>)> {
+fn sorted(keys: &Keyspace) -> Vec<Record> {
     let mut all = keys.entries(NOW);
     all.sort();
     all
@@ -64,7 +64,7 @@ proptest! {
         cuts.extend([0, stream.len()]);
         cuts.sort_unstable();
         let (mut replica, mut follower) = (Dataset::new(id(2), 1 << 20), Follower::default());
-        replica.keys.put(Bytes::from_static(b"stale"), Bytes::new(), None);
+        replica.keys.put(b"stale", b"", None);
         for w in cuts.windows(2) {
             follower.receive(&stream[w[0]..w[1]], &mut replica).expect("a valid stream");
         }
