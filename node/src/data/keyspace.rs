@@ -21,9 +21,10 @@
 //! handles pointing at them would cost more than the bytes themselves; a table holds one
 //! 16-byte pointer per key. Keys and values are copied out of the request rather than shared
 //! with it: a shared buffer would keep the whole network read it was cut from alive for as long
-//! as the key lives. What leaves the keyspace is copied once more (a reply, a change streamed to
-//! replicas, a full copy for a replica, which clones the records while the keys are locked and
-//! encodes them after).
+//! as the key lives. What leaves the keyspace is copied once more: a reply, a change streamed to
+//! replicas, and a full copy for a replica ([`Entries`]), whose records are copied back to back
+//! into one buffer while the keys are locked (a copy per key would take an allocation each, and
+//! the keys stay locked while it is made) and encoded after they are released.
 //!
 //! Why the tables grow incrementally: a table that doubles by moving every entry at once stops
 //! the node for as long as that takes, which grows with the table; keys are spread over the
@@ -87,36 +88,19 @@ impl Record {
         Record(bytes.into_boxed_slice())
     }
 
-    /// Where the expiry time starts, if there is one, and where the key starts and ends.
-    fn layout(&self) -> (Option<usize>, usize, usize) {
-        let (header, mut start) = read_varint(&self.0);
-        let expiry = (header & 1 == 1).then_some(start);
-        if expiry.is_some() {
-            start += 8;
-        }
-        (expiry, start, start + (header >> 1) as usize)
-    }
-
     /// The key.
     pub fn key(&self) -> &[u8] {
-        let (_, start, end) = self.layout();
-        &self.0[start..end]
+        parts(&self.0).0
     }
 
     /// The value.
     pub fn value(&self) -> &[u8] {
-        let (_, _, end) = self.layout();
-        &self.0[end..]
+        parts(&self.0).1
     }
 
     /// When the key expires (ms since the epoch), if it does.
     pub fn expires_at(&self) -> Option<u64> {
-        let (expiry, ..) = self.layout();
-        expiry.map(|start| {
-            let mut at = [0; 8];
-            at.copy_from_slice(&self.0[start..start + 8]);
-            u64::from_le_bytes(at)
-        })
+        parts(&self.0).2
     }
 
     fn expired(&self, now: u64) -> bool {
@@ -138,6 +122,55 @@ impl fmt::Debug for Record {
             .field("value", &String::from_utf8_lossy(self.value()))
             .field("expires_at", &self.expires_at())
             .finish()
+    }
+}
+
+/// The key, value and expiry time of a record's bytes.
+fn parts(record: &[u8]) -> (&[u8], &[u8], Option<u64>) {
+    let (header, start) = read_varint(record);
+    let (expires_at, rest) = match header & 1 == 1 {
+        true => {
+            let (at, rest) = record[start..].split_at(8);
+            let mut time = [0; 8];
+            time.copy_from_slice(at);
+            (Some(u64::from_le_bytes(time)), rest)
+        }
+        false => (None, &record[start..]),
+    };
+    let (key, value) = rest.split_at((header >> 1) as usize);
+    (key, value, expires_at)
+}
+
+/// Copies of records (a replica's full copy), back to back in one buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Entries {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each record's key, value and expiry time.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Option<u64>)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| parts(&self.bytes[start..end]))
+    }
+
+    fn push(&mut self, record: &Record) {
+        self.bytes.extend_from_slice(&record.0);
+        self.ends.push(self.bytes.len());
     }
 }
 
@@ -440,16 +473,14 @@ impl Keyspace {
     }
 
     /// Every live key with its value and expiry time, copied (a replica's full copy).
-    pub fn entries(&self, now: u64) -> Vec<Record> {
-        let mut all = Vec::with_capacity(self.len);
-        for table in &self.slots {
-            all.extend(
-                table
-                    .iter()
-                    .filter(|stored| !stored.0.expired(now))
-                    .map(|stored| stored.0.clone()),
-            );
-        }
+    pub fn entries(&self, now: u64) -> Entries {
+        let mut all = Entries {
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(self.len),
+        };
+        let live = self.slots.iter().flat_map(Table::iter);
+        live.filter(|stored| !stored.0.expired(now))
+            .for_each(|stored| all.push(&stored.0));
         all
     }
 

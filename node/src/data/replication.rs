@@ -27,7 +27,7 @@ use slotguard_protocol::Durability;
 use thiserror::Error;
 
 use super::dataset::{Dataset, ReplId};
-use super::keyspace::{Keyspace, Record};
+use super::keyspace::{Entries, Keyspace};
 
 /// Largest frame a reader accepts: a value of up to `proto_max_bulk_len` and its key fit.
 pub const MAX_FRAME: usize = 513 << 20;
@@ -200,19 +200,16 @@ pub fn change_of(keys: &mut Keyspace, key: &[u8], now: u64) -> Change {
     }
 }
 
-/// Every key of a keyspace with its value and expiry, as [`Keyspace::entries`] lists them: a
-/// full copy is taken as this list (a copy of each record, without encoding) while the keys
-/// are locked, and encoded after they are released.
-pub type Entries = Vec<Record>;
-
-/// The frames of a full copy of `entries`, taken at `offset` of stream `id`.
+/// The frames of a full copy of `entries`, taken at `offset` of stream `id`: the keys are
+/// copied as [`Keyspace::entries`] while they are locked, and encoded here after they are
+/// released.
 pub fn full_copy(id: ReplId, offset: u64, entries: Entries) -> Vec<u8> {
     let mut out = Frame::Full { id, offset }.encode();
-    for record in entries {
+    for (key, value, expires_at) in entries.iter() {
         let change = Change::Set {
-            key: record.key().to_vec(),
-            value: record.value().to_vec(),
-            expires_at: record.expires_at(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            expires_at,
         };
         out.extend(Frame::Change(change).encode());
     }

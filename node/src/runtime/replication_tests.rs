@@ -113,7 +113,7 @@ async fn a_broken_stream_drops_the_link_and_the_replica_continues_from_what_it_a
         .keys
         .entries(0)
         .iter()
-        .map(|r| r.key().to_vec())
+        .map(|(k, ..)| k.to_vec())
         .collect();
     keys.sort();
     assert_eq!(keys, [b"a", b"b"]);
