@@ -33,7 +33,8 @@
 //! client and, at worst, for its peers to time the node out. So a table grows as Redis's dict
 //! does (griddle): the old table is moved into the new one a few entries per insert, and no
 //! insert moves more than a handful whatever the table's size. The cost is that the old table
-//! stays allocated until its last entry has moved. A slot's table is freed when its last key
+//! stays allocated until its last entry has moved (only inserts move entries: a table that
+//! stops growing mid-move keeps both). A slot's table is freed when its last key
 //! goes (its slot migrated, or `FLUSHALL`).
 //!
 //! SipHash with a per-process random key, shared by every slot's table, keeps clients from
@@ -67,7 +68,7 @@ type Table = griddle::HashSet<Stored, RandomState>;
 /// the key has one (8 bytes, little-endian), the key and the value. The header is the key's
 /// length shifted left by one, its low bit set if an expiry time follows, as a LEB128 varint:
 /// one byte for keys shorter than 64 bytes.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record(Box<[u8]>);
 
 impl Record {
