@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::glob;
 use super::keyslot::{key_slot, SLOT_COUNT};
-use super::keyspace::{parse_i64, IncrError, Keyspace, SetCondition, SetExpiry, Ttl};
+use super::keyspace::{parse_i64, IncrError, Keyspace, SetCondition, SetExpiry, SetOutcome, Ttl};
 use crate::reply::Reply;
 
 /// Why a command was refused before it ran: its error reply.
@@ -309,25 +309,23 @@ impl KeyCommand {
             return Reply::error("OOM command not allowed when used memory > 'maxmemory'.");
         }
         match self {
-            KeyCommand::Get(k) => bulk_or_null(keys.get(k, now).cloned()),
+            KeyCommand::Get(k) => bulk_or_null(keys.get(k, now)),
             KeyCommand::Set {
                 key,
                 value,
                 condition,
                 expiry,
                 get,
-            } => {
-                let (applied, old) = keys.set(key.clone(), value.clone(), *condition, *expiry, now);
-                match (get, applied) {
-                    (true, _) => bulk_or_null(old),
-                    (false, true) => Reply::ok(),
-                    (false, false) => Reply::Null,
-                }
-            }
-            KeyCommand::GetDel(k) => bulk_or_null(keys.remove(k, now)),
+            } => match keys.set(key, value, *condition, *expiry, now) {
+                SetOutcome::Stored(old) if *get => bulk_or_null(old.as_ref().map(|r| r.value())),
+                SetOutcome::Stored(_) => Reply::ok(),
+                SetOutcome::Refused if *get => bulk_or_null(keys.get(key, now)),
+                SetOutcome::Refused => Reply::Null,
+            },
+            KeyCommand::GetDel(k) => bulk_or_null(keys.remove(k, now).as_ref().map(|r| r.value())),
             KeyCommand::Del(ks) => count(ks.iter().filter(|k| keys.remove(k, now).is_some())),
             KeyCommand::Exists(ks) => count(ks.iter().filter(|k| keys.contains(k, now))),
-            KeyCommand::IncrBy(k, d) => match keys.incr_by(k.clone(), *d, now) {
+            KeyCommand::IncrBy(k, d) => match keys.incr_by(k, *d, now) {
                 Ok(n) => Reply::Int(n),
                 Err(IncrError::NotInteger) => Reply::error(NOT_INTEGER),
                 Err(IncrError::Overflow) => {
@@ -336,20 +334,12 @@ impl KeyCommand {
             },
             KeyCommand::Append(k, suffix) => append(keys, k, suffix, limits, now),
             KeyCommand::Strlen(k) => Reply::Int(keys.get(k, now).map_or(0, |v| v.len() as i64)),
-            KeyCommand::MGet(ks) => Reply::Array(
-                ks.iter()
-                    .map(|k| bulk_or_null(keys.get(k, now).cloned()))
-                    .collect(),
-            ),
+            KeyCommand::MGet(ks) => {
+                Reply::Array(ks.iter().map(|k| bulk_or_null(keys.get(k, now))).collect())
+            }
             KeyCommand::MSet(pairs) => {
                 for (k, v) in pairs {
-                    keys.set(
-                        k.clone(),
-                        v.clone(),
-                        SetCondition::Always,
-                        SetExpiry::Clear,
-                        now,
-                    );
+                    keys.set(k, v, SetCondition::Always, SetExpiry::Clear, now);
                 }
                 Reply::ok()
             }
@@ -530,7 +520,7 @@ fn integer(arg: &[u8]) -> Result<i64, CommandError> {
     parse_i64(arg).ok_or(NOT_INTEGER.into())
 }
 
-fn bulk_or_null(value: Option<Bytes>) -> Reply {
+fn bulk_or_null(value: Option<&[u8]>) -> Reply {
     value.map_or(Reply::Null, |v| Reply::Bulk(v.to_vec()))
 }
 
@@ -539,11 +529,11 @@ fn count<T>(items: impl Iterator<Item = T>) -> Reply {
 }
 
 fn append(keys: &mut Keyspace, key: &Bytes, suffix: &Bytes, limits: Limits, now: u64) -> Reply {
-    let current = keys.get(key, now).map_or(0, Bytes::len);
+    let current = keys.get(key, now).map_or(0, <[u8]>::len);
     if current + suffix.len() > limits.max_string {
         return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
-    Reply::Int(keys.append(key.clone(), suffix, now) as i64)
+    Reply::Int(keys.append(key, suffix, now) as i64)
 }
 
 fn expire(keys: &mut Keyspace, key: &Bytes, at: Option<u64>, when: ExpireWhen, now: u64) -> Reply {

@@ -103,13 +103,7 @@ fn scan_visits_every_key_once_across_calls() {
     let mut keys = Keyspace::new();
     for i in 0..100 {
         let key = Bytes::from(format!("key:{i}"));
-        keys.set(
-            key,
-            Bytes::new(),
-            SetCondition::Always,
-            SetExpiry::Clear,
-            NOW,
-        );
+        keys.set(&key, b"", SetCondition::Always, SetExpiry::Clear, NOW);
     }
     let (mut seen, mut cursor) = (Vec::new(), 0u16);
     loop {

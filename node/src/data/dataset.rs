@@ -73,8 +73,8 @@ pub enum SyncAnswer {
         id: ReplId,
         /// Where the copy was taken.
         offset: u64,
-        /// The keys (values shared with the keyspace, not copied).
-        entries: super::replication::Entries,
+        /// The keys, copied.
+        entries: super::keyspace::Entries,
     },
 }
 

@@ -76,7 +76,7 @@ impl Cluster {
         let data = &mut self.data[self.master];
         let key = Bytes::from(vec![b'k', key]);
         match value {
-            Some(v) => data.keys.put(key.clone(), Bytes::from(vec![v]), None),
+            Some(v) => data.keys.put(&key, &[v], None),
             None => data.keys.delete(&key),
         }
         let change = change_of(&mut data.keys, &key, NOW);
@@ -137,7 +137,11 @@ impl Cluster {
                 self.deliver(r, usize::MAX);
             }
             let sorted = |d: &Dataset| {
-                let mut all = d.keys.entries(NOW);
+                let entries = d.keys.entries(NOW);
+                let mut all: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v, at)| (k.to_vec(), v.to_vec(), at))
+                    .collect();
                 all.sort();
                 all
             };
@@ -204,7 +208,7 @@ fn an_old_master_with_writes_the_winner_lacks_gets_a_full_copy_that_drops_them()
         .keys
         .entries(NOW)
         .iter()
-        .all(|(k, ..)| k[..] != *b"k\x02"));
+        .all(|(k, ..)| k != b"k\x02"));
     c.settle().expect("in sync");
 }
 

@@ -21,13 +21,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use serde::{Deserialize, Serialize};
 use slotguard_protocol::Durability;
 use thiserror::Error;
 
 use super::dataset::{Dataset, ReplId};
-use super::keyspace::Keyspace;
+use super::keyspace::{Entries, Keyspace};
 
 /// Largest frame a reader accepts: a value of up to `proto_max_bulk_len` and its key fit.
 pub const MAX_FRAME: usize = 513 << 20;
@@ -200,15 +200,12 @@ pub fn change_of(keys: &mut Keyspace, key: &[u8], now: u64) -> Change {
     }
 }
 
-/// Every key of a keyspace with its value and expiry, as [`Keyspace::entries`] lists them: a
-/// full copy is taken as this list (cheap: the values are shared, not copied) while the keys
-/// are locked, and encoded after they are released.
-pub type Entries = Vec<(Bytes, Bytes, Option<u64>)>;
-
-/// The frames of a full copy of `entries`, taken at `offset` of stream `id`.
+/// The frames of a full copy of `entries`, taken at `offset` of stream `id`: the keys are
+/// copied as [`Keyspace::entries`] while they are locked, and encoded here after they are
+/// released.
 pub fn full_copy(id: ReplId, offset: u64, entries: Entries) -> Vec<u8> {
     let mut out = Frame::Full { id, offset }.encode();
-    for (key, value, expires_at) in entries {
+    for (key, value, expires_at) in entries.iter() {
         let change = Change::Set {
             key: key.to_vec(),
             value: value.to_vec(),
@@ -338,7 +335,7 @@ pub(super) fn apply_change(keys: &mut Keyspace, change: Change) {
             key,
             value,
             expires_at,
-        } => keys.put(Bytes::from(key), Bytes::from(value), expires_at),
+        } => keys.put(&key, &value, expires_at),
         Change::Del { key } => keys.delete(&key),
         Change::Flush => keys.clear(),
     }

@@ -37,8 +37,14 @@ fn write(keys: &mut Keyspace, log: &mut Backlog, change: Change) {
     log.append(propagated);
 }
 
-fn sorted(keys: &Keyspace) -> Vec<(Bytes, Bytes, Option<u64>)> {
-    let mut all = keys.entries(NOW);
+type Owned = (Vec<u8>, Vec<u8>, Option<u64>);
+
+fn sorted(keys: &Keyspace) -> Vec<Owned> {
+    let entries = keys.entries(NOW);
+    let mut all: Vec<Owned> = entries
+        .iter()
+        .map(|(k, v, at)| (k.to_vec(), v.to_vec(), at))
+        .collect();
     all.sort();
     all
 }
@@ -64,7 +70,7 @@ proptest! {
         cuts.extend([0, stream.len()]);
         cuts.sort_unstable();
         let (mut replica, mut follower) = (Dataset::new(id(2), 1 << 20), Follower::default());
-        replica.keys.put(Bytes::from_static(b"stale"), Bytes::new(), None);
+        replica.keys.put(b"stale", b"", None);
         for w in cuts.windows(2) {
             follower.receive(&stream[w[0]..w[1]], &mut replica).expect("a valid stream");
         }
@@ -155,7 +161,7 @@ fn a_replica_with_data_refuses_an_empty_copy_in_sync_mode() {
         .receive(&copy, &mut replica)
         .expect("a copy with data");
     assert!(follower.synced() && replica.offset() > 0);
-    let empty = full_copy(id(3), 0, Vec::new());
+    let empty = full_copy(id(3), 0, Entries::default());
     let mut again = Follower::new(slotguard_protocol::Durability::Sync);
     assert_eq!(
         again.receive(&empty, &mut replica),

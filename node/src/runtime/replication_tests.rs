@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use redis_protocol::resp2::types::Resp2Frame;
 use slotguard::data::dataset::ReplId;
 use slotguard::data::replication::{Change, Frame};
@@ -110,7 +109,12 @@ async fn a_broken_stream_drops_the_link_and_the_replica_continues_from_what_it_a
         "half a frame was not applied"
     );
     let data = server.lock_store().expect("store");
-    let mut keys: Vec<Bytes> = data.keys.entries(0).into_iter().map(|e| e.0).collect();
+    let mut keys: Vec<Vec<u8>> = data
+        .keys
+        .entries(0)
+        .iter()
+        .map(|(k, ..)| k.to_vec())
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["a", "b"]);
+    assert_eq!(keys, [b"a", b"b"]);
 }
