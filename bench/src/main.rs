@@ -876,7 +876,7 @@ fn all(tools: &Tools, a: &AllArgs, results: &mut Results) -> Result<()> {
         results,
     )?;
     // At equal detection time: slotguard detects a dead master at about 1.05 × its
-    // node_timeout, Redis at about 1.6 × (specs/properties.md, "Side by side with Redis").
+    // node_timeout, Redis at about 1.6 × (specs/performance.md §2).
     let equal_detection = Some(EQUAL_DETECTION_NODE_TIMEOUT);
     for slotguard_node_timeout in [None, equal_detection] {
         detect(

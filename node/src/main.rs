@@ -24,8 +24,8 @@ use clap::{Parser, Subcommand};
 /// part of the cluster state for every step it computes, and glibc's malloc and free took
 /// about 15 % of a `check standard --symmetry` run. Built with `no_thp`: on a kernel whose
 /// transparent huge pages are `always`, mimalloc's eagerly committed arena otherwise turns into
-/// huge pages, and an idle node resides in twice the memory it uses (specs/properties.md,
-/// "Side by side with Redis"); the checker runs as fast without them.
+/// huge pages, and an idle node resides in twice the memory it uses (specs/performance.md §5);
+/// the checker runs as fast without them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
