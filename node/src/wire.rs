@@ -24,7 +24,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use slotguard_protocol::layout::Layout;
+use slotguard_protocol::layout::{InitialRole, Layout};
 use slotguard_protocol::Msg;
 
 /// Wire format version.
@@ -132,10 +132,53 @@ impl BusKey {
 }
 
 /// The cluster's identity: SHA-256 of its layout (who is in it, who starts as what, which
-/// master serves which slots), the value every node of one cluster shares.
+/// master serves which slots), the value every node of one cluster shares. Every state file
+/// records it, so it must not change when a type's serialization does: it is computed over a
+/// fixed encoding of its own ([`IdentityLayout`]), the postcard bytes a layout had when state
+/// files started recording it (slot sets as their 64-bit words), so that state files written by
+/// earlier versions still belong to their cluster.
 pub fn cluster_digest(layout: &Layout) -> [u8; 32] {
-    let encoded = postcard::to_allocvec(layout).unwrap_or_default();
+    let identity = IdentityLayout {
+        slot_count: u16::try_from(layout.slot_count()).unwrap_or(u16::MAX),
+        nodes: layout
+            .specs()
+            .iter()
+            .map(|spec| IdentityNode {
+                role: match &spec.role {
+                    InitialRole::Master { slots } => IdentityRole::Master {
+                        slots: slots.words().to_vec(),
+                    },
+                    InitialRole::Replica { of } => IdentityRole::Replica { of: of.0 },
+                },
+                config_epoch: spec.config_epoch.0,
+                no_failover: spec.no_failover,
+            })
+            .collect(),
+        shards: layout.shards(),
+    };
+    let encoded = postcard::to_allocvec(&identity).unwrap_or_default();
     Sha256::digest(&encoded).into()
+}
+
+/// What [`cluster_digest`] encodes: a layout's fields in their order, by value.
+#[derive(serde::Serialize)]
+struct IdentityLayout {
+    slot_count: u16,
+    nodes: Vec<IdentityNode>,
+    shards: usize,
+}
+
+#[derive(serde::Serialize)]
+struct IdentityNode {
+    role: IdentityRole,
+    config_epoch: u64,
+    no_failover: bool,
+}
+
+#[derive(serde::Serialize)]
+enum IdentityRole {
+    Master { slots: Vec<u64> },
+    Replica { of: u16 },
 }
 
 /// Where a datagram goes and with which stamp.
@@ -325,6 +368,19 @@ mod tests {
             sequence: 5,
         };
         assert_eq!(seal_payload(&key, address, &[0xff; 3]), body);
+    }
+
+    /// A state file written by slotguard 9c1fcc9 (a node of `slotguard cluster --masters 3
+    /// --replicas 1`) still belongs to its cluster: the identity digest does not move when a
+    /// type's serialization does (a slot set's did, with wire format 3).
+    #[test]
+    fn a_state_file_of_an_earlier_version_still_belongs_to_its_cluster() {
+        let bytes = include_bytes!("fixtures/node-0-9c1fcc9.state");
+        let contents = crate::state_file::decode(bytes).expect("a format-3 state file");
+        let (id, digest) = contents.writer.expect("format 3 names its cluster");
+        assert_eq!(id, 0);
+        assert_eq!(digest, cluster_digest(&layout(1)));
+        assert_ne!(digest, cluster_digest(&layout(2)));
     }
 
     #[test]

@@ -216,6 +216,12 @@ impl SlotSet {
         set
     }
 
+    /// The set's words: 64 slots each, slot 0 in the lowest bit of the first, without trailing
+    /// zero words (what the cluster's identity digest is computed over, node/src/wire.rs).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// The largest member.
     pub fn last(&self) -> Option<u16> {
         let top = self.words.last()?;

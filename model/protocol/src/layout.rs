@@ -309,15 +309,16 @@ impl Timing {
         self.node_timeout * 2
     }
 
-    /// Delay before a replica starts an election: `d + random(0..d) + rank × 2d`, with
-    /// `d = node_timeout / 20`, at most Redis's 500 ms (so at the default 15 s node timeout it is
-    /// Redis's 500 ms + random(0..500 ms) + rank × 1 s, specs/background.md §R3.1). Safety does
-    /// not depend on it (the checker fires the timer at any time); why a shorter one costs no
-    /// liveness, given that candidates repeat their request on every tick, is in
-    /// specs/protocol.md §6.2. The random part is data: the runtime draws from the range.
+    /// Delay before a replica starts an election: `d + random(0..d) + rank × 2 × ping_interval`,
+    /// with `d = node_timeout / 20`, at most Redis's 500 ms (Redis: 500 ms + random(0..500 ms) +
+    /// rank × 1 s, specs/background.md §R3.1). Safety does not depend on it (the checker fires
+    /// the timer at any time). Why `d` can be short once candidates repeat their request on every
+    /// tick, and why ranks must be two ping intervals apart (siblings learn of the FAIL up to that
+    /// far apart), is specs/protocol.md §6.2. The random part is data: the runtime draws from the
+    /// range.
     pub fn election_delay(&self, rank: u32) -> std::ops::Range<Duration> {
         let d = (self.node_timeout / 20).min(Duration::from_millis(500));
-        let base = d + d * 2 * rank;
+        let base = d + self.ping_interval * 2 * rank;
         base..base + d
     }
 
@@ -374,16 +375,16 @@ mod tests {
     }
 
     #[test]
-    fn the_election_delay_is_a_twentieth_of_node_timeout_capped_at_redis_s() {
+    fn the_election_delay_is_short_and_ranks_are_two_ping_intervals_apart() {
         let ms = Duration::from_millis;
         let at = |node_timeout: u64, rank: u32| {
             Timing::from_node_timeout(ms(node_timeout)).election_delay(rank)
         };
         assert_eq!(at(1000, 0), ms(50)..ms(100));
-        assert_eq!(at(1000, 1), ms(150)..ms(200));
+        assert_eq!(at(1000, 1), ms(550)..ms(600));
         assert_eq!(at(5000, 0), ms(250)..ms(500));
         assert_eq!(at(15_000, 0), ms(500)..ms(1000));
-        assert_eq!(at(15_000, 2), ms(2500)..ms(3000));
+        assert_eq!(at(15_000, 2), ms(15_500)..ms(16_000));
     }
 
     #[test]

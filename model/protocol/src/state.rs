@@ -94,8 +94,16 @@ pub struct PeerView {
 /// `Option<NodeId>`: a real node scans its 16,384 slots several times a step (its header's
 /// slots, claims, the cluster state), and plain integers compare, hash and scan a vector at a
 /// time. It serializes as a sequence of `Option<NodeId>`, as it always has (state files).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SlotMap(SmallVec<[u16; 8]>);
+
+impl std::fmt::Debug for SlotMap {
+    /// The owners, as `Option<NodeId>`s (reports and the explorer print states with it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owners: Vec<Option<NodeId>> = self.0.iter().map(|&e| decode(e)).collect();
+        f.debug_tuple("SlotMap").field(&owners).finish()
+    }
+}
 
 /// A slot's entry for `node`.
 #[inline]
@@ -611,6 +619,12 @@ mod tests {
                 assert_eq!(map.first_owner_among(claimed, wanted), first);
             }
         }
+        let mut small = SlotMap::unbound(3);
+        small.bind(1, NodeId(0));
+        assert_eq!(
+            format!("{small:?}"),
+            format!("SlotMap({:?})", [None, Some(NodeId(0)), None])
+        );
         let bytes = postcard::to_allocvec(&map).expect("encodes");
         let as_options: Vec<Option<NodeId>> = postcard::from_bytes(&bytes).expect("decodes");
         assert_eq!(as_options.len(), 16384);
