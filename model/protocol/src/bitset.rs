@@ -127,15 +127,6 @@ macro_rules! bitset_ops {
                     .any(|(a, b)| a & b != 0)
             }
 
-            /// Whether every member is also a member of `other`.
-            #[inline]
-            pub fn is_subset(&self, other: &Self) -> bool {
-                self.words
-                    .iter()
-                    .enumerate()
-                    .all(|(i, w)| w & !other.words.get(i).copied().unwrap_or(0) == 0)
-            }
-
             /// Number of members shared with `other`.
             #[inline]
             pub fn intersection_len(&self, other: &Self) -> usize {
@@ -334,9 +325,6 @@ mod tests {
                 Some(set.clone())
             );
             assert_eq!(set.last(), set.iter().last());
-            let all: SlotSet = (0..16384).collect();
-            assert!(set.is_subset(&all) && set.is_subset(&set));
-            assert_eq!(all.is_subset(&set), set.len() == 16384);
         }
         let contiguous: SlotSet = (10923..16384).collect();
         assert!(postcard::to_allocvec(&contiguous).expect("encodes").len() <= 8);
