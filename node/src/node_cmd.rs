@@ -24,8 +24,10 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .init();
     fit_clients_to_descriptors(&mut config)?;
     let config = Arc::new(config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread, as a Redis node: the step loop, the clients and the replication links hand
+    // each other work without waking another thread (specs/performance.md §3). Blocking work
+    // (the state file, a full copy's encoding) goes to the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -40,6 +42,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             shared,
             node.replication_offset(),
             node.operator(),
+            node.roles(),
         )?;
         if let Some(port) = config.metrics_port {
             let addr = std::net::SocketAddr::new(client.ip(), port);
@@ -48,12 +51,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         let expiry = tokio::spawn(keys::expire_forever(Arc::clone(&server)));
         let follower = tokio::spawn(replication::follow_forever(Arc::clone(&server)));
         let admin = tokio::spawn(admin::serve(listener, server));
-        // The step loop runs as a task, not on this thread: a worker that wakes for a
-        // datagram then runs it itself, where `block_on` would need a second thread woken.
-        let result = tokio::spawn(node.run(shutdown_signal()))
-            .await
-            .context("the node's step loop stopped")
-            .and_then(|r| r);
+        let result = node.run(shutdown_signal()).await;
         admin.abort();
         expiry.abort();
         follower.abort();

@@ -22,10 +22,10 @@ use anyhow::Result;
 use bytes::BytesMut;
 use slotguard::data::dataset::{Dataset, ReplId};
 use slotguard::data::replication::good_replicas;
-use slotguard_protocol::{ClusterNode, NodeId};
+use slotguard_protocol::{ClusterNode, NodeId, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::debug;
 
 use super::commands::{self, Session, Then};
@@ -75,6 +75,8 @@ pub(crate) struct Server {
     /// The protocol's actor, asked where each key command goes (keys.rs).
     pub(crate) actor: ClusterNode,
     pub(crate) shared: Shared,
+    /// The node's role as the actor last published it (replication.rs follows its changes).
+    pub(crate) roles: watch::Receiver<Role>,
     /// The node's keys and the stream of their changes, locked together: a write and its
     /// change enter the stream in the same order (keys.rs routes and runs the commands on
     /// them, replication.rs streams them).
@@ -323,6 +325,7 @@ impl Server {
         shared: Shared,
         repl_offset: Arc<AtomicU64>,
         operator: Operator,
+        roles: watch::Receiver<Role>,
     ) -> Result<Arc<Server>> {
         Ok(Arc::new(Server {
             actor: ClusterNode::new(Arc::clone(&config.layout), config.timing)
@@ -330,6 +333,7 @@ impl Server {
             limits: config.clients,
             config,
             shared,
+            roles,
             store: Mutex::new(Dataset::new(ReplId::random()?, BACKLOG)),
             syncs: SyncCounts::default(),
             appended: Notify::new(),

@@ -30,6 +30,10 @@ use super::Snapshot;
 const ACTIVE_EXPIRY: (Duration, usize, Duration) =
     (Duration::from_millis(100), 2_000, Duration::from_millis(25));
 
+/// How often the active expiry looks again while no key has an expiry time: an idle node
+/// without such keys is not woken ten times a second for nothing (specs/performance.md §3).
+const NOTHING_TO_EXPIRE: Duration = Duration::from_secs(1);
+
 /// Whether `name` (lower case, as the command table names it) is a key command.
 pub(crate) fn is_key_command(name: &str) -> bool {
     ARITIES.iter().any(|(n, _)| *n == name)
@@ -218,9 +222,16 @@ fn with_keys(
 /// between batches.
 pub(crate) async fn expire_forever(server: std::sync::Arc<Server>) {
     let (every, batch, round) = ACTIVE_EXPIRY;
-    let mut tick = tokio::time::interval(every);
     loop {
-        tick.tick().await;
+        let none_expire = server
+            .lock_store()
+            .map_or(true, |store| store.keys.expiring() == 0);
+        tokio::time::sleep(if none_expire {
+            NOTHING_TO_EXPIRE
+        } else {
+            every
+        })
+        .await;
         let started = std::time::Instant::now();
         loop {
             let removed = match server.lock_store() {

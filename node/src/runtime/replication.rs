@@ -2,8 +2,12 @@
 //! client port and sends `PSYNC <stream> <offset>`; the master lets it continue from there if
 //! it can, and otherwise sends a full copy of its keys (`Dataset::answer_sync` decides), then
 //! every change (`slotguard::data::replication`). The replica sends back the offset it has
-//! applied, after every batch it applies and every 100 ms, which `WAIT` and
+//! applied, after every batch it applies and every [`ack_every`], which `WAIT` and
 //! `min_replicas_to_write` count.
+//!
+//! Nothing here polls: a master's stream wakes when a change enters its backlog, a replica's
+//! link when bytes arrive, when its acknowledgement is due or when its role changes. An idle
+//! node is woken by its bus, not by timers (specs/performance.md §3).
 //!
 //! Who replicates whom is the protocol's decision, read from the published node state: a node
 //! follows the master its state names, stops when it is promoted (and names its own stream),
@@ -21,6 +25,7 @@ use slotguard::data::replication::Follower;
 use slotguard_protocol::{NodeId, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::admin::Server;
@@ -28,8 +33,20 @@ use super::commands::ReplicaHello;
 use super::config::Host;
 use super::keys::unix_ms;
 
-/// How often a replica reports its offset, and a master looks for changes it did not hear of.
-const TICK: Duration = Duration::from_millis(100);
+/// How long a replica waits before it connects again after its link broke.
+const RECONNECT: Duration = Duration::from_millis(100);
+
+/// How often a master's stream looks at its backlog without being woken: every change that
+/// enters it wakes the stream, so this only bounds the cost of a missed wake-up.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How often a replica reports its offset when it has applied nothing new: eight times per
+/// node_timeout, so that `sync` mode, which takes a replica silent for half a node_timeout for
+/// hung (`Server::can_confirm`), sees four acknowledgements in that window; at least every
+/// 100 ms and at most every second (Redis's `REPLCONF ACK` period).
+pub(crate) fn ack_every(node_timeout: Duration) -> Duration {
+    (node_timeout / 8).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
 
 /// Serves a replica on `stream` (it sent `SYNC` or `PSYNC`, asking to continue stream `asked`)
 /// until it goes away or falls out of the backlog.
@@ -63,7 +80,9 @@ pub(crate) async fn feed(
     let locked_ms = started.elapsed().as_millis();
     let full = matches!(answer, SyncAnswer::Full { .. });
     count_sync(server, asked.is_some(), full);
-    let (frames, mut offset) = answer.into_frames();
+    // A full copy is encoded on the blocking pool: the node's one thread keeps answering its
+    // bus and its clients meanwhile.
+    let (frames, mut offset) = tokio::task::spawn_blocking(move || answer.into_frames()).await?;
     let (bytes, encoded_ms) = (frames.len(), started.elapsed().as_millis());
     stream.write_all(&frames).await?;
     server.replica_acked(id, peer, node, 0);
@@ -109,7 +128,7 @@ async fn stream_changes(
         }
         tokio::select! {
             _ = appended => {}
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(RECHECK) => {}
             read = stream.read(&mut acks) => match read? {
                 0 => return Ok(()),
                 n => {
@@ -127,20 +146,23 @@ async fn stream_changes(
 
 /// Follows the master the node state names, for as long as the node runs.
 pub(crate) async fn follow_forever(server: Arc<Server>) {
+    let mut roles = server.roles.clone();
     loop {
-        let Some(master) = master_of(&server) else {
+        let Some(master) = master_in(*roles.borrow_and_update()) else {
             if let Err(e) = promoted(&server) {
                 info!(error = %e, "cannot start this node's own stream");
             }
-            tokio::time::sleep(TICK).await;
+            if roles.changed().await.is_err() {
+                return; // The node is stopping.
+            }
             continue;
         };
-        match follow(&server, master).await {
+        match follow(&server, master, &mut roles).await {
             Ok(()) => debug!(master = master.index(), "stopped following"),
             Err(e) => info!(master = master.index(), error = %e, "replication link down"),
         }
         server.set_link(None);
-        tokio::time::sleep(TICK).await;
+        tokio::time::sleep(RECONNECT).await;
     }
 }
 
@@ -172,14 +194,24 @@ fn data_incomplete(server: &Server) -> bool {
 
 /// The master this node replicates, if it is a replica.
 fn master_of(server: &Server) -> Option<NodeId> {
-    match server.shared.read().ok()?.state.role {
+    master_in(*server.roles.borrow())
+}
+
+/// The master a node of `role` replicates, if any.
+fn master_in(role: Role) -> Option<NodeId> {
+    match role {
         Role::Replica { of } => Some(of),
         Role::Master => None,
     }
 }
 
-/// Replicates `master` until the node stops following it or the link breaks.
-async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
+/// Replicates `master` until the node stops following it (its role, from `roles`, changes) or
+/// the link breaks.
+async fn follow(
+    server: &Server,
+    master: NodeId,
+    roles: &mut watch::Receiver<Role>,
+) -> anyhow::Result<()> {
     let address = client_address(server, master).await?;
     let mut stream =
         tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(address)).await??;
@@ -197,7 +229,7 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
     stream.write_all(psync.as_bytes()).await?;
     let mut follower = Follower::new(server.actor.durability);
     let mut chunk = vec![0u8; 64 * 1024];
-    let mut tick = tokio::time::interval(TICK);
+    let mut tick = tokio::time::interval(ack_every(server.config.timing.node_timeout));
     loop {
         tokio::select! {
             read = stream.read(&mut chunk) => {
@@ -225,10 +257,12 @@ async fn follow(server: &Server, master: NodeId) -> anyhow::Result<()> {
                     stream.write_all(&offset.to_be_bytes()).await?;
                 }
             }
-            _ = tick.tick() => {
-                if master_of(server) != Some(master) {
+            changed = roles.changed() => {
+                if changed.is_err() || master_in(*roles.borrow_and_update()) != Some(master) {
                     return Ok(());
                 }
+            }
+            _ = tick.tick() => {
                 if follower.synced() {
                     let offset = server.lock_store()?.offset();
                     server.set_link(Some(offset));
@@ -253,6 +287,9 @@ fn apply(
     }
     let before = (follower.synced(), data.offset());
     follower.receive(bytes, &mut data)?;
+    // What this node applied is in its own backlog too: a node that takes it for a master
+    // (its view is behind) is streamed it.
+    server.appended.notify_waiters();
     let now = (follower.synced(), data.offset());
     // A replica in the middle of a copy holds no prefix of any stream: it advertises 0, so
     // that the election ranks it last.

@@ -67,7 +67,9 @@ async fn a_broken_stream_drops_the_link_and_the_replica_continues_from_what_it_a
     let cfg = Arc::new(test_support::config(1, 1, 1, &[port, 1]));
     let shared = Arc::new(RwLock::new(test_support::snapshot(&cfg)));
     let (operator, _requests) = tokio::sync::mpsc::channel(1);
-    let server = Server::new(cfg, shared, Arc::new(AtomicU64::new(0)), operator).expect("server");
+    let (_roles, roles) = tokio::sync::watch::channel(shared.read().expect("snapshot").state.role);
+    let server =
+        Server::new(cfg, shared, Arc::new(AtomicU64::new(0)), operator, roles).expect("server");
     tokio::spawn(follow_forever(Arc::clone(&server)));
     let stream = ReplId::random().expect("randomness");
 

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use slotguard::driver::{Driver, Effect, Event, Now, Save, Setup};
-use slotguard_protocol::{cluster_status, Layout, NodeId, Persisted};
+use slotguard_protocol::{cluster_status, Layout, NodeId, Persisted, Role};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
@@ -48,6 +49,9 @@ pub(crate) struct Runtime {
     bus_bytes: (u64, u64),
     /// The driver's revision the client port last saw ([`Driver::revision`]).
     published: Option<u64>,
+    /// The node's role as last published: the replication link waits on its changes
+    /// (replication.rs) rather than polling the snapshot.
+    role: watch::Sender<Role>,
 }
 
 /// The time of an input, read from the system's clocks.
@@ -97,6 +101,7 @@ impl Runtime {
             trace: trace.is_some(),
         };
         let driver = Driver::start(setup, now());
+        let driver_role = driver.state().role;
         let shared = Arc::new(RwLock::new(Snapshot {
             state: driver.state().clone(),
             status: cluster_status(driver.state(), &config.layout),
@@ -118,6 +123,7 @@ impl Runtime {
             operator: tokio::sync::mpsc::channel(8),
             bus_bytes: (0, 0),
             published: None,
+            role: watch::Sender::new(driver_role),
         };
         rt.carry_out().await?;
         rt.publish();
@@ -127,6 +133,12 @@ impl Runtime {
     /// Where the data plane keeps this node's replication offset for the headers.
     pub(crate) fn replication_offset(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.repl_offset)
+    }
+
+    /// The node's role, as published: it changes when the node is promoted or follows
+    /// another master.
+    pub(crate) fn roles(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
     }
 
     /// Where the client port sends an operator's `CLUSTER FAILOVER`.
@@ -142,6 +154,9 @@ impl Runtime {
                 self.published = Some(self.driver.revision());
                 s.state = self.driver.state().clone();
                 s.status = cluster_status(&s.state, &self.config.layout);
+                let role = s.state.role;
+                self.role
+                    .send_if_modified(|r| std::mem::replace(r, role) != role);
             }
             s.counters = self.driver.counters().clone();
             s.counters.insert("bus_bytes_sent", self.bus_bytes.0);
