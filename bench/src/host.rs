@@ -7,6 +7,7 @@
 //! kernel keeps no per-socket byte counts for UDP, so slotguard's bytes come from its own
 //! counter of the payloads it hands to and reads from its socket.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -93,21 +94,22 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Bytes and segments sent, summed over the TCP sockets of which one end is a port in
-/// `ports` (both ends of every loopback connection are sockets of this machine, so each
-/// socket's own `bytes_sent` is counted once).
+/// What one TCP socket sent, as `ss` reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct TcpTotals {
+pub(crate) struct TcpSent {
     /// Payload bytes sent (tcp_info bytes_sent, retransmissions included).
     pub(crate) bytes: u64,
     /// Segments sent, pure ACKs included (tcp_info segs_out).
     pub(crate) segments: u64,
-    /// Sockets counted.
-    pub(crate) sockets: usize,
 }
 
-/// The TCP sockets with one end in `ports`, as `ss -tinH` reports them.
-pub(crate) fn tcp_totals(ports: std::ops::Range<u16>) -> Result<TcpTotals> {
+/// The established TCP sockets of which one end is a port in `ports`, by their two ends
+/// (local, peer), with what each sent so far. Both ends of every loopback connection are
+/// sockets of this machine, so each socket's own counts, summed, count every byte once.
+pub(crate) type TcpSockets = BTreeMap<(String, String), TcpSent>;
+
+/// The sockets of `ports`, as `ss -tinH` reports them.
+pub(crate) fn tcp_sockets(ports: std::ops::Range<u16>) -> Result<TcpSockets> {
     let out = Command::new("ss")
         .args(["-tinH", "state", "established"])
         .output()
@@ -121,34 +123,54 @@ pub(crate) fn tcp_totals(ports: std::ops::Range<u16>) -> Result<TcpTotals> {
     Ok(parse_ss(&String::from_utf8_lossy(&out.stdout), &ports))
 }
 
-fn parse_ss(text: &str, ports: &std::ops::Range<u16>) -> TcpTotals {
+/// What the sockets open at `after` sent since `before`: a socket new since then counts from
+/// zero; a socket closed since then (a link to a killed node) counts nothing.
+pub(crate) fn sent_since(before: &TcpSockets, after: &TcpSockets) -> TcpSent {
+    let mut sent = TcpSent::default();
+    for (ends, now) in after {
+        let then = before.get(ends).copied().unwrap_or_default();
+        sent.bytes += now.bytes.saturating_sub(then.bytes);
+        sent.segments += now.segments.saturating_sub(then.segments);
+    }
+    sent
+}
+
+fn parse_ss(text: &str, ports: &std::ops::Range<u16>) -> TcpSockets {
     let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-    let mut totals = TcpTotals::default();
-    let mut counting = false;
+    let mut sockets = TcpSockets::new();
+    let mut counting = None;
     for line in text.lines() {
         if !line.starts_with(|c: char| c.is_whitespace()) {
             // `Recv-Q Send-Q Local:Port Peer:Port [Process]` (with `state`, no state column).
             let f: Vec<&str> = line.split_whitespace().collect();
-            counting = f.get(2..4).is_some_and(|ends| {
-                ends.iter()
-                    .any(|a| port_of(a).is_some_and(|p| ports.contains(&p)))
-            });
+            counting = match f.get(2..4) {
+                Some([local, peer])
+                    if [local, peer]
+                        .iter()
+                        .any(|a| port_of(a).is_some_and(|p| ports.contains(&p))) =>
+                {
+                    Some((local.to_string(), peer.to_string()))
+                }
+                _ => None,
+            };
             continue;
         }
-        if !counting {
+        let Some(ends) = counting.take() else {
             continue;
-        }
+        };
         let value = |key: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
                 .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
         };
-        totals.sockets += 1;
-        totals.bytes += value("bytes_sent:").unwrap_or(0);
-        totals.segments += value("segs_out:").unwrap_or(0);
-        counting = false;
+        let sent = TcpSent {
+            bytes: value("bytes_sent:"),
+            segments: value("segs_out:"),
+        };
+        sockets.insert(ends, sent);
     }
-    totals
+    sockets
 }
 
 /// The process whose command line contains every one of `words`, if one runs.
@@ -182,14 +204,29 @@ mod tests {
 0 0 127.0.0.1:20100 127.0.0.1:45678 \n\t cubic bytes_sent:100 bytes_acked:101 segs_out:4 segs_in:3\n\
 0 0 127.0.0.1:45678 127.0.0.1:20100 \n\t cubic bytes_sent:50 segs_out:2\n\
 0 0 127.0.0.1:6379 127.0.0.1:40000 \n\t cubic bytes_sent:999 segs_out:9\n";
-        let t = parse_ss(text, &(20100..20106));
+        let sockets = parse_ss(text, &(20100..20106));
+        assert_eq!(sockets.len(), 2);
         assert_eq!(
-            t,
-            TcpTotals {
+            sent_since(&TcpSockets::new(), &sockets),
+            TcpSent {
                 bytes: 150,
                 segments: 6,
-                sockets: 2
             }
         );
+    }
+
+    #[test]
+    fn a_socket_closed_in_the_window_counts_nothing_and_a_new_one_counts_from_zero() {
+        let sent = |bytes, segments| TcpSent { bytes, segments };
+        let ends = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let before = TcpSockets::from([
+            (ends("h:1", "h:2"), sent(100, 10)),
+            (ends("h:3", "h:4"), sent(500, 50)),
+        ]);
+        let after = TcpSockets::from([
+            (ends("h:1", "h:2"), sent(160, 13)),
+            (ends("h:5", "h:6"), sent(7, 2)),
+        ]);
+        assert_eq!(sent_since(&before, &after), sent(67, 5));
     }
 }

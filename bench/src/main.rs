@@ -56,7 +56,7 @@ struct Cli {
 enum Cmd {
     /// Failover time: kill -9 a master of 3 masters × 1 replica under a client load.
     Failover(FailoverArgs),
-    /// Idle bus traffic, CPU and memory per node.
+    /// Bus traffic, CPU and memory per node: idle, or during a failover.
     Bus(BusArgs),
     /// Detection time at scale: until every node marks a killed master FAIL.
     Detect(DetectArgs),
@@ -97,7 +97,7 @@ struct BusArgs {
     /// Cluster sizes (masters with one replica each).
     #[arg(long, value_delimiter = ',', default_values_t = [6usize, 20])]
     nodes: Vec<usize>,
-    /// Length of the idle window, s.
+    /// Length of the window, s.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// node_timeout, ms.
@@ -108,6 +108,10 @@ struct BusArgs {
     /// unanswered ping, so equal settings detect at different times).
     #[arg(long)]
     slotguard_node_timeout: Option<u64>,
+    /// The window starts with the kill -9 of a master, and counts the survivors: detection,
+    /// election and rebinding, rather than an idle cluster.
+    #[arg(long)]
+    during_failover: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -670,8 +674,15 @@ fn detect(tools: &Tools, a: &DetectArgs, results: &mut Results) -> Result<()> {
 }
 
 fn bus(tools: &Tools, a: &BusArgs, results: &mut Results) -> Result<()> {
-    let window = Duration::from_secs(a.seconds);
-    let (label, flag) = timeouts(a.node_timeout, a.slotguard_node_timeout);
+    let length = Duration::from_secs(a.seconds);
+    let window = match a.during_failover {
+        true => bus::Window::Failover,
+        false => bus::Window::Idle,
+    };
+    let (label, mut flag) = timeouts(a.node_timeout, a.slotguard_node_timeout);
+    if a.during_failover {
+        flag.push_str(" --during-failover");
+    }
     for (k, &n) in a.nodes.iter().enumerate() {
         let mut samples = Vec::new();
         for system in System::alternating(k) {
@@ -679,14 +690,24 @@ fn bus(tools: &Tools, a: &BusArgs, results: &mut Results) -> Result<()> {
                 System::Slotguard => a.slotguard_node_timeout.unwrap_or(a.node_timeout),
                 System::Redis => a.node_timeout,
             };
-            let s = bus::idle(tools, system, n, node_timeout, window)
-                .with_context(|| format!("idle bus of {} at {n} nodes", system.name()))?;
+            let s = bus::measure(tools, system, n, node_timeout, (window, length))
+                .with_context(|| format!("bus of {} at {n} nodes", system.name()))?;
             eprintln!("{s:?}");
             samples.push(s);
         }
         let pick = |s: System| samples.iter().find(|x| x.system == s);
         let (r, g) = (pick(System::Redis), pick(System::Slotguard));
-        let bench = format!("idle bus, {n} nodes, {label}");
+        let bench = match window {
+            bus::Window::Idle => format!("idle bus, {n} nodes, {label}"),
+            bus::Window::Failover => format!(
+                "bus during a failover (the {} s from a master's kill -9; the survivors), {n} nodes, {label}",
+                a.seconds
+            ),
+        };
+        let cpu = match window {
+            bus::Window::Idle => "CPU per idle node",
+            bus::Window::Failover => "CPU per node",
+        };
         let cmd = format!(
             "slotguard-bench bus --nodes {n} --seconds {} --node-timeout {}{flag}",
             a.seconds, a.node_timeout
@@ -714,13 +735,7 @@ fn bus(tools: &Tools, a: &BusArgs, results: &mut Results) -> Result<()> {
                 "",
                 "—",
             ),
-            (
-                "CPU per idle node",
-                |s| s.cpu_percent_per_node,
-                2,
-                " %",
-                "≤ 1",
-            ),
+            (cpu, |s| s.cpu_percent_per_node, 2, " %", "≤ 1"),
         ];
         for (measure, f, decimals, unit, target) in measures {
             results.rows.push(row(
@@ -731,6 +746,12 @@ fn bus(tools: &Tools, a: &BusArgs, results: &mut Results) -> Result<()> {
                 target,
                 &cmd,
             ));
+        }
+        if window == bus::Window::Failover {
+            results
+                .bus
+                .extend(samples.iter().map(to_json).collect::<Result<Vec<_>>>()?);
+            continue;
         }
         results.rows.push(row(
             &format!("memory, idle cluster of {n} nodes"),
@@ -872,6 +893,7 @@ fn all(tools: &Tools, a: &AllArgs, results: &mut Results) -> Result<()> {
             seconds: if smoke { 2 } else { 10 },
             node_timeout: 1000,
             slotguard_node_timeout: None,
+            during_failover: false,
         },
         results,
     )?;
@@ -902,10 +924,24 @@ fn all(tools: &Tools, a: &AllArgs, results: &mut Results) -> Result<()> {
                 seconds: 10,
                 node_timeout: 1000,
                 slotguard_node_timeout: equal_detection,
+                during_failover: false,
             },
             results,
         )?;
     }
+    // During a failover, at equal detection time; the window holds Redis's failover
+    // (about 2.5 s at node_timeout 1000 ms) with room to spare.
+    bus(
+        tools,
+        &BusArgs {
+            nodes: if smoke { vec![6] } else { a.nodes.clone() },
+            seconds: 5,
+            node_timeout: 1000,
+            slotguard_node_timeout: equal_detection,
+            during_failover: true,
+        },
+        results,
+    )?;
     data_plane(
         tools,
         &DataPlaneArgs {
