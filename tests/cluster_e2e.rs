@@ -813,6 +813,22 @@ fn bad_resp_gets_an_error_and_the_connection_lives() {
     assert!(got.starts_with("-ERR unknown command"), "{got}");
     assert!(got.contains("-ERR Protocol error"), "{got}");
     assert!(got.ends_with("+PONG\r\n"), "{got}");
+    // ECHO and PING return bytes that are not UTF-8 as they came (`redis-cli --pipe` checks
+    // the ECHO of 20 random bytes it ends its input with).
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        b"*2\r\n$4\r\nECHO\r\n$4\r\n\xe8\xd9A\x80\r\n*2\r\n$4\r\nPING\r\n$2\r\n\xff\x00\r\n",
+    )
+    .expect("write");
+    let want: &[u8] = b"$4\r\n\xe8\xd9A\x80\r\n$2\r\n\xff\x00\r\n";
+    let mut got = Vec::new();
+    while got.len() < want.len() && Instant::now() < end {
+        let n = s.read(&mut buf).expect("read");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&got));
 }
 
 #[test]

@@ -156,13 +156,15 @@ pub(crate) fn answer(server: &Server, session: &mut Session, raw: &[Bytes]) -> O
             session.readonly = spec.name == "readonly";
             Reply::ok().into()
         }
-        "ping" => match &args[1..] {
+        // The message goes back as it came, byte for byte (`redis-cli --pipe` ends its input
+        // with an ECHO of random bytes and waits for the same bytes).
+        "ping" => match &raw[1..] {
             [] => Reply::Simple("PONG".into()),
-            [msg] => Reply::text(msg.clone()),
+            [msg] => Reply::Bulk(msg.to_vec()),
             _ => Reply::error("ERR wrong number of arguments for 'ping' command"),
         }
         .into(),
-        "echo" => Reply::text(args[1].clone()).into(),
+        "echo" => Reply::Bulk(raw[1].to_vec()).into(),
         _ => match snapshot(server) {
             Some(s) => state_view(server, &s, spec.name, sub.as_deref()).into(),
             None => Reply::error("ERR node state unavailable").into(),
