@@ -24,26 +24,37 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .init();
     fit_clients_to_descriptors(&mut config)?;
     let config = Arc::new(config);
-    // One thread, as a Redis node: the step loop, the clients and the replication links hand
-    // each other work without waking another thread (specs/performance.md §3). Blocking work
-    // (the state file, a full copy's encoding) goes to the blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let client = config.listen_on(&config.me().client);
-        let listener =
-            listen(client).with_context(|| format!("cannot listen for clients on {client}"))?;
-        let (node, shared) = Runtime::start(Arc::clone(&config)).await?;
-        info!(id = config.id, %client, bus = %config.me().bus, "serving");
-        let server = admin::Server::new(
-            Arc::clone(&config),
-            shared,
-            node.replication_offset(),
-            node.operator(),
-            node.roles(),
-        )?;
+    // Two threads, each running one task queue (specs/performance.md §2, §4):
+    // - the bus: the actor's step loop alone, woken by datagrams and its timers, so that no
+    //   client command, lock or full copy delays a PONG past node_timeout;
+    // - the data plane: clients, replication links and active expiry, on one thread as a Redis
+    //   node's, handing each other work without waking another thread.
+    // They meet only in the published snapshot, the role watch, the replication offset and
+    // operators' requests, none of which a datagram or a client command wakes.
+    let bus = single_threaded("bus")?;
+    let data = single_threaded("data plane")?;
+    let client = config.listen_on(&config.me().client);
+    let listener = {
+        let _runtime = data.enter();
+        listen(client).with_context(|| format!("cannot listen for clients on {client}"))?
+    };
+    let (node, shared) = bus.block_on(Runtime::start(Arc::clone(&config)))?;
+    info!(id = config.id, %client, bus = %config.me().bus, "serving");
+    let server = admin::Server::new(
+        Arc::clone(&config),
+        shared,
+        node.replication_offset(),
+        node.operator(),
+        node.roles(),
+    )?;
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bus".into())
+        .spawn(move || {
+            let _ = done.send(bus.block_on(node.run(shutdown_signal())));
+        })
+        .context("cannot start the bus thread")?;
+    data.block_on(async move {
         if let Some(port) = config.metrics_port {
             let addr = std::net::SocketAddr::new(client.ip(), port);
             metrics::serve(addr, Arc::clone(&server)).await?;
@@ -51,12 +62,20 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         let expiry = tokio::spawn(keys::expire_forever(Arc::clone(&server)));
         let follower = tokio::spawn(replication::follow_forever(Arc::clone(&server)));
         let admin = tokio::spawn(admin::serve(listener, server));
-        let result = node.run(shutdown_signal()).await;
+        let result = stopped.await.context("the bus thread stopped");
         admin.abort();
         expiry.abort();
         follower.abort();
-        result
+        result?
     })
+}
+
+/// A runtime that runs its tasks on the thread that drives it (blocking work goes to its pool).
+fn single_threaded(name: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the {name} runtime"))
 }
 
 /// Connections the kernel queues for the client port before the node accepts them (Redis's

@@ -31,7 +31,7 @@ const ACTIVE_EXPIRY: (Duration, usize, Duration) =
     (Duration::from_millis(100), 2_000, Duration::from_millis(25));
 
 /// How often the active expiry looks again while no key has an expiry time: an idle node
-/// without such keys is not woken ten times a second for nothing (specs/performance.md §3).
+/// without such keys is not woken ten times a second for nothing (specs/performance.md §2).
 const NOTHING_TO_EXPIRE: Duration = Duration::from_secs(1);
 
 /// Whether `name` (lower case, as the command table names it) is a key command.

@@ -7,7 +7,7 @@
 //!
 //! Nothing here polls: a master's stream wakes when a change enters its backlog, a replica's
 //! link when bytes arrive, when its acknowledgement is due or when its role changes. An idle
-//! node is woken by its bus, not by timers (specs/performance.md §3).
+//! node is woken by its bus, not by timers (specs/performance.md §2).
 //!
 //! Who replicates whom is the protocol's decision, read from the published node state: a node
 //! follows the master its state names, stops when it is promoted (and names its own stream),
