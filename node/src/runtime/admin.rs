@@ -289,8 +289,9 @@ impl Server {
 
     /// Whether a write could be confirmed now (specs/protocol.md §13): in `sync` mode, every
     /// other node of the shard has a replication link attached that acknowledged within half
-    /// a node_timeout (a replica acknowledges every 100 ms: one that is silent longer is hung or
-    /// cut off); otherwise the write could only time out, so it is refused.
+    /// a node_timeout (a replica acknowledges every node_timeout / 8, `replication::ack_every`:
+    /// one that is silent longer is hung or cut off); otherwise the write could only time out,
+    /// so it is refused.
     pub(crate) fn can_confirm(&self, state: &slotguard_protocol::NodeState) -> bool {
         let fresh = self.config.timing.node_timeout / 2;
         let attached = self.attached();

@@ -4,8 +4,9 @@
 //! Why so little here: every decision is the driver's (or the actor's behind it), so what this
 //! file must get right is only the order of effects — a step's [`Effect::Persist`] finishes,
 //! fsync included, before the next effect is carried out, so no datagram of the step reaches
-//! the socket before its state is durable (§7). The write runs on tokio's blocking pool, not
-//! on a worker, so client connections are served while the step waits for the disk.
+//! the socket before its state is durable (§7). The task runs alone on the node's bus thread
+//! (node_cmd.rs), so nothing the clients do delays a step, and the clients are served while a
+//! step waits for the disk (the write runs on tokio's blocking pool).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
