@@ -72,11 +72,12 @@ struct Counters {
     bytes: u64,
     packets: u64,
     messages: u64,
-    cpu: f64,
+    /// Every counted node's threads' CPU time.
+    cpu: host::ThreadCpu,
 }
 
 /// The counters of `nodes` (indices into the cluster's nodes).
-fn read(cluster: &Cluster, shape: Shape, nodes: &[usize], tick: f64) -> Result<Counters> {
+fn read(cluster: &Cluster, shape: Shape, nodes: &[usize]) -> Result<Counters> {
     let mut c = Counters::default();
     if cluster.system == System::Redis {
         let bus = cluster.ports[0] + 10000;
@@ -95,7 +96,7 @@ fn read(cluster: &Cluster, shape: Shape, nodes: &[usize], tick: f64) -> Result<C
         let pid = cluster
             .pid(i)
             .ok_or_else(|| anyhow!("node {i} is not running"))?;
-        c.cpu += host::cpu_seconds(pid, tick)?;
+        c.cpu.extend(host::thread_cpu(pid)?);
     }
     Ok(c)
 }
@@ -135,7 +136,6 @@ pub(crate) fn measure(
         node_timeout_ms,
     };
     let mut cluster = Cluster::start(tools, system, shape)?;
-    let tick = host::ticks_per_second();
     // Past start-up: the joins, the first full round of pings.
     std::thread::sleep(Duration::from_secs(3));
     let victim = match window {
@@ -144,12 +144,12 @@ pub(crate) fn measure(
     };
     let counted: Vec<usize> = (0..shape.nodes()).filter(|&i| Some(i) != victim).collect();
     let t0 = Instant::now();
-    let a = read(&cluster, shape, &counted, tick)?;
+    let a = read(&cluster, shape, &counted)?;
     if let Some(v) = victim {
         cluster.kill(v)?;
     }
     std::thread::sleep(length);
-    let b = read(&cluster, shape, &counted, tick)?;
+    let b = read(&cluster, shape, &counted)?;
     let seconds = t0.elapsed().as_secs_f64();
     if let Some(v) = victim {
         check_failed_over(&cluster, &counted, cluster.ports[v])?;
@@ -174,7 +174,7 @@ pub(crate) fn measure(
         bytes_per_node_s: per(bytes),
         packets_per_node_s: per(packets),
         messages_per_node_s: per(b.messages.saturating_sub(a.messages)),
-        cpu_percent_per_node: (b.cpu - a.cpu) / n / seconds * 100.0,
+        cpu_percent_per_node: host::cpu_between(&a.cpu, &b.cpu) / n / seconds * 100.0,
         rss_per_node: rss as f64 / pids.len().max(1) as f64,
     })
 }

@@ -35,33 +35,42 @@ fn status_kb(pid: u32, field: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))
 }
 
-/// CPU seconds (user + system) `pid` has used so far.
-pub(crate) fn cpu_seconds(pid: u32, ticks_per_second: f64) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+/// CPU time each thread of `pid` has had so far, in seconds, by thread id: the first field of
+/// /proc/<pid>/task/<tid>/schedstat, nanoseconds on a CPU. (/proc/<pid>/stat counts whole clock
+/// ticks, 10 ms: an idle node uses a few of them in a window of seconds, too few to compare.)
+pub(crate) fn thread_cpu(pid: u32) -> Result<ThreadCpu> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
         .with_context(|| format!("process {pid} is gone"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let ticks = |i: usize| -> Result<f64> {
-        f.get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))
-    };
-    Ok((ticks(11)? + ticks(12)?) / ticks_per_second)
+    let mut cpu = ThreadCpu::new();
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread that ended since the listing has no time to count.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let ns: u64 = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/task/{tid}/schedstat"))?;
+        cpu.insert(tid, ns as f64 / 1e9);
+    }
+    Ok(cpu)
 }
 
-/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux by default).
-pub(crate) fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+/// CPU seconds by thread id ([`thread_cpu`]).
+pub(crate) type ThreadCpu = BTreeMap<u32, f64>;
+
+/// CPU seconds the threads alive at `after` had since `before`: a thread new since then counts
+/// from zero; one that ended since then (a blocking-pool thread idle for 10 s) loses its time
+/// in the window, which was idle time.
+pub(crate) fn cpu_between(before: &ThreadCpu, after: &ThreadCpu) -> f64 {
+    after
+        .iter()
+        .map(|(tid, now)| now - before.get(tid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 /// The load averages over 1, 5 and 15 minutes, as `uptime` shows them.
@@ -213,6 +222,15 @@ mod tests {
                 segments: 6,
             }
         );
+    }
+
+    #[test]
+    fn cpu_counts_threads_alive_at_the_end_from_their_time_at_the_start() {
+        let before = ThreadCpu::from([(1, 2.0), (2, 5.0)]);
+        let after = ThreadCpu::from([(1, 2.5), (3, 0.25)]);
+        assert_eq!(cpu_between(&before, &after), 0.75);
+        let me = thread_cpu(std::process::id()).expect("own threads");
+        assert!(!me.is_empty() && me.values().all(|&s| s >= 0.0), "{me:?}");
     }
 
     #[test]
