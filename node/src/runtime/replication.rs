@@ -42,7 +42,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 
 /// How often a replica reports its offset when it has applied nothing new: eight times per
 /// node_timeout, so that `sync` mode, which takes a replica silent for half a node_timeout for
-/// hung (`Server::can_confirm`), sees four acknowledgements in that window; at least every
+/// hung (`Server::can_confirm`), sees at least four acknowledgements in that window; at least every
 /// 100 ms and at most every second (Redis's `REPLCONF ACK` period).
 pub(crate) fn ack_every(node_timeout: Duration) -> Duration {
     (node_timeout / 8).clamp(Duration::from_millis(100), Duration::from_secs(1))
@@ -80,8 +80,8 @@ pub(crate) async fn feed(
     let locked_ms = started.elapsed().as_millis();
     let full = matches!(answer, SyncAnswer::Full { .. });
     count_sync(server, asked.is_some(), full);
-    // A full copy is encoded on the blocking pool: the node's one thread keeps answering its
-    // bus and its clients meanwhile.
+    // A full copy is encoded on the blocking pool: the data-plane thread keeps answering its
+    // clients meanwhile.
     let (frames, mut offset) = tokio::task::spawn_blocking(move || answer.into_frames()).await?;
     let (bytes, encoded_ms) = (frames.len(), started.elapsed().as_millis());
     stream.write_all(&frames).await?;
